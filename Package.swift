@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+//
+// swvmm: a minimal hypervisor on raw /dev/kvm ioctls, and shadow-context
+// introspection of its guests (see ../shared/DESIGN.md and docs/).
+import PackageDescription
+
+let package = Package(
+    name: "swvmm",
+    products: [
+        .executable(name: "swvmm", targets: ["swvmm"]),
+        .library(name: "VMM", targets: ["VMM"]),
+        .library(name: "Shadow", targets: ["Shadow"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C shims: linux/kvm.h constants and the ioctl entry points Swift cannot
+        // import directly (function-like macros, variadic ioctl).
+        .target(name: "CKVM"),
+        .systemLibrary(name: "CCapstone", pkgConfig: "capstone",
+                       providers: [.apt(["libcapstone-dev"])]),
+        .systemLibrary(name: "CLibELF", pkgConfig: "libelf",
+                       providers: [.apt(["libelf-dev"])]),
+
+        // Seeing guest memory without guest symbols (no dependency on Shadow).
+        .target(name: "Guest", dependencies: ["CCapstone", "CLibELF"]),
+        // The hypervisor.
+        .target(name: "VMM", dependencies: [
+            "CKVM", "Guest",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Shadow-context introspection, above the Target protocol.
+        .target(name: "Shadow", dependencies: ["Guest"]),
+        // A Shadow Target over the GDB remote serial protocol (QEMU's gdbstub).
+        .target(name: "GDBRemote", dependencies: ["Shadow", "Guest"]),
+        // The command line.
+        .executableTarget(name: "swvmm", dependencies: [
+            "VMM", "Shadow", "GDBRemote", "Guest",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "Guest", "CKVM"]),
+        .testTarget(name: "GuestTests", dependencies: ["Guest"]),
+        .testTarget(name: "ShadowTests", dependencies: ["Shadow", "GDBRemote", "Guest"]),
+        // Runs the built swvmm binary and reference guests (QEMU/TCG) end to end.
+        .testTarget(name: "EndToEndTests", dependencies: ["Guest"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,54 @@
+/// Guest-physical memory as seen from outside the guest.
+///
+/// Both swvmm's own RAM mapping (`VMM.GuestMemory`) and remote targets (a GDB
+/// stub in physical-memory mode) conform, so boot loaders, the page walker and
+/// shadow context work on either. Every access is bounds-checked by the
+/// conformer: addresses and lengths often come from the guest, which is hostile.
+public protocol PhysicalMemory: AnyObject {
+    /// Copies `buffer.count` bytes starting at guest-physical `address` into `buffer`.
+    func read(physical address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+    /// Copies `buffer` into guest memory starting at guest-physical `address`.
+    func write(physical address: UInt64, from buffer: UnsafeRawBufferPointer) throws
+}
+
+/// Errors any `PhysicalMemory` conformer may throw for a bad access.
+public enum PhysicalMemoryError: Error, Equatable, CustomStringConvertible {
+    /// `[address, address+length)` is not backed by guest RAM (or overflows).
+    case outOfRange(address: UInt64, length: Int)
+
+    public var description: String {
+        switch self {
+        case let .outOfRange(address, length):
+            return "guest-physical range 0x\(String(address, radix: 16)) + \(length) bytes is not guest RAM"
+        }
+    }
+}
+
+extension PhysicalMemory {
+    /// Reads `count` bytes at `address`.
+    public func readBytes(physical address: UInt64, count: Int) throws -> [UInt8] {
+        guard count >= 0 else { throw PhysicalMemoryError.outOfRange(address: address, length: count) }
+        var bytes = [UInt8](repeating: 0, count: count)
+        try bytes.withUnsafeMutableBytes { try read(physical: address, into: $0) }
+        return bytes
+    }
+
+    /// Writes `bytes` at `address`.
+    public func writeBytes<Bytes: Collection>(physical address: UInt64, _ bytes: Bytes) throws where Bytes.Element == UInt8 {
+        let array = Array(bytes)
+        try array.withUnsafeBytes { try write(physical: address, from: $0) }
+    }
+
+    /// Reads a little-endian integer at `address` (x86 guests are little-endian).
+    public func readInteger<T: FixedWidthInteger>(physical address: UInt64, as type: T.Type = T.self) throws -> T {
+        var value: T = 0
+        try withUnsafeMutableBytes(of: &value) { try read(physical: address, into: $0) }
+        return T(littleEndian: value)
+    }
+
+    /// Writes a little-endian integer at `address`.
+    public func writeInteger<T: FixedWidthInteger>(physical address: UInt64, _ value: T) throws {
+        var little = value.littleEndian
+        try withUnsafeBytes(of: &little) { try write(physical: address, from: $0) }
+    }
+}

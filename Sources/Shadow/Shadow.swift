@@ -1,0 +1,1 @@
+// Placeholder so the target builds; shadow context lands with issue 3.
