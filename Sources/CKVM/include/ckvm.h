@@ -95,14 +95,9 @@ static const int CKVM_API_VERSION = KVM_API_VERSION;
 /// Size of struct kvm_lapic_state.regs (KVM_APIC_REG_SIZE).
 static const int CKVM_APIC_REG_SIZE = KVM_APIC_REG_SIZE;
 
-// ---- accessors for kvm_run's anonymous exit union ---------------------------
-// Swift can reach these through its imported indirect fields too, but
-// naming them here keeps the Swift side independent of importer details.
-static inline __typeof__(((struct kvm_run *)0)->io) *ckvm_run_io(struct kvm_run *run) { return &run->io; }
-static inline __typeof__(((struct kvm_run *)0)->mmio) *ckvm_run_mmio(struct kvm_run *run) { return &run->mmio; }
-static inline __typeof__(((struct kvm_run *)0)->internal) *ckvm_run_internal(struct kvm_run *run) { return &run->internal; }
-static inline __typeof__(((struct kvm_run *)0)->fail_entry) *ckvm_run_fail_entry(struct kvm_run *run) { return &run->fail_entry; }
-static inline __typeof__(((struct kvm_run *)0)->system_event) *ckvm_run_system_event(struct kvm_run *run) { return &run->system_event; }
-static inline struct kvm_debug_exit_arch *ckvm_run_debug(struct kvm_run *run) { return &run->debug.arch; }
+// ---- kvm_run layout ----------------------------------------------------------
+/// Offset of the MMIO exit's data bytes inside the run area (Swift cannot take
+/// offsets through the anonymous exit union).
+static const size_t CKVM_RUN_MMIO_DATA_OFFSET = offsetof(struct kvm_run, mmio.data);
 
 #endif
