@@ -1,0 +1,84 @@
+import Glibc
+
+/// Everything needed to build a machine, checked before any KVM object exists
+/// (after Virtualization.framework's configuration-then-machine split).
+public struct MachineConfiguration: Sendable {
+    /// Path to a bzImage or vmlinux ELF.
+    public var kernelPath: String
+    /// Optional initramfs.
+    public var initrdPath: String?
+    /// The kernel command line, exactly as the guest will see it.
+    public var commandLine: String
+    /// Guest RAM.
+    public var memory: MemorySize
+    /// Number of vCPUs.
+    public var cpuCount: Int
+    /// Print every exit with its decoded instruction, and a histogram at the end.
+    public var traceExits: Bool
+
+    /// The command line used when the user gives none: serial console on the
+    /// UART swvmm emulates, reboot through the i8042 (which swvmm turns into a
+    /// clean exit), and no wait for a PS/2 keyboard that is not there.
+    public static let defaultCommandLine = "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd"
+
+    /// The smallest RAM swvmm accepts: below this, no Linux kernel decompresses.
+    public static let minimumMemory = MemorySize(bytes: 16 << 20)
+
+    public init(kernelPath: String, initrdPath: String? = nil, commandLine: String = MachineConfiguration.defaultCommandLine,
+                memory: MemorySize = MemorySize(bytes: 512 << 20), cpuCount: Int = 1, traceExits: Bool = false) {
+        self.kernelPath = kernelPath
+        self.initrdPath = initrdPath
+        self.commandLine = commandLine
+        self.memory = memory
+        self.cpuCount = cpuCount
+        self.traceExits = traceExits
+    }
+
+    /// Checks what can be checked without KVM; `maximumVCPUs` comes from the host's KVM.
+    public func validate(maximumVCPUs: Int, hostMemory: UInt64 = MachineConfiguration.hostPhysicalMemory()) throws {
+        guard memory.bytes >= MachineConfiguration.minimumMemory.bytes else {
+            throw ConfigurationError.memoryTooSmall(memory, minimum: MachineConfiguration.minimumMemory)
+        }
+        guard memory.bytes % (1 << 20) == 0 else { throw ConfigurationError.memoryNotMiBAligned(memory) }
+        if hostMemory > 0, memory.bytes > hostMemory {
+            throw ConfigurationError.memoryExceedsHost(memory, host: MemorySize(bytes: hostMemory))
+        }
+        guard cpuCount >= 1 else { throw ConfigurationError.invalidCPUCount(cpuCount, maximum: maximumVCPUs) }
+        guard cpuCount <= maximumVCPUs else { throw ConfigurationError.invalidCPUCount(cpuCount, maximum: maximumVCPUs) }
+        // The MP table's processor entries hold 8-bit APIC ids, and the IOAPIC takes the id after the last CPU.
+        guard cpuCount <= MachineConfiguration.maximumCPUsInMPTable else {
+            throw ConfigurationError.invalidCPUCount(cpuCount, maximum: MachineConfiguration.maximumCPUsInMPTable)
+        }
+    }
+
+    /// 8-bit xAPIC ids, minus one for the IOAPIC (MP spec 1.4 §4.3.1).
+    public static let maximumCPUsInMPTable = 254
+
+    /// Physical RAM of this host (sysconf), or 0 if unknown.
+    public static func hostPhysicalMemory() -> UInt64 {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, pageSize > 0 else { return 0 }
+        return UInt64(pages) * UInt64(pageSize)
+    }
+}
+
+/// A configuration that cannot work, found before anything was created.
+public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
+    case memoryTooSmall(MemorySize, minimum: MemorySize)
+    case memoryNotMiBAligned(MemorySize)
+    case memoryExceedsHost(MemorySize, host: MemorySize)
+    case invalidCPUCount(Int, maximum: Int)
+
+    public var description: String {
+        switch self {
+        case let .memoryTooSmall(size, minimum):
+            return "--memory \(size) is too small: a Linux guest needs at least \(minimum)"
+        case let .memoryNotMiBAligned(size):
+            return "--memory \(size) must be a whole number of MiB"
+        case let .memoryExceedsHost(size, host):
+            return "--memory \(size) is more than this host's \(host) of RAM"
+        case let .invalidCPUCount(count, maximum):
+            return "--cpus \(count) is out of range: this host's KVM allows 1 to \(maximum)"
+        }
+    }
+}
