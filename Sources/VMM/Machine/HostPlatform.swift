@@ -1,0 +1,48 @@
+import Glibc
+
+/// What kind of KVM this host offers, decided from CPU flags, not from timing
+/// (DESIGN.md §5): hardware-assisted KVM shows `vmx` (Intel VT-x) or `svm`
+/// (AMD-V) in /proc/cpuinfo. Without either, /dev/kvm may still exist (nested
+/// setups such as the PVM backend of shared/PLATFORM.md), runs guest user code
+/// natively, but emulates supervisor code and cannot boot a stock kernel to
+/// user space.
+public enum HostPlatform {
+    /// True when the host CPU advertises VT-x or AMD-V.
+    public static var hasHardwareVirtualization: Bool {
+        hardwareVirtualizationFlag(cpuinfo: readCPUInfo()) != nil
+    }
+
+    /// The first of `vmx`/`svm` among the `flags` lines of `cpuinfo`, if any.
+    public static func hardwareVirtualizationFlag(cpuinfo: String) -> String? {
+        for line in cpuinfo.split(separator: "\n") where line.hasPrefix("flags") {
+            let flags = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ":" })
+            if flags.contains("vmx") { return "vmx" }
+            if flags.contains("svm") { return "svm" }
+        }
+        return nil
+    }
+
+    /// The plain-words explanation swvmm prints when a stock kernel stops at
+    /// an instruction this host's KVM cannot emulate.
+    public static let emulationLimitExplanation = """
+    This host's KVM has no hardware virtualization (no vmx/svm flag in /proc/cpuinfo). \
+    It runs guest user code natively but emulates guest kernel code instruction by \
+    instruction, and its emulator lacks some instructions a stock Linux kernel needs \
+    (see shared/PLATFORM.md). The boot got as far as the serial output above. On a \
+    host with Intel VT-x or AMD-V the same command boots to the guest's /init.
+    """
+
+    static func readCPUInfo() -> String {
+        let fd = open("/proc/cpuinfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while bytes.count < 16 << 20 {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,157 @@
+import CKVM
+import Glibc
+import Guest
+
+/// A running Linux machine: KVM VM, guest RAM with the kernel loaded, vCPUs,
+/// devices, and the loop that runs each vCPU on its own thread.
+///
+/// Build it from a validated `MachineConfiguration`, then call `run()`, which
+/// returns when the guest stops, fails, or someone calls `stop()`.
+public final class Machine: @unchecked Sendable {
+    public let configuration: MachineConfiguration
+    /// The command line the guest actually receives (the user's, plus platform workarounds).
+    public let effectiveCommandLine: String
+    public let memory: GuestMemory
+    public let statistics = ExitStatistics()
+    /// The serial console; output goes wherever `console` writes it.
+    public let serial: Serial16550
+    let system: KVMSystem
+    let virtualMachine: VirtualMachine
+    let vcpus: [VirtualCPU]
+    let ports = PortIOBus()
+    let exitTracer: ExitTracer?
+    /// Decides, once, that the machine is done.
+    public let stopController = StopController()
+    /// Called on the vCPU thread just before its first KVM_RUN (benchmarks time it).
+    public var onFirstEntry: (@Sendable () -> Void)?
+
+    /// Creates the VM, loads the kernel, and prepares every vCPU and device.
+    /// `console` receives the guest's serial output.
+    public init(configuration: MachineConfiguration, console: @escaping @Sendable (UInt8) -> Void) throws {
+        self.configuration = configuration
+        system = try KVMSystem()
+        try system.require(Capability.required)
+        try configuration.validate(maximumVCPUs: system.maximumVCPUs)
+
+        let image = try KernelImage.load(path: configuration.kernelPath)
+        let initrd = try configuration.initrdPath.map { try KernelImage.readFile(path: $0) }
+        effectiveCommandLine = Machine.commandLine(for: configuration, hardwareVirtualization: HostPlatform.hasHardwareVirtualization)
+
+        memory = try GuestMemory(size: configuration.memory.bytes)
+        virtualMachine = try system.createVirtualMachine()
+        try virtualMachine.setIdentityMapAddress(Layout.identityMapAddress)
+        try virtualMachine.setTSSAddress(Layout.tssAddress)
+        try virtualMachine.createInterruptController()
+        try virtualMachine.createTimer()
+        try virtualMachine.mapMemory(memory)
+
+        let boot = BootConfiguration(memoryRegions: memory.regions, cpuCount: configuration.cpuCount,
+                                     commandLine: effectiveCommandLine, initrd: initrd)
+        let plan = try BootLoader.load(image, configuration: boot, into: memory)
+
+        let supportedCPUID = try system.supportedCPUID()
+        var vcpus: [VirtualCPU] = []
+        for index in 0..<configuration.cpuCount {
+            let vcpu = try virtualMachine.createVirtualCPU(id: index)
+            try VCPUSetup.configure(vcpu, index: index, plan: plan, supportedCPUID: supportedCPUID,
+                                    cpuCount: configuration.cpuCount,
+                                    clearCX16: !HostPlatform.hasHardwareVirtualization)
+            vcpus.append(vcpu)
+        }
+        self.vcpus = vcpus
+        exitTracer = configuration.traceExits ? ExitTracer(memory: memory) : nil
+
+        stopController.attach(vcpus)
+
+        let machine = virtualMachine
+        serial = Serial16550(output: console, interrupt: { level in
+            try? machine.setInterruptLine(SerialCOM1.irq, level: level)
+        })
+        try ports.register(serial, name: "serial (COM1)", base: SerialCOM1.base, length: SerialCOM1.length)
+        let stopController = stopController
+        let keyboardController = I8042(onReset: {
+            stopController.stop(.guestStopped("reset through the i8042 keyboard controller"))
+        })
+        try ports.register(keyboardController, name: "i8042 data", base: I8042.dataPort, length: 1)
+        try ports.register(keyboardController, name: "i8042 command", base: I8042.commandPort, length: 1)
+    }
+
+    /// The kernel command line after platform workarounds: on a host without
+    /// VT-x/AMD-V, `noxsave`, because that KVM's emulator lacks `xrstor`
+    /// (shared/PLATFORM.md, "Emulator gaps").
+    static func commandLine(for configuration: MachineConfiguration, hardwareVirtualization: Bool) -> String {
+        let words = configuration.commandLine.split(separator: " ")
+        if hardwareVirtualization || words.contains("noxsave") { return configuration.commandLine }
+        return configuration.commandLine.isEmpty ? "noxsave" : configuration.commandLine + " noxsave"
+    }
+
+    /// Runs every vCPU on its own thread until the machine stops; returns how it ended.
+    public func run() -> MachineOutcome {
+        var threads: [HostThread] = []
+        for vcpu in vcpus {
+            do {
+                threads.append(try HostThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) })
+            } catch {
+                stop(.hostError("\(error)"))
+                break
+            }
+        }
+        threads.forEach { $0.join() }
+        if let exitTracer { exitTracer.finish(statistics: statistics) }
+        return stopController.outcome ?? .hostError("all vCPUs stopped without a reason")
+    }
+
+    /// Ends the run with `reason` (the first reason wins) and kicks every vCPU out of the guest.
+    public func stop(_ reason: MachineOutcome) {
+        stopController.stop(reason)
+    }
+
+    private var isStopping: Bool { stopController.outcome != nil }
+
+    /// One vCPU's loop: enter the guest, handle the exit, repeat.
+    private func runLoop(_ vcpu: VirtualCPU) {
+        if vcpu.id == 0 { onFirstEntry?() }
+        while !isStopping {
+            let exit: VMExit
+            do {
+                exit = try vcpu.run()
+            } catch {
+                stop(.hostError("vCPU \(vcpu.id): \(error)"))
+                return
+            }
+            statistics.record(exit.name)
+            exitTracer?.trace(exit, vcpu: vcpu)
+            switch exit {
+            case let .portIO(io):
+                handle(io)
+            case let .mmio(mmio):
+                // No MMIO devices yet: reads see all ones, writes are dropped, as on a bus with nothing behind it.
+                if !mmio.isWrite { mmio.data.initializeMemory(as: UInt8.self, repeating: 0xFF) }
+            case .interrupted:
+                continue
+            case .halt:
+                // With the in-kernel LAPIC, KVM handles HLT itself; one reaching us means the guest halted for good.
+                stop(.guestStopped("all work done: vCPU \(vcpu.id) halted"))
+            case let .systemEvent(type):
+                stop(.guestStopped("system event \(type) (reset or power-off)"))
+            case .shutdown, .internalError, .failedEntry, .exception, .debug, .other:
+                let report = FailureReport(exit: exit, vcpu: vcpu, memory: memory)
+                if report.isEmulationFailure, !HostPlatform.hasHardwareVirtualization {
+                    stop(.platformLimit(report))
+                } else {
+                    stop(.guestFailed(report))
+                }
+            }
+        }
+    }
+
+    private func handle(_ io: PortIOExit) {
+        for repetition in 0..<io.count {
+            let slice = UnsafeMutableRawBufferPointer(rebasing: io.data[(repetition * io.size)..<((repetition + 1) * io.size)])
+            switch io.direction {
+            case .read: ports.read(port: io.port, into: slice)
+            case .write: ports.write(port: io.port, data: UnsafeRawBufferPointer(slice))
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import Synchronization
+
+/// The machine's single "we are done" decision. Devices (the i8042 reset line,
+/// the console escape) and vCPU threads all report here; the first reason
+/// wins and every vCPU is kicked out of the guest.
+public final class StopController: Sendable {
+    private let state = Mutex<(outcome: MachineOutcome?, vcpus: [VirtualCPU])>((nil, []))
+
+    public init() {}
+
+    /// The vCPUs to kick when the machine stops.
+    func attach(_ vcpus: [VirtualCPU]) {
+        state.withLock { $0.vcpus = vcpus }
+    }
+
+    /// Records `reason` if none was recorded yet, then kicks every vCPU.
+    public func stop(_ reason: MachineOutcome) {
+        let toKick: [VirtualCPU] = state.withLock { current in
+            guard current.outcome == nil else { return [] }
+            current.outcome = reason
+            return current.vcpus
+        }
+        toKick.forEach { $0.requestExit() }
+    }
+
+    /// The recorded reason, if the machine is stopping.
+    public var outcome: MachineOutcome? { state.withLock { $0.outcome } }
+}

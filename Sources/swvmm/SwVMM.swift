@@ -1,0 +1,31 @@
+import ArgumentParser
+import VMM
+
+/// `swvmm`: boot Linux on raw KVM, and inspect guests from the host.
+@main
+struct SwVMM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swvmm",
+        abstract: "A minimal hypervisor on /dev/kvm that boots Linux, and inspects guests through shadow context.",
+        discussion: """
+        With no subcommand, swvmm runs a guest: swvmm --kernel bzImage [--initrd initramfs.cpio.gz].
+        The guest's serial console is this terminal; press Ctrl-A then x to quit.
+
+        Exit status:
+          \(ExitStatus.success)   the guest reset or powered off (e.g. `reboot` with reboot=k), or you quit
+          \(ExitStatus.failure)   swvmm could not start: bad input, no /dev/kvm, a host error
+          \(ExitStatus.guestFailed)   the guest crashed its vCPU (triple fault, failed entry, KVM internal error)
+          \(ExitStatus.platformLimit)   the guest needed an instruction this host's KVM cannot emulate
+              (no VT-x/AMD-V: see shared/PLATFORM.md)
+          \(ExitStatus.usage)  command-line usage error
+        """,
+        subcommands: [RunCommand.self, ImageInfoCommand.self, BenchCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}
+
+extension MemorySize: @retroactive ExpressibleByArgument {
+    public init?(argument: String) {
+        try? self.init(parsing: argument)
+    }
+}
