@@ -16,7 +16,7 @@ public struct Instruction: Equatable, Sendable, CustomStringConvertible {
     public let id: UInt32
 
     /// True for `syscall` (0F 05).
-    public var isSyscall: Bool { id == X86_INS_SYSCALL.rawValue }
+    public var isSyscall: Bool { id == Disassembler.syscallID }
 
     public var description: String {
         operands.isEmpty ? mnemonic : "\(mnemonic) \(operands)"
@@ -41,6 +41,9 @@ public enum DisassemblerError: Error, Equatable, CustomStringConvertible {
 /// not thread-safe, so give each thread its own instance.
 public final class Disassembler {
     private var handle: csh = 0
+
+    /// Capstone's id for `syscall`, as the plain integer `cs_insn.id` holds.
+    static let syscallID: UInt32 = X86_INS_SYSCALL.rawValue
 
     /// Opens capstone for 64-bit x86.
     public init() throws {
