@@ -64,7 +64,7 @@ public final class Machine: @unchecked Sendable {
         stopController.attach(vcpus)
 
         let machine = virtualMachine
-        serial = Serial16550(output: console, interrupt: { level in
+        serial = Serial16550(output: console, interruptLine: { level in
             try? machine.setInterruptLine(SerialCOM1.irq, level: level)
         })
         try ports.register(serial, name: "serial (COM1)", base: SerialCOM1.base, length: SerialCOM1.length)
@@ -72,8 +72,11 @@ public final class Machine: @unchecked Sendable {
         let keyboardController = I8042(onReset: {
             stopController.stop(.guestStopped("reset through the i8042 keyboard controller"))
         })
-        try ports.register(keyboardController, name: "i8042 data", base: I8042.dataPort, length: 1)
-        try ports.register(keyboardController, name: "i8042 command", base: I8042.commandPort, length: 1)
+        try ports.register(keyboardController, name: "i8042 data", base: I8042Port.data, length: 1)
+        try ports.register(keyboardController, name: "i8042 command", base: I8042Port.command, length: 1)
+        // Ports Linux touches during boot whose effects swvmm does not model.
+        try ports.register(IgnoredPorts(), name: "POST diagnostic", base: DevicePorts.postDiagnostic, length: 1)
+        try ports.register(IgnoredPorts(), name: "system control B", base: DevicePorts.systemControlB, length: 1)
     }
 
     /// The kernel command line after platform workarounds: on a host without

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Glibc
+import VMM
+
+/// `swvmm run` (the default): boot a Linux kernel with the terminal as its serial console.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Boot a Linux kernel (the default subcommand).",
+        discussion: "The terminal becomes the guest's serial console (ttyS0). Press Ctrl-A then x to quit."
+    )
+
+    @Option(help: ArgumentHelp("The kernel: a bzImage, or a vmlinux ELF.", valueName: "path"))
+    var kernel: String
+
+    @Option(help: ArgumentHelp("An initramfs (cpio, optionally compressed).", valueName: "path"))
+    var initrd: String?
+
+    @Option(name: .customLong("cmdline"), help: ArgumentHelp("The kernel command line.", valueName: "string"))
+    var commandLine: String = MachineConfiguration.defaultCommandLine
+
+    @Option(help: ArgumentHelp("Guest RAM, e.g. 512M or 2G.", valueName: "size"),
+            transform: { try MemorySize(parsing: $0) })
+    var memory: MemorySize = MemorySize(bytes: 512 << 20)
+
+    @Option(help: "Number of virtual CPUs.")
+    var cpus: Int = 1
+
+    @Flag(help: "Print every VM exit with the instruction that caused it, and a histogram at the end.")
+    var traceExits = false
+
+    @Flag(help: .private)
+    var exitAtFirstEntry = false
+
+    func run() throws {
+        let configuration = MachineConfiguration(kernelPath: kernel, initrdPath: initrd, commandLine: commandLine,
+                                                 memory: memory, cpuCount: cpus, traceExits: traceExits)
+        let signals = SignalWatcher()
+        let output = ConsoleOutput()
+        let machine = try reportingErrors {
+            try Machine(configuration: configuration, console: { output.write(byte: $0) })
+        }
+        if exitAtFirstEntry {
+            // `swvmm bench boot`: report the moment the first KVM_RUN is entered, then leave.
+            machine.onFirstEntry = { BootTiming.reportFirstEntryAndExit(machine: machine) }
+        }
+        printError("swvmm: \(configuration.memory) RAM, \(configuration.cpuCount) vCPU(s), command line: \(machine.effectiveCommandLine)")
+
+        let console = try reportingErrors {
+            try TerminalConsole(input: machine.serial, onQuit: { machine.stop(.stoppedByUser) })
+        }
+        try reportingErrors { try console.start() }
+        try reportingErrors {
+            try signals.start { signal in
+                console.restore()
+                machine.stop(.stoppedByUser)
+                _ = signal
+            }
+        }
+        let outcome = machine.run()
+        console.restore()
+        console.stop()
+        if case .guestStopped = outcome {} else if case .stoppedByUser = outcome {} else {
+            printError("swvmm: \(outcome)")
+        }
+        throw ExitCode(outcome.exitStatus)
+    }
+}
