@@ -1,0 +1,178 @@
+import Guest
+
+/// What the guest is booted with.
+public struct BootConfiguration: Sendable {
+    /// Guest RAM, ascending; the first region starts at 0 (`GuestMemory.regions`).
+    public var memoryRegions: [MemoryRegion]
+    /// vCPUs described in the MP table.
+    public var cpuCount: Int
+    /// The kernel command line.
+    public var commandLine: String
+    /// The initial RAM disk, if any.
+    public var initrd: [UInt8]?
+
+    public init(memoryRegions: [MemoryRegion], cpuCount: Int, commandLine: String, initrd: [UInt8]? = nil) {
+        self.memoryRegions = memoryRegions
+        self.cpuCount = cpuCount
+        self.commandLine = commandLine
+        self.initrd = initrd
+    }
+}
+
+/// Where things were put and how to start the bootstrap vCPU.
+public struct BootPlan: Sendable {
+    /// Guest-physical range of the initrd.
+    public struct Placement: Sendable, Equatable {
+        public let address: UInt64
+        public let size: UInt64
+    }
+
+    /// The 64-bit entry: bzImage load address + 0x200, or the vmlinux ELF entry.
+    public let entryPoint: UInt64
+    /// The zero page, for %rsi.
+    public let bootParamsAddress: UInt64
+    /// The PML4, for CR3.
+    public let pageTableRoot: UInt64
+    public let gdt: DescriptorTable
+    public let idt: DescriptorTable
+    /// __BOOT_CS.
+    public let codeSegment: Segment
+    /// __BOOT_DS (also ES, FS, GS, SS).
+    public let dataSegment: Segment
+    /// The memory map given to the guest.
+    public let e820: [E820Entry]
+    /// Where the (protected-mode) kernel was copied.
+    public let loadAddress: UInt64
+    /// End of the kernel's working area (load address + init_size, or vmlinux's end).
+    public let kernelEnd: UInt64
+    /// Where the command line was written.
+    public let commandLineAddress: UInt64
+    /// The initrd, if one was loaded.
+    public let initrd: Placement?
+    /// General-purpose registers of the bootstrap vCPU.
+    public let registers: BootRegisters
+    /// Special registers of the bootstrap vCPU.
+    public let specialRegisters: BootSpecialRegisters
+    /// MSRs to set on every vCPU.
+    public let msrs: [(index: UInt32, value: UInt64)]
+}
+
+/// Lays out a Linux boot in guest memory (boot.rst, "64-bit Boot Protocol").
+public enum BootLoader {
+    /// Chunk for zero-filling .bss, so a large bss does not need one large buffer.
+    static let zeroChunk = 1 << 20
+    /// Highest initrd address for a vmlinux, which has no `initrd_addr_max`:
+    /// what x86-64 kernels declare in their header (0x7FFFFFFF).
+    static let elfInitrdAddrMax: UInt64 = 0x7FFF_FFFF
+
+    /// Copies the kernel, initrd, command line, zero page, GDT, page tables and
+    /// MP table into `memory` and returns the plan for the vCPUs.
+    public static func load(_ image: KernelImage, configuration: BootConfiguration,
+                            into memory: PhysicalMemory) throws -> BootPlan {
+        let e820 = try E820Map.build(memoryRegions: configuration.memoryRegions)
+        let lowEnd = configuration.memoryRegions[0].end  // build() checked there is a first region at 0
+
+        var params: BootParams
+        let commandLine: KernelCommandLine
+        let loadAddress: UInt64, kernelEnd: UInt64, entryPoint: UInt64, initrdAddrMax: UInt64
+        switch image {
+        case let .bzImage(bz):
+            let header = bz.header
+            commandLine = try KernelCommandLine(configuration.commandLine, kernelLimit: Int(header.cmdlineSize))
+            loadAddress = bzImageLoadAddress(header)
+            // A non-relocatable kernel runs at pref_address whatever its load address.
+            let runStart = header.relocatableKernel ? loadAddress : max(loadAddress, header.prefAddress)
+            kernelEnd = max(runStart + UInt64(header.initSize), loadAddress + UInt64(header.protectedModeSize))
+            guard kernelEnd <= lowEnd else {
+                throw BootError.kernelDoesNotFit(loadAddress: loadAddress, size: kernelEnd - loadAddress, memoryEnd: lowEnd)
+            }
+            try guarded("the kernel") { try memory.writeBytes(physical: loadAddress, bz.protectedModeKernel) }
+            entryPoint = loadAddress + BzImage.entry64Offset
+            initrdAddrMax = UInt64(header.initrdAddrMax)
+            params = BootParams(setupHeader: bz.setupHeaderBytes)
+        case let .elf(elf):
+            commandLine = try KernelCommandLine(configuration.commandLine, kernelLimit: KernelCommandLine.defaultKernelLimit)
+            loadAddress = elf.lowestAddress
+            kernelEnd = elf.end
+            guard loadAddress >= Layout.highMemoryStart, kernelEnd <= lowEnd else {
+                throw BootError.kernelDoesNotFit(loadAddress: loadAddress, size: kernelEnd - loadAddress, memoryEnd: lowEnd)
+            }
+            try loadSegments(elf, into: memory)
+            entryPoint = elf.entryPoint
+            initrdAddrMax = elfInitrdAddrMax
+            params = BootParams()
+        }
+
+        var initrd: BootPlan.Placement?
+        if let bytes = configuration.initrd, !bytes.isEmpty {
+            let placement = try placeInitrd(size: UInt64(bytes.count), below: min(lowEnd, initrdAddrMax + 1),
+                                            above: kernelEnd)
+            try guarded("the initrd") { try memory.writeBytes(physical: placement.address, bytes) }
+            params.setRamdisk(address: placement.address, size: placement.size)
+            initrd = placement
+        }
+
+        try guarded("the command line") { try memory.writeBytes(physical: Layout.commandLineAddress, commandLine.bytes) }
+        params.setCommandLine(address: Layout.commandLineAddress)
+        try params.setE820(e820)
+        try guarded("the zero page") { try memory.writeBytes(physical: Layout.bootParamsAddress, params.bytes) }
+        try guarded("the GDT") { try GDT.write(into: memory) }
+        let root = try guarded("the page tables") { try PageTables.write(into: memory) }
+        let mpTable = try MPTable.build(cpuCount: configuration.cpuCount)
+        try guarded("the MP table") { try memory.writeBytes(physical: Layout.ebdaStart, mpTable) }
+
+        let sregs = BootSpecialRegisters(pageTableRoot: root)
+        return BootPlan(entryPoint: entryPoint, bootParamsAddress: Layout.bootParamsAddress, pageTableRoot: root,
+                        gdt: sregs.gdt, idt: sregs.idt, codeSegment: sregs.cs, dataSegment: sregs.ds,
+                        e820: e820, loadAddress: loadAddress, kernelEnd: kernelEnd,
+                        commandLineAddress: Layout.commandLineAddress, initrd: initrd,
+                        registers: BootRegisters(entryPoint: entryPoint, bootParams: Layout.bootParamsAddress),
+                        specialRegisters: sregs, msrs: BootMSRs.entries)
+    }
+
+    /// `pref_address` for a relocatable kernel whose preferred address is
+    /// suitably aligned and above 1 MiB, else 1 MiB (boot.rst: relocatable
+    /// kernels may load at any `kernel_alignment`-aligned address; others at 0x100000).
+    static func bzImageLoadAddress(_ header: SetupHeader) -> UInt64 {
+        let alignment = UInt64(header.kernelAlignment)
+        if header.relocatableKernel, header.prefAddress >= Layout.highMemoryStart,
+           alignment != 0, header.prefAddress % alignment == 0 {
+            return header.prefAddress
+        }
+        return Layout.highMemoryStart
+    }
+
+    /// The highest page-aligned spot for `size` bytes ending at or below
+    /// `limit`, not below `floor` (the kernel's working area, which the
+    /// decompressor overwrites).
+    static func placeInitrd(size: UInt64, below limit: UInt64, above floor: UInt64) throws -> BootPlan.Placement {
+        guard size <= limit else { throw BootError.initrdDoesNotFit(size: size, limit: limit, kernelEnd: floor) }
+        let address = (limit - size) & ~(Layout.pageSize - 1)
+        guard address >= floor else { throw BootError.initrdDoesNotFit(size: size, limit: limit, kernelEnd: floor) }
+        return BootPlan.Placement(address: address, size: size)
+    }
+
+    /// Copies each PT_LOAD segment to its physical address and zeroes its bss.
+    static func loadSegments(_ elf: ElfKernel, into memory: PhysicalMemory) throws {
+        let zeros = [UInt8](repeating: 0, count: zeroChunk)
+        for segment in elf.segments {
+            try guarded("an ELF segment") {
+                try memory.writeBytes(physical: segment.physicalAddress, segment.contents)
+                var address = segment.physicalAddress + UInt64(segment.contents.count)
+                let end = segment.physicalAddress + segment.memorySize
+                while address < end {
+                    let count = Int(min(UInt64(zeroChunk), end - address))
+                    try memory.writeBytes(physical: address, zeros.prefix(count))
+                    address += UInt64(count)
+                }
+            }
+        }
+    }
+
+    /// Runs `body`, naming what was being written if guest memory refuses it.
+    static func guarded<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as PhysicalMemoryError {
+            throw BootError.guestMemory(what: what, error)
+        }
+    }
+}

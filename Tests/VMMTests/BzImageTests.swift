@@ -1,0 +1,112 @@
+import XCTest
+@testable import VMM
+
+final class BzImageTests: XCTestCase {
+    func testParsesSyntheticHeaderFields() throws {
+        let bytes = SyntheticImage.bzImage(setupSects: 4, payloadSize: 8192, prefAddress: 0x100_0000,
+                                           initSize: 0x123_4000, cmdlineSize: 2047, fillSector: 0xFF)
+        let image = try BzImage(bytes: bytes)
+        let header = image.header
+        XCTAssertEqual(header.setupSects, 4)
+        XCTAssertEqual(header.version, 0x020F)
+        XCTAssertEqual(header.protectedModeOffset, 5 * 512)
+        XCTAssertEqual(header.protectedModeSize, 8192)
+        XCTAssertEqual(header.prefAddress, 0x100_0000)
+        XCTAssertEqual(header.initSize, 0x123_4000)
+        XCTAssertEqual(header.kernelAlignment, 0x20_0000)
+        XCTAssertTrue(header.relocatableKernel)
+        XCTAssertEqual(header.cmdlineSize, 2047)
+        XCTAssertEqual(header.initrdAddrMax, 0x7FFF_FFFF)
+        XCTAssertEqual(header.headerEnd, 0x26C)
+        XCTAssertEqual(image.kernelVersion, "6.1.0-synthetic (test) #1")
+        XCTAssertEqual(Array(image.protectedModeKernel.prefix(3)), [1, 8, 15])
+        XCTAssertEqual(image.protectedModeKernel.count, 8192)
+    }
+
+    func testZeroSetupSectsMeansFour() throws {
+        let image = try BzImage(bytes: SyntheticImage.bzImage(setupSects: 0))
+        XCTAssertEqual(image.header.setupSects, 4)
+        XCTAssertEqual(image.header.protectedModeOffset, 5 * 512)
+    }
+
+    func testTruncatedFileIsAnError() {
+        let bytes = SyntheticImage.bzImage(payloadSize: 4096)
+        XCTAssertThrowsError(try BzImage(bytes: Array(bytes.dropLast(1)))) { error in
+            guard case let BootError.truncated(_, needed, actual)? = error as? BootError else {
+                return XCTFail("expected truncated, got \(error)")
+            }
+            XCTAssertEqual(needed, bytes.count)
+            XCTAssertEqual(actual, bytes.count - 1)
+        }
+        // Cut inside the header itself.
+        XCTAssertThrowsError(try BzImage(bytes: Array(bytes.prefix(0x240)))) { error in
+            guard case BootError.truncated? = error as? BootError else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testOldProtocolIsRejectedWithVersionInMessage() {
+        XCTAssertThrowsError(try BzImage(bytes: SyntheticImage.bzImage(version: 0x020A))) { error in
+            XCTAssertEqual(error as? BootError, .protocolTooOld(version: 0x020A, required: 0x020C))
+            XCTAssertTrue("\(error)".contains("2.10"), "\(error)")
+            XCTAssertTrue("\(error)".contains("2.12"), "\(error)")
+        }
+    }
+
+    func testKernelWithout64BitEntryIsRejected() {
+        XCTAssertThrowsError(try BzImage(bytes: SyntheticImage.bzImage(xloadflags: 0x2))) { error in
+            XCTAssertEqual(error as? BootError, .no64BitEntry(xloadflags: 0x2))
+        }
+    }
+
+    func testBadBootFlagAndGarbage() {
+        var bytes = SyntheticImage.bzImage()
+        bytes[0x1FE] = 0
+        XCTAssertThrowsError(try BzImage(bytes: bytes)) { error in
+            XCTAssertEqual(error as? BootError, .badBootFlag(found: 0xAA00))
+        }
+        let garbage = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        XCTAssertThrowsError(try KernelImage.parse(bytes: garbage)) { error in
+            guard case BootError.notAKernel? = error as? BootError else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try KernelImage.parse(bytes: [1, 2, 3])) { error in
+            guard case BootError.notAKernel? = error as? BootError else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testPayloadOutsideKernelIsMalformed() {
+        var bytes = SyntheticImage.bzImage(payloadSize: 4096)
+        SyntheticImage.put(UInt32(4000), at: 0x248, in: &bytes)
+        SyntheticImage.put(UInt32(200), at: 0x24C, in: &bytes)
+        XCTAssertThrowsError(try BzImage(bytes: bytes)) { error in
+            guard case BootError.malformedHeader? = error as? BootError else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testImageInfoReportNamesFlags() throws {
+        var bytes = SyntheticImage.bzImage(xloadflags: 0x3)
+        bytes[0x211] = 0x81  // LOADED_HIGH | CAN_USE_HEAP
+        let report = Dictionary(uniqueKeysWithValues: try BzImage(bytes: bytes).imageInfoReport())
+        XCTAssertEqual(report["boot protocol"], "2.15")
+        XCTAssertEqual(report["loadflags"], "0x81 LOADED_HIGH CAN_USE_HEAP")
+        XCTAssertEqual(report["xloadflags"], "0x3 XLF_KERNEL_64 XLF_CAN_BE_LOADED_ABOVE_4G")
+        XCTAssertEqual(report["kernel version"], "6.1.0-synthetic (test) #1")
+        XCTAssertEqual(report["setup sectors"], "4")
+        XCTAssertEqual(report["command line size"], "2047")
+    }
+
+    func testLoadReportsMissingFileWithErrno() {
+        XCTAssertThrowsError(try KernelImage.load(path: "/nonexistent/swvmm/bzImage")) { error in
+            XCTAssertEqual(error as? BootError, .fileUnreadable(path: "/nonexistent/swvmm/bzImage", errno: ENOENT))
+            XCTAssertTrue("\(error)".contains("No such file"), "\(error)")
+        }
+    }
+
+    func testLoadReadsFileFromDisk() throws {
+        let path = NSTemporaryDirectory() + "swvmm-bz-\(getpid())"
+        let bytes = SyntheticImage.bzImage()
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        guard case let .bzImage(image) = try KernelImage.load(path: path) else { return XCTFail("not a bzImage") }
+        XCTAssertEqual(image.bytes, bytes)
+    }
+}
