@@ -24,7 +24,7 @@ struct SwVMM: ParsableCommand {
     )
 }
 
-extension MemorySize: @retroactive ExpressibleByArgument {
+extension MemorySize: ExpressibleByArgument {
     public init?(argument: String) {
         try? self.init(parsing: argument)
     }

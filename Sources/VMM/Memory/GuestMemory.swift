@@ -106,3 +106,15 @@ public final class GuestMemory: PhysicalMemory, @unchecked Sendable {
         if let source = buffer.baseAddress { destination.copyMemory(from: source, byteCount: buffer.count) }
     }
 }
+
+extension GuestMemory {
+    /// Bytes of guest RAM the host has actually backed with pages (mincore(2)),
+    /// so RSS figures can exclude the guest.
+    public func residentBytes() -> UInt64 {
+        let pageSize = Int(Layout.pageSize)
+        let pages = Int(size) / pageSize
+        var vector = [UInt8](repeating: 0, count: pages)
+        guard mincore(hostBase, Int(size), &vector) == 0 else { return 0 }
+        return UInt64(vector.reduce(0) { $0 + Int($1 & 1) }) * UInt64(pageSize)
+    }
+}
