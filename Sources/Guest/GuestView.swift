@@ -111,7 +111,8 @@ public final class GuestView {
 
     /// Writes `bytes` at `virtual`, only through entries that are present,
     /// writable and user at every level. All pages are checked before the first
-    /// byte is written, so a refused write changes nothing. Copy-on-write and
+    /// byte is written, so a refused write changes nothing (only a failure of
+    /// the physical memory itself, midway, can leave part of it written). Copy-on-write and
     /// zero pages are read-only in their PTE and therefore refused.
     public func write<Bytes: Collection>(virtual: UInt64, _ bytes: Bytes) throws where Bytes.Element == UInt8 {
         let data = Array(bytes)
