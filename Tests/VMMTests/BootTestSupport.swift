@@ -67,7 +67,7 @@ enum SyntheticImage {
         put(machine, at: 18, in: &bytes)
         put(UInt32(1), at: 20, in: &bytes)
         put(entry, at: 24, in: &bytes)
-        put(UInt64(ehdrSize), at: 32, in: &bytes)  // e_phoff
+        put(UInt64(segments.isEmpty ? 0 : ehdrSize), at: 32, in: &bytes)  // e_phoff, 0 when there is no table (gABI)
         put(UInt16(ehdrSize), at: 52, in: &bytes)
         put(UInt16(phdrSize), at: 54, in: &bytes)
         put(UInt16(segments.count), at: 56, in: &bytes)

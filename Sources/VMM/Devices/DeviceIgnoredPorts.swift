@@ -22,8 +22,9 @@ public final class IgnoredPorts: PortIODevice, @unchecked Sendable {
     public func write(port: UInt16, offset: UInt16, data: UnsafeRawBufferPointer) {}
 }
 
-/// The POST diagnostic port (IBM PC/AT: writes show on a POST card; Linux uses it as an I/O delay).
+/// Fixed PC ports that `IgnoredPorts` usually covers.
 public enum DevicePorts {
+    /// The POST diagnostic port (IBM PC/AT: writes show on a POST card; Linux uses it as an I/O delay).
     public static let postDiagnostic: UInt16 = 0x80
     /// System control port B (IBM PC/AT: speaker gate and PIT channel 2 status).
     public static let systemControlB: UInt16 = 0x61

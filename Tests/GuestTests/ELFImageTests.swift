@@ -1,0 +1,56 @@
+import Foundation
+import XCTest
+@testable import Guest
+
+final class ELFImageTests: XCTestCase {
+    /// The running test binary: a real x86-64 (or host-architecture) ELF with sections.
+    private func selfImage() throws -> (ELFImage, [UInt8]) {
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: "/proc/self/exe")))
+        return (try ELFImage(bytes: bytes), bytes)
+    }
+
+    private func u16(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) | UInt16(b[o + 1]) << 8 }
+    private func u64(_ b: [UInt8], _ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * $1) } }
+
+    func testHeaderMatchesRawBytes() throws {
+        let (image, bytes) = try selfImage()
+        XCTAssertEqual(image.elfClass, bytes[4])
+        XCTAssertEqual(image.machine, u16(bytes, 18))
+        XCTAssertEqual(image.entry, u64(bytes, 24))
+        XCTAssertEqual(image.programHeaders.count, Int(u16(bytes, 56)))
+        let phoff = Int(u64(bytes, 32)), phentsize = Int(u16(bytes, 54))
+        for (index, header) in image.programHeaders.enumerated() {
+            let base = phoff + index * phentsize
+            XCTAssertEqual(header.type, UInt32(truncatingIfNeeded: u64(bytes, base)))
+            XCTAssertEqual(header.offset, u64(bytes, base + 8))
+            XCTAssertEqual(header.virtualAddress, u64(bytes, base + 16))
+            XCTAssertEqual(header.fileSize, u64(bytes, base + 32))
+            XCTAssertEqual(header.memorySize, u64(bytes, base + 40))
+        }
+        XCTAssertFalse(image.loadSegments.isEmpty)
+    }
+
+    func testSectionLookup() throws {
+        let (image, bytes) = try selfImage()
+        let text = try XCTUnwrap(image.section(named: ".text"))
+        XCTAssertGreaterThan(text.size, 0)
+        let contents = try XCTUnwrap(image.sectionContents(named: ".text"))
+        XCTAssertEqual(contents, Array(bytes[Int(text.offset)..<Int(text.offset + text.size)]))
+        XCTAssertEqual(image.sectionContents(named: ".bss"), [], "NOBITS has no file bytes")
+        XCTAssertNil(image.section(named: ".no-such-section"))
+        let interp = try XCTUnwrap(image.sectionContents(named: ".interp"))
+        XCTAssertTrue(String(decoding: interp, as: UTF8.self).contains("ld-linux"))
+    }
+
+    func testGarbageAndTruncation() throws {
+        XCTAssertThrowsError(try ELFImage(bytes: [UInt8](repeating: 0x41, count: 256))) { error in
+            XCTAssertEqual(error as? ELFError, .notELF)
+        }
+        XCTAssertThrowsError(try ELFImage(bytes: [0x7F, 0x45, 0x4C, 0x46, 2, 1, 1]))
+        let (_, bytes) = try selfImage()
+        // Keep the headers but cut the file well before its segments end.
+        XCTAssertThrowsError(try ELFImage(bytes: bytes.prefix(4096))) { error in
+            XCTAssertNotNil(error as? ELFError, "\(error)")
+        }
+    }
+}
