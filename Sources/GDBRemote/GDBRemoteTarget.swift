@@ -100,12 +100,20 @@ public final class GDBRemoteTarget: Target {
             let vcpu = VCPUID(index)
             if signal == GDBRemoteClient.sigtrap {
                 let registers = try self.registers(of: vcpu)
-                if breakpoints.contains(registers.rip) { return .breakpoint(vcpu, registers) }
+                if breakpoints.contains(GDBRemoteTarget.linearPC(registers)) { return .breakpoint(vcpu, registers) }
             }
             let requested = stopLock.withLock { stopRequested }
             if timedOut && signal == GDBRemoteClient.sigint && !requested { return .timeout }
             return .stopped(vcpu, signal: signal)
         }
+    }
+
+    /// The linear address of the next instruction, which is what Z0 matches:
+    /// rip in long mode (CS base 0); CS * 16 + IP in real mode (CR0.PE clear,
+    /// e.g. firmware). In legacy protected mode the CS base is not available
+    /// (QEMU's XML comments it out) and rip is used.
+    static func linearPC(_ r: GuestRegisters) -> UInt64 {
+        r.cr0 & 1 == 0 ? (UInt64(r.cs) << 4) &+ (r.rip & 0xFFFF) : r.rip
     }
 
     public func stop() throws {
