@@ -283,7 +283,7 @@ public final class GDBRemoteClient {
     /// Reads `count` bytes at `address` (physical or virtual: see
     /// `setPhysicalMemoryMode`), in chunks that fit the stub's packets.
     public func readMemory(at address: UInt64, count: Int) throws -> [UInt8] {
-        guard count >= 0, count <= Int(UInt64.max - address) else {
+        guard count >= 0, UInt64(count) <= UInt64.max - address else {
             throw GDBRemoteError.badReply(request: "m", reply: "range overflows")
         }
         var out: [UInt8] = []
@@ -304,7 +304,7 @@ public final class GDBRemoteClient {
 
     /// Writes `bytes` at `address` with `M`, in chunks that fit the stub's packets.
     public func writeMemory(at address: UInt64, bytes: [UInt8]) throws {
-        guard bytes.count <= Int(UInt64.max - address) else {
+        guard UInt64(bytes.count) <= UInt64.max - address else {
             throw GDBRemoteError.badReply(request: "M", reply: "range overflows")
         }
         var done = 0

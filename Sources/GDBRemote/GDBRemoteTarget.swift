@@ -132,7 +132,7 @@ public final class GDBRemoteTarget: Target {
     // MARK: PhysicalMemory
 
     public func read(physical address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
-        guard buffer.count <= Int(UInt64.max - address) else { throw PhysicalMemoryError.outOfRange(address: address, length: buffer.count) }
+        guard UInt64(buffer.count) <= UInt64.max - address else { throw PhysicalMemoryError.outOfRange(address: address, length: buffer.count) }
         guard buffer.count > 0 else { return }
         try client.setPhysicalMemoryMode(true)
         let bytes: [UInt8]
@@ -145,7 +145,7 @@ public final class GDBRemoteTarget: Target {
     }
 
     public func write(physical address: UInt64, from buffer: UnsafeRawBufferPointer) throws {
-        guard buffer.count <= Int(UInt64.max - address) else { throw PhysicalMemoryError.outOfRange(address: address, length: buffer.count) }
+        guard UInt64(buffer.count) <= UInt64.max - address else { throw PhysicalMemoryError.outOfRange(address: address, length: buffer.count) }
         guard buffer.count > 0 else { return }
         try client.setPhysicalMemoryMode(true)
         do {
