@@ -1,0 +1,157 @@
+import Guest
+import Shadow
+
+/// `Shadow.Target` over a GDB stub (QEMU's gdbstub): threads are vCPUs,
+/// registers come from the numbers in the stub's target description,
+/// guest-physical memory goes through `Qqemu.PhyMemMode:1`.
+public final class GDBRemoteTarget: Target {
+    public let client: GDBRemoteClient
+    public let vcpus: [VCPUID]
+    private let threadIDs: [ThreadID]
+    private let fields: [RegisterField]
+    private var breakpoints: Set<UInt64> = []
+    /// Set by `stop()` from another thread so `resume` reports the stop as such.
+    private let stopLock = Lock()
+    private var stopRequested = false
+
+    /// Connects to `address` ("unix:PATH" or "tcp:HOST:PORT").
+    public convenience init(address: String, timeout: Double = 5) throws {
+        try self.init(client: GDBRemoteClient(address: address, timeout: timeout))
+    }
+
+    /// Wraps a connected client; fails if the stub lacks a register shadow context needs.
+    public init(client: GDBRemoteClient) throws {
+        self.client = client
+        threadIDs = client.threads
+        vcpus = client.threads.indices.map { VCPUID($0) }
+        fields = try RegisterField.table.map { try $0.resolved(in: client.targetDescription) }
+    }
+
+    deinit { try? detach() }
+
+    private func thread(_ vcpu: VCPUID) throws -> ThreadID {
+        guard threadIDs.indices.contains(vcpu.rawValue) else {
+            throw GDBRemoteError.wrongState("no \(vcpu): the stub has \(threadIDs.count) vCPUs")
+        }
+        return threadIDs[vcpu.rawValue]
+    }
+
+    // MARK: registers
+
+    public func registers(of vcpu: VCPUID) throws -> GuestRegisters {
+        try client.selectThread(try thread(vcpu))
+        let block = try client.readRegisterBlock()
+        var registers = GuestRegisters()
+        for field in fields {
+            var bytes: [UInt8]? = nil
+            if let offset = field.blockOffset, offset + field.byteSize <= block.count {
+                let slice = block[offset..<offset + field.byteSize]
+                if slice.allSatisfy({ $0 != nil }) { bytes = slice.map { $0 ?? 0 } }
+            }
+            // Not in the `g` block (or marked unavailable): ask for it alone.
+            let value = try bytes ?? client.readRegister(field.number)
+            field.set(&registers, Hex.littleEndian(value))
+        }
+        return registers
+    }
+
+    public func setRegisters(_ registers: GuestRegisters, of vcpu: VCPUID) throws {
+        let current = try self.registers(of: vcpu)
+        for field in fields where field.get(registers) != field.get(current) {
+            try client.writeRegister(field.number, bytes: Hex.littleEndianBytes(field.get(registers), count: field.byteSize))
+        }
+    }
+
+    // MARK: breakpoints and running
+
+    public func insertBreakpoint(at virtualAddress: UInt64) throws {
+        try client.insertBreakpoint(at: virtualAddress)
+        breakpoints.insert(virtualAddress)
+    }
+
+    public func removeBreakpoint(at virtualAddress: UInt64) throws {
+        try client.removeBreakpoint(at: virtualAddress)
+        breakpoints.remove(virtualAddress)
+    }
+
+    public func resume(until timeout: Duration) throws -> StopEvent {
+        stopLock.withLock { stopRequested = false }
+        do {
+            try client.resume()
+            var timedOut = false
+            var reply = try client.waitForStop(timeout: timeout.seconds)
+            if reply == nil {
+                timedOut = true
+                reply = try client.stop()
+            }
+            guard let reply else { return .timeout }
+            return try event(for: reply, timedOut: timedOut)
+        } catch GDBRemoteError.closed {
+            return .exited
+        }
+    }
+
+    private func event(for reply: StopReply, timedOut: Bool) throws -> StopEvent {
+        switch reply {
+        case .exited, .terminated:
+            return .exited
+        case let .signal(signal, thread, _):
+            let index = thread.flatMap { t in threadIDs.firstIndex { $0.matches(t) } } ?? 0
+            let vcpu = VCPUID(index)
+            if signal == GDBRemoteClient.sigtrap {
+                let registers = try self.registers(of: vcpu)
+                if breakpoints.contains(GDBRemoteTarget.linearPC(registers)) { return .breakpoint(vcpu, registers) }
+            }
+            let requested = stopLock.withLock { stopRequested }
+            if timedOut && signal == GDBRemoteClient.sigint && !requested { return .timeout }
+            return .stopped(vcpu, signal: signal)
+        }
+    }
+
+    /// The linear address of the next instruction, which is what Z0 matches:
+    /// rip in long mode (CS base 0); CS * 16 + IP in real mode (CR0.PE clear,
+    /// e.g. firmware). In legacy protected mode the CS base is not available
+    /// (QEMU's XML comments it out) and rip is used.
+    static func linearPC(_ r: GuestRegisters) -> UInt64 {
+        r.cr0 & 1 == 0 ? (UInt64(r.cs) << 4) &+ (r.rip & 0xFFFF) : r.rip
+    }
+
+    public func stop() throws {
+        stopLock.withLock { stopRequested = true }
+        try client.interrupt()
+    }
+
+    public func detach() throws {
+        guard client.isAttached else { return }
+        if client.isRunning { try client.stop() }
+        for address in breakpoints { try? client.removeBreakpoint(at: address) }
+        breakpoints.removeAll()
+        try client.detach()
+    }
+
+    // MARK: PhysicalMemory
+
+    public func read(physical address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard UInt64(buffer.count) <= UInt64.max - address else { throw PhysicalMemoryError.outOfRange(address: address, length: buffer.count) }
+        guard buffer.count > 0 else { return }
+        try client.setPhysicalMemoryMode(true)
+        let bytes: [UInt8]
+        do {
+            bytes = try client.readMemory(at: address, count: buffer.count)
+        } catch GDBRemoteError.errorReply {
+            throw PhysicalMemoryError.outOfRange(address: address, length: buffer.count)
+        }
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    }
+
+    public func write(physical address: UInt64, from buffer: UnsafeRawBufferPointer) throws {
+        guard UInt64(buffer.count) <= UInt64.max - address else { throw PhysicalMemoryError.outOfRange(address: address, length: buffer.count) }
+        guard buffer.count > 0 else { return }
+        try client.setPhysicalMemoryMode(true)
+        do {
+            try client.writeMemory(at: address, bytes: Array(buffer))
+        } catch GDBRemoteError.errorReply {
+            throw PhysicalMemoryError.outOfRange(address: address, length: buffer.count)
+        }
+    }
+}

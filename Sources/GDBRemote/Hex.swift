@@ -1,0 +1,33 @@
+/// Hex text <-> bytes, as the protocol writes memory and registers.
+enum Hex {
+    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        var text = ""
+        for byte in bytes { text += hex2(Int(byte)) }
+        return text
+    }
+
+    /// Decodes pairs of hex digits; nil on odd length or a non-hex byte.
+    static func decode(_ text: some Collection<UInt8>) -> [UInt8]? {
+        guard text.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count / 2)
+        var iterator = text.makeIterator()
+        while let high = iterator.next(), let low = iterator.next() {
+            guard let value = hexValue(high, low) else { return nil }
+            out.append(value)
+        }
+        return out
+    }
+
+    /// A little-endian integer from up to 8 bytes.
+    static func littleEndian(_ bytes: some Collection<UInt8>) -> UInt64 {
+        var value: UInt64 = 0
+        for (i, byte) in bytes.prefix(8).enumerated() { value |= UInt64(byte) << (8 * UInt64(i)) }
+        return value
+    }
+
+    /// `value` as `count` little-endian bytes (zero-extended past 8).
+    static func littleEndianBytes(_ value: UInt64, count: Int) -> [UInt8] {
+        (0..<max(0, count)).map { i in i < 8 ? UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) : 0 }
+    }
+}

@@ -1,1 +1,0 @@
-// Placeholder so the target builds; shadow context lands with issue 3.
