@@ -74,9 +74,9 @@ public final class Machine: @unchecked Sendable {
         })
         try ports.register(keyboardController, name: "i8042 data", base: I8042Port.data, length: 1)
         try ports.register(keyboardController, name: "i8042 command", base: I8042Port.command, length: 1)
-        // Ports Linux touches during boot whose effects swvmm does not model.
+        // Ports Linux touches during boot whose effects swvmm does not model (port 0x61
+        // belongs to the in-kernel PIT, which KVM decodes before user space sees it).
         try ports.register(IgnoredPorts(), name: "POST diagnostic", base: DevicePorts.postDiagnostic, length: 1)
-        try ports.register(IgnoredPorts(), name: "system control B", base: DevicePorts.systemControlB, length: 1)
     }
 
     /// The kernel command line after platform workarounds: on a host without

@@ -82,8 +82,7 @@ extension kvm_segment {
     init(_ segment: Segment) {
         self.init()
         base = segment.base
-        // kvm_segment.limit is the byte limit after granularity scaling.
-        limit = segment.g ? (segment.limit << 12) | 0xFFF : segment.limit
+        limit = segment.byteLimit
         selector = segment.selector
         type = segment.type
         present = segment.present ? 1 : 0

@@ -53,13 +53,15 @@ public enum MPTable {
     static let allLocalAPICs: UInt8 = 0xFF
     /// ISA IRQs described.
     static let isaIRQCount: UInt8 = 16
-    /// Where ISA IRQ 0 (the PIT) arrives: IOAPIC pin 2, as on PC chipsets
-    /// where pin 0 carries the 8259's ExtINT output.
-    static let timerPin: UInt8 = 2
+    // ISA IRQ n arrives at IOAPIC pin n, the PIT's IRQ 0 included: that is
+    // how KVM's in-kernel IRQ chip routes GSIs 0-15 by default (virt/kvm
+    // irq routing, `default_routing`: IOAPIC pin = GSI). Describing IRQ 0 on
+    // pin 2, as PC chipsets wire it, makes Linux's check_timer() find no
+    // timer on the IOAPIC and fall back to ExtINT through the 8259.
 
     /// Bytes for `cpuCount` CPUs: floating pointer, header, entries.
     public static func size(cpuCount: Int) -> Int {
-        let irqEntries = Int(isaIRQCount) - 1  // IRQ 2 is not listed: pin 2 carries IRQ 0
+        let irqEntries = Int(isaIRQCount)
         return floatingPointerSize + headerSize + cpuCount * processorEntrySize
             + smallEntrySize * (1 /* bus */ + 1 /* IOAPIC */ + irqEntries + 2 /* LINT0, LINT1 */)
     }
@@ -106,10 +108,9 @@ public enum MPTable {
         var ioAPIC = [ioAPICEntryType, ioAPICID, ioAPICVersion, ioAPICEnabled]  // §4.3.3
         ioAPIC += withUnsafeBytes(of: UInt32(Layout.ioAPICAddress).littleEndian, Array.init)
         small(ioAPIC)
-        for irq in 0..<isaIRQCount where irq != timerPin {  // §4.3.4
-            let pin = irq == 0 ? timerPin : irq
+        for irq in 0..<isaIRQCount {  // §4.3.4
             small([ioInterruptEntryType, interruptINT, UInt8(conformingFlags & 0xFF), UInt8(conformingFlags >> 8),
-                   isaBusID, irq, ioAPICID, pin])
+                   isaBusID, irq, ioAPICID, irq])
         }
         // §4.3.5: LINT0 receives the 8259's ExtINT, LINT1 NMI, on every local APIC.
         small([localInterruptEntryType, interruptExtINT, 0, 0, isaBusID, 0, allLocalAPICs, 0])
