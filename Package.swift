@@ -31,8 +31,10 @@ let package = Package(
             "CKVM", "Guest",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Host-side C for shadow context: seccomp user notification, fork/exec with a filter.
+        .target(name: "CShadow"),
         // Shadow-context introspection, above the Target protocol.
-        .target(name: "Shadow", dependencies: ["Guest"]),
+        .target(name: "Shadow", dependencies: ["Guest", "CShadow"]),
         // A Shadow Target over the GDB remote serial protocol (QEMU's gdbstub).
         .target(name: "GDBRemote", dependencies: ["Shadow", "Guest"]),
         // The command line.
@@ -46,7 +48,7 @@ let package = Package(
         .testTarget(name: "GuestTests", dependencies: ["Guest"]),
         .testTarget(name: "ShadowTests", dependencies: ["Shadow", "GDBRemote", "Guest"]),
         // Runs the built swvmm binary and reference guests (QEMU/TCG) end to end.
-        .testTarget(name: "EndToEndTests", dependencies: ["Guest"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Guest", "Shadow", "GDBRemote", "VMM"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,25 @@
+/// Something that runs one system call in the guest kernel, in the context of
+/// a process there (the shadow process S), with a scratch region of S's
+/// memory for buffers.
+///
+/// This is the line between the two halves of shadow context: above it, the
+/// supervisor (issue 4) catches an inspector's calls, copies their input
+/// buffers into the region, rewrites pointers to region addresses, and copies
+/// results back; below it, the executor (issue 3) makes the guest kernel run
+/// the call through S, over any `Target` (swvmm's KVM machine or a GDB stub).
+///
+/// All offsets and lengths are checked against `regionSize` by conformers;
+/// values S's kernel returns are untrusted by callers.
+public protocol GuestSyscallExecutor: AnyObject {
+    /// Guest-virtual address of the scratch region in S.
+    var regionAddress: UInt64 { get }
+    /// Usable bytes in the region.
+    var regionSize: Int { get }
+    /// Copies `bytes` into the region at `offset`.
+    func writeRegion(offset: Int, _ bytes: [UInt8]) throws
+    /// Reads `count` bytes of the region at `offset`.
+    func readRegion(offset: Int, count: Int) throws -> [UInt8]
+    /// Runs system call `number` with up to six raw arguments in S and returns
+    /// the kernel's raw result (rax): a value, or `-errno` in -4095...-1.
+    func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64
+}
