@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "GuestTests", dependencies: ["Guest"]),
         .testTarget(name: "ShadowTests", dependencies: ["Shadow", "GDBRemote", "Guest"]),
         // Runs the built swvmm binary and reference guests (QEMU/TCG) end to end.
-        .testTarget(name: "EndToEndTests", dependencies: ["Guest", "Shadow", "GDBRemote", "VMM"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["swvmm", "Guest", "Shadow", "GDBRemote", "VMM"]),
     ],
     swiftLanguageModes: [.v5]
 )
