@@ -44,6 +44,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // The RSS baseline for `swvmm bench boot`: a Swift hello-world.
+        .executableTarget(name: "swvmm-hello-baseline", path: "Sources/HelloBaseline"),
+
         .testTarget(name: "VMMTests", dependencies: ["VMM", "Guest", "CKVM"]),
         .testTarget(name: "GuestTests", dependencies: ["Guest"]),
         .testTarget(name: "ShadowTests", dependencies: ["Shadow", "GDBRemote", "Guest"]),

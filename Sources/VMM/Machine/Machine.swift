@@ -126,7 +126,7 @@ public final class Machine: @unchecked Sendable {
             exitTracer?.trace(exit, vcpu: vcpu)
             switch exit {
             case let .portIO(io):
-                handle(io)
+                ports.dispatch(io)
             case let .mmio(mmio):
                 // No MMIO devices yet: reads see all ones, writes are dropped, as on a bus with nothing behind it.
                 if !mmio.isWrite { mmio.data.initializeMemory(as: UInt8.self, repeating: 0xFF) }
@@ -144,16 +144,6 @@ public final class Machine: @unchecked Sendable {
                 } else {
                     stop(.guestFailed(report))
                 }
-            }
-        }
-    }
-
-    private func handle(_ io: PortIOExit) {
-        for repetition in 0..<io.count {
-            let slice = UnsafeMutableRawBufferPointer(rebasing: io.data[(repetition * io.size)..<((repetition + 1) * io.size)])
-            switch io.direction {
-            case .read: ports.read(port: io.port, into: slice)
-            case .write: ports.write(port: io.port, data: UnsafeRawBufferPointer(slice))
             }
         }
     }
