@@ -65,7 +65,7 @@ fetch() {
         say "warning: could not extract vmlinux from bzImage-$series; continuing without it"
     fi
     # Drop older downloads of this series.
-    find "$out/debs" -name "linux-image-${series}*.deb" ! -name "$(basename "$deb")" -delete
+    find "$out/debs" -name "linux-image-${series}[.-]*.deb" ! -name "$(basename "$deb")" -delete
     say "kernel $series: $pkg -> bzImage-$series ($release)"
 }
 
