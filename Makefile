@@ -52,10 +52,12 @@ run: build images
 bench: build
 	$(SWVMM) bench
 
+# Installing packages needs root: through sudo when run as a user.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 setup:
-	@[ "$$(id -u)" = 0 ] || { echo "make setup installs packages: run it as root" >&2; exit 1; }
-	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES)
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES)
 
 clean:
 	rm -rf .build

@@ -40,7 +40,10 @@ fetch() {
     deb=$(ls "$out/debs/${pkg}_"*.deb 2>/dev/null | sort -V | tail -n 1 || true)
     if [ -z "$deb" ]; then
         say "downloading $pkg"
-        (cd "$out/debs" && apt-get download -q -o APT::Sandbox::User=root "$pkg") || die "apt-get download $pkg failed (network? run apt-get update)"
+        # As root, apt would hand the download to user _apt, who cannot write here.
+        local sandbox=()
+        [ "$(id -u)" != 0 ] || sandbox=(-o APT::Sandbox::User=root)
+        (cd "$out/debs" && apt-get download -q "${sandbox[@]}" "$pkg") || die "apt-get download $pkg failed (network? run apt-get update)"
         deb=$(ls "$out/debs/${pkg}_"*.deb | sort -V | tail -n 1)
     fi
     local tree="$out/kernel-$series"
@@ -65,7 +68,7 @@ fetch() {
         say "warning: could not extract vmlinux from bzImage-$series; continuing without it"
     fi
     # Drop older downloads of this series.
-    find "$out/debs" -name "linux-image-${series}*.deb" ! -name "$(basename "$deb")" -delete
+    find "$out/debs" -name "linux-image-${series}[.-]*.deb" ! -name "$(basename "$deb")" -delete
     say "kernel $series: $pkg -> bzImage-$series ($release)"
 }
 

@@ -8,7 +8,7 @@ cd "$out"
 pkgver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo unknown; }
 line() { # file description
     if [ -e "$1" ]; then
-        printf '%-24s %-10s %s  %s\n' "$1" "$(du -k "$1" | cut -f1)K" "$(sha256sum "$1" | cut -c1-16)" "$2"
+        printf '%-24s %-10s %s  %s\n' "$1" "$(du -k --apparent-size "$1" | cut -f1)K" "$(sha256sum "$1" | cut -c1-16)" "$2"
     fi
 }
 

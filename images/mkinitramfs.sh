@@ -75,11 +75,18 @@ if [ -n "$tree" ]; then
     cp "$src/modules.order" "$src/modules.builtin" "$dst/" 2>/dev/null || true
 fi
 
-chown -R 4242:4242 "$stage/home/swvmmtester"
-# /dev/console in the archive: the kernel opens it for init's stdio before
-# /init can mount devtmpfs (mknod needs root; /init copes without it).
-mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || say "note: not root, no /dev/console node in the archive"
+# Ownership and /dev/console need root. /dev/console is in the archive
+# because the kernel opens it for init's stdio before /init can mount
+# devtmpfs (/init copes without it). As a user, every file becomes root's.
+owner=()
+if [ "$(id -u)" = 0 ]; then
+    chown -R 4242:4242 "$stage/home/swvmmtester"
+    mknod -m 600 "$stage/dev/console" c 5 1
+else
+    owner=(-R 0:0)
+    say "note: not root: no /dev/console node, all files owned by root in the archive"
+fi
 
-(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible) | gzip -9n > "$output.tmp"
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible "${owner[@]}") | gzip -9n > "$output.tmp"
 mv "$output.tmp" "$output"
 say "initramfs $output ($(du -k "$output" | cut -f1) KiB${release:+, modules for $release: $*})"
