@@ -26,6 +26,7 @@ public enum PhysicalMemoryError: Error, Equatable, CustomStringConvertible {
 
 extension PhysicalMemory {
     /// Reads `count` bytes at `address`.
+    @inlinable
     public func readBytes(physical address: UInt64, count: Int) throws -> [UInt8] {
         guard count >= 0 else { throw PhysicalMemoryError.outOfRange(address: address, length: count) }
         var bytes = [UInt8](repeating: 0, count: count)
@@ -33,13 +34,19 @@ extension PhysicalMemory {
         return bytes
     }
 
-    /// Writes `bytes` at `address`.
+    /// Writes `bytes` at `address` (without an intermediate copy when `bytes` is contiguous).
+    @inlinable
     public func writeBytes<Bytes: Collection>(physical address: UInt64, _ bytes: Bytes) throws where Bytes.Element == UInt8 {
-        let array = Array(bytes)
-        try array.withUnsafeBytes { try write(physical: address, from: $0) }
+        let written: Void? = try bytes.withContiguousStorageIfAvailable {
+            try write(physical: address, from: UnsafeRawBufferPointer($0))
+        }
+        if written == nil {
+            try Array(bytes).withUnsafeBytes { try write(physical: address, from: $0) }
+        }
     }
 
     /// Reads a little-endian integer at `address` (x86 guests are little-endian).
+    @inlinable
     public func readInteger<T: FixedWidthInteger>(physical address: UInt64, as type: T.Type = T.self) throws -> T {
         var value: T = 0
         try withUnsafeMutableBytes(of: &value) { try read(physical: address, into: $0) }
@@ -47,6 +54,7 @@ extension PhysicalMemory {
     }
 
     /// Writes a little-endian integer at `address`.
+    @inlinable
     public func writeInteger<T: FixedWidthInteger>(physical address: UInt64, _ value: T) throws {
         var little = value.littleEndian
         try withUnsafeBytes(of: &little) { try write(physical: address, from: $0) }

@@ -7,10 +7,8 @@ import Glibc
 /// natively, but emulates supervisor code and cannot boot a stock kernel to
 /// user space.
 public enum HostPlatform {
-    /// True when the host CPU advertises VT-x or AMD-V.
-    public static var hasHardwareVirtualization: Bool {
-        hardwareVirtualizationFlag(cpuinfo: readCPUInfo()) != nil
-    }
+    /// True when the host CPU advertises VT-x or AMD-V (read once per process).
+    public static let hasHardwareVirtualization: Bool = hardwareVirtualizationFlag(cpuinfo: readCPUInfo()) != nil
 
     /// The first of `vmx`/`svm` among the `flags` lines of `cpuinfo`, if any.
     public static func hardwareVirtualizationFlag(cpuinfo: String) -> String? {
@@ -33,7 +31,12 @@ public enum HostPlatform {
     """
 
     static func readCPUInfo() -> String {
-        let fd = open("/proc/cpuinfo", O_RDONLY | O_CLOEXEC)
+        readProcFile("/proc/cpuinfo")
+    }
+
+    /// Reads a (small) procfs file whole; "" if it cannot be read.
+    public static func readProcFile(_ path: String) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return "" }
         defer { close(fd) }
         var bytes: [UInt8] = []
@@ -44,5 +47,17 @@ public enum HostPlatform {
             bytes.append(contentsOf: chunk[0..<count])
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// This process's peak resident set (VmHWM in /proc/self/status), in bytes.
+    ///
+    /// Not wait4's ru_maxrss: a posix_spawn'ed child is charged there with its
+    /// parent's memory from before exec, which would inflate every figure.
+    public static func peakResidentBytes() -> UInt64 {
+        for line in readProcFile("/proc/self/status").split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let digits = line.dropFirst("VmHWM:".count).filter(\.isNumber)
+            return (UInt64(digits) ?? 0) * 1024 // the value is in kB
+        }
+        return 0
     }
 }

@@ -22,6 +22,8 @@ public final class Machine: @unchecked Sendable {
     let exitTracer: ExitTracer?
     /// Decides, once, that the machine is done.
     public let stopController = StopController()
+    /// When each start-up step finished (see `swvmm bench boot`).
+    public private(set) var timeline = StartupTimeline()
     /// Called on the vCPU thread just before its first KVM_RUN (benchmarks time it).
     public var onFirstEntry: (@Sendable () -> Void)?
 
@@ -32,9 +34,11 @@ public final class Machine: @unchecked Sendable {
         system = try KVMSystem()
         try system.require(Capability.required)
         try configuration.validate(maximumVCPUs: system.maximumVCPUs)
+        timeline.mark("open /dev/kvm, check capabilities")
 
         let image = try KernelImage.load(path: configuration.kernelPath)
         let initrd = try configuration.initrdPath.map { try KernelImage.readFile(path: $0) }
+        timeline.mark("read kernel and initrd")
         effectiveCommandLine = Machine.commandLine(for: configuration, hardwareVirtualization: HostPlatform.hasHardwareVirtualization)
 
         memory = try GuestMemory(size: configuration.memory.bytes)
@@ -43,11 +47,14 @@ public final class Machine: @unchecked Sendable {
         try virtualMachine.setTSSAddress(Layout.tssAddress)
         try virtualMachine.createInterruptController()
         try virtualMachine.createTimer()
+        timeline.mark("create VM, IRQ chip, PIT")
         try virtualMachine.mapMemory(memory)
+        timeline.mark("map guest RAM (KVM_SET_USER_MEMORY_REGION)")
 
         let boot = BootConfiguration(memoryRegions: memory.regions, cpuCount: configuration.cpuCount,
                                      commandLine: effectiveCommandLine, initrd: initrd)
         let plan = try BootLoader.load(image, configuration: boot, into: memory)
+        timeline.mark("load kernel, initrd, boot tables")
 
         let supportedCPUID = try system.supportedCPUID()
         var vcpus: [VirtualCPU] = []
@@ -59,6 +66,7 @@ public final class Machine: @unchecked Sendable {
             vcpus.append(vcpu)
         }
         self.vcpus = vcpus
+        timeline.mark("create and set up vCPUs")
         exitTracer = configuration.traceExits ? ExitTracer(memory: memory) : nil
 
         stopController.attach(vcpus)

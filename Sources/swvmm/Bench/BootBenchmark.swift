@@ -30,8 +30,9 @@ struct BootBenchmark: ParsableCommand {
         }
         let arguments = ["run", "--kernel", kernel, "--initrd", initrd, "--memory", memory.description, "--exit-at-first-entry"]
         var startups: [Double] = [], swvmmRSS: [Double] = [], helloRSS: [Double] = []
+        var stepTimes: [String: [Double]] = [:], stepOrder: [String] = []
         for _ in 0..<max(1, runs) {
-            let start = MonotonicClock.nanoseconds()
+            let start = StartupTimeline.now()
             let child = try reportingErrors { try ChildProcess.spawn(executable, arguments) }
             let result = child.finish()
             guard let report = FirstEntryReport(parsing: result.output) else {
@@ -39,9 +40,20 @@ struct BootBenchmark: ParsableCommand {
                 throw ExitCode(ExitStatus.failure)
             }
             startups.append(Double(report.monotonicNanoseconds &- start) / 1e6)
-            swvmmRSS.append(Double(result.peakRSS &- min(result.peakRSS, report.guestResidentBytes)))
+            swvmmRSS.append(Double(report.peakRSSBytes &- min(report.peakRSSBytes, report.guestResidentBytes)))
+            var previous = start
+            for (step, time) in report.steps + [("start the vCPU thread, enter KVM_RUN", report.monotonicNanoseconds)] {
+                if stepTimes[step] == nil { stepOrder.append(step) }
+                stepTimes[step, default: []].append(Double(time &- previous) / 1e6)
+                previous = time
+            }
             let hello = try reportingErrors { try ChildProcess.spawn(baseline, []) }.finish()
-            helloRSS.append(Double(hello.peakRSS))
+            guard let helloKiB = hello.output.split(separator: "\n").first(where: { $0.hasPrefix("peak-rss-kb=") })
+                .flatMap({ Double($0.dropFirst("peak-rss-kb=".count)) }) else {
+                printError("swvmm: the hello-world baseline did not report its peak RSS")
+                throw ExitCode(ExitStatus.failure)
+            }
+            helloRSS.append(helloKiB * 1024)
         }
         let exitRates = try reportingErrors { try ExitRate.measure(exits: exits) }
 
@@ -49,6 +61,10 @@ struct BootBenchmark: ParsableCommand {
         let rssRatio = median(swvmmRSS) / median(helloRSS)
         print("swvmm bench boot: \(max(1, runs)) runs each, medians; \(kernel), \(memory) RAM")
         print("  process start -> first KVM_RUN      \(formatted(median(startups))) ms       (goal < 5 ms)")
+        for (index, step) in stepOrder.enumerated() {
+            let label = index == 0 ? "exec, runtime, parse arguments, " + step : step
+            print("    \(formatted(median(stepTimes[step] ?? []))) ms  \(label)")
+        }
         print("  swvmm peak RSS without guest RAM    \(formatted(median(swvmmRSS) / mib)) MiB")
         print("  Swift hello-world peak RSS          \(formatted(median(helloRSS) / mib)) MiB")
         print("  ratio swvmm / hello-world           \(formatted(rssRatio))x        (goal <= 2x)")
@@ -59,21 +75,38 @@ struct BootBenchmark: ParsableCommand {
     }
 }
 
-/// What a `--exit-at-first-entry` child printed.
+/// What a `--exit-at-first-entry` child printed (see `BootTiming`).
 struct FirstEntryReport {
     let monotonicNanoseconds: UInt64
     let guestResidentBytes: UInt64
+    let peakRSSBytes: UInt64
+    /// Start-up steps in order, with the time each finished.
+    let steps: [(String, UInt64)]
 
     init?(parsing output: String) {
-        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix(BootTiming.marker) }) else { return nil }
+        let lines = output.split(separator: "\n")
+        guard let line = lines.first(where: { $0.hasPrefix(BootTiming.marker + " ") }) else { return nil }
+        let fields = FirstEntryReport.fields(line)
+        guard let time = fields["monotonic-ns"], let resident = fields["guest-resident-bytes"],
+              let peak = fields["peak-rss-bytes"] else { return nil }
+        monotonicNanoseconds = time
+        guestResidentBytes = resident
+        peakRSSBytes = peak
+        steps = lines.filter { $0.hasPrefix(BootTiming.stepMarker + " ") }.compactMap { line in
+            let words = line.split(separator: " ", maxSplits: 2)
+            guard words.count == 3, let time = FirstEntryReport.fields(words[1])["monotonic-ns"] else { return nil }
+            return (String(words[2]), time)
+        }
+    }
+
+    /// `key=value` pairs (decimal values) in `text`.
+    private static func fields(_ text: Substring) -> [String: UInt64] {
         var fields: [String: UInt64] = [:]
-        for pair in line.split(separator: " ").dropFirst() {
+        for pair in text.split(separator: " ") {
             let parts = pair.split(separator: "=", maxSplits: 1)
             if parts.count == 2, let value = UInt64(parts[1]) { fields[String(parts[0])] = value }
         }
-        guard let time = fields["monotonic-ns"], let resident = fields["guest-resident-bytes"] else { return nil }
-        monotonicNanoseconds = time
-        guestResidentBytes = resident
+        return fields
     }
 }
 

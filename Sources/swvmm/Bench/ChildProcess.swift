@@ -1,7 +1,6 @@
 import Glibc
 
-/// A child process started with posix_spawn whose stdout the parent reads,
-/// and whose resource usage (peak RSS) the parent collects with wait4(2).
+/// A child process started with posix_spawn whose stdout the parent reads.
 struct ChildProcess {
     let pid: pid_t
     private let stdoutRead: Int32
@@ -39,8 +38,8 @@ struct ChildProcess {
     }
 
     /// Reads the child's stdout to EOF (bounded), waits for it, and returns
-    /// (output, exit status, peak RSS in bytes).
-    func finish(limit: Int = 1 << 20) -> (output: String, status: Int32, peakRSS: UInt64) {
+    /// its output and wait status.
+    func finish(limit: Int = 1 << 20) -> (output: String, status: Int32) {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while bytes.count < limit {
@@ -51,9 +50,7 @@ struct ChildProcess {
         }
         close(stdoutRead)
         var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        // ru_maxrss is in KiB on Linux (getrusage(2)).
-        return (String(decoding: bytes, as: UTF8.self), status, UInt64(usage.ru_maxrss) * 1024)
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (String(decoding: bytes, as: UTF8.self), status)
     }
 }

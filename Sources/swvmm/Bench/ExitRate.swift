@@ -16,12 +16,12 @@ enum ExitRate {
         let vcpu = try vm.addVCPU(cpl: cpl)
         let bus = PortIOBus()
         try bus.register(IgnoredPorts(), name: "POST diagnostic", base: DevicePorts.postDiagnostic, length: 1)
-        let start = MonotonicClock.nanoseconds()
+        let start = StartupTimeline.now()
         for _ in 0..<exits {
             guard case let .portIO(io) = try vcpu.run() else { throw ExitRateError.unexpectedExit }
             bus.dispatch(io)
         }
-        let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
+        let seconds = Double(StartupTimeline.now() - start) / 1e9
         return Double(exits) / seconds
     }
 
