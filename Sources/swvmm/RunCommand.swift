@@ -47,22 +47,19 @@ struct RunCommand: ParsableCommand {
         printError("swvmm: \(configuration.memory) RAM, \(configuration.cpuCount) vCPU(s), command line: \(machine.effectiveCommandLine)")
 
         let console = try reportingErrors {
-            try TerminalConsole(input: machine.serial, onQuit: { machine.stop(.stoppedByUser) })
+            try TerminalConsole(input: machine.serial, onQuit: { machine.stop(.stoppedByUser("Ctrl-A x on the console")) })
         }
         try reportingErrors { try console.start() }
         try reportingErrors {
             try signals.start { signal in
                 console.restore()
-                machine.stop(.stoppedByUser)
-                _ = signal
+                machine.stop(.stoppedByUser("signal \(String(cString: strsignal(signal)))"))
             }
         }
         let outcome = machine.run()
         console.restore()
         console.stop()
-        if case .guestStopped = outcome {} else if case .stoppedByUser = outcome {} else {
-            printError("swvmm: \(outcome)")
-        }
+        printError("swvmm: \(outcome)")
         throw ExitCode(outcome.exitStatus)
     }
 }

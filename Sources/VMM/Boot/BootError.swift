@@ -36,6 +36,9 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
     case memoryTooSmall(size: UInt64, needed: UInt64)
     /// The kernel (and its decompression area) does not fit in RAM where it must go.
     case kernelDoesNotFit(loadAddress: UInt64, size: UInt64, memoryEnd: UInt64)
+    /// An ELF kernel asks to be loaded below 1 MiB, where the zero page, the
+    /// page tables and the MP table live (see `Layout`).
+    case kernelBelowHighMemory(loadAddress: UInt64)
     /// The initrd does not fit between the kernel's working area and its top limit.
     case initrdDoesNotFit(size: UInt64, limit: UInt64, kernelEnd: UInt64)
     /// More vCPUs than the MP table (8-bit APIC ids, one EBDA KiB) can describe.
@@ -75,6 +78,8 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
             return "command line contains a NUL byte at offset \(offset)"
         case let .memoryTooSmall(size, needed):
             return "guest memory of \(size >> 20) MiB is too small: at least \(needed >> 20) MiB needed"
+        case let .kernelBelowHighMemory(load):
+            return "kernel segment at 0x\(hex(load)) is below 1 MiB (0x\(hex(Layout.highMemoryStart))), where swvmm keeps its boot structures"
         case let .kernelDoesNotFit(load, size, end):
             return "kernel needs \(size >> 20) MiB at 0x\(hex(load)) but RAM below the MMIO hole ends at 0x\(hex(end))"
         case let .initrdDoesNotFit(size, limit, kernelEnd):

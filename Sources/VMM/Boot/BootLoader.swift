@@ -94,7 +94,8 @@ public enum BootLoader {
             commandLine = try KernelCommandLine(configuration.commandLine, kernelLimit: KernelCommandLine.defaultKernelLimit)
             loadAddress = elf.lowestAddress
             kernelEnd = elf.end
-            guard loadAddress >= Layout.highMemoryStart, kernelEnd <= lowEnd else {
+            guard loadAddress >= Layout.highMemoryStart else { throw BootError.kernelBelowHighMemory(loadAddress: loadAddress) }
+            guard kernelEnd <= lowEnd else {
                 throw BootError.kernelDoesNotFit(loadAddress: loadAddress, size: kernelEnd - loadAddress, memoryEnd: lowEnd)
             }
             try loadSegments(elf, into: memory)

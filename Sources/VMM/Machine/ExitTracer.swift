@@ -1,3 +1,4 @@
+import CKVM
 import Glibc
 import Guest
 import Synchronization
@@ -26,13 +27,40 @@ final class ExitTracer: @unchecked Sendable {
             break
         }
         if let regs = try? vcpu.registers(), let sregs = try? vcpu.specialRegisters() {
-            let bytes = FailureReport.codeBytes(at: regs.rip, sregs: sregs, memory: memory)
             let instruction = lock.withLock { disassembler in
-                disassembler?.disassemble(bytes, address: regs.rip, maxInstructions: 1).first
+                disassembler.flatMap { ExitTracer.cause(of: exit, rip: regs.rip, sregs: sregs, memory: memory, disassembler: $0) }
             }
-            line += "  rip=0x\(hex(regs.rip))  \(instruction.map { "\($0.mnemonic) \($0.operands)" } ?? "?")"
+            let address = instruction?.address ?? regs.rip
+            line += "  rip=0x\(hex(address))  \(instruction.map { "\($0.mnemonic) \($0.operands)" } ?? "?")"
         }
         ExitTracer.writeStandardError(line + "\n")
+    }
+
+    /// The instruction that caused `exit`. For port I/O, VT-x/AMD-V report rip
+    /// at the `in`/`out` (KVM completes it on the next entry), but a KVM that
+    /// emulates the guest (shared/PLATFORM.md) has already moved rip past it;
+    /// then the `in`/`out` ending exactly at rip is the cause.
+    static func cause(of exit: VMExit, rip: UInt64, sregs: kvm_sregs, memory: PhysicalMemory,
+                      disassembler: Disassembler) -> Instruction? {
+        let maximumPortInstruction: UInt64 = 3 // e.g. 66 E7 ib: operand-size prefix, opcode, port
+        let start = rip &- maximumPortInstruction
+        let bytes = FailureReport.codeBytes(at: start, sregs: sregs, memory: memory)
+        let atRIP = bytes.count > Int(maximumPortInstruction)
+            ? disassembler.disassemble(Array(bytes.dropFirst(Int(maximumPortInstruction))), address: rip, maxInstructions: 1).first
+            : nil
+        guard case .portIO = exit, !(atRIP.map(isPortInstruction) ?? false) else { return atRIP }
+        for length in 1...maximumPortInstruction where bytes.count >= Int(maximumPortInstruction) {
+            let candidate = Array(bytes[Int(maximumPortInstruction - length)..<Int(maximumPortInstruction)])
+            if let instruction = disassembler.disassemble(candidate, address: rip - length, maxInstructions: 1).first,
+               instruction.size == Int(length), isPortInstruction(instruction) {
+                return instruction
+            }
+        }
+        return atRIP
+    }
+
+    static func isPortInstruction(_ instruction: Instruction) -> Bool {
+        ["in", "out", "insb", "insw", "insd", "outsb", "outsw", "outsd"].contains(instruction.mnemonic)
     }
 
     func finish(statistics: ExitStatistics) {

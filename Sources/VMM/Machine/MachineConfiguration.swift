@@ -43,11 +43,10 @@ public struct MachineConfiguration: Sendable {
         if hostMemory > 0, memory.bytes > hostMemory {
             throw ConfigurationError.memoryExceedsHost(memory, host: MemorySize(bytes: hostMemory))
         }
-        guard cpuCount >= 1 else { throw ConfigurationError.invalidCPUCount(cpuCount, maximum: maximumVCPUs) }
-        guard cpuCount <= maximumVCPUs else { throw ConfigurationError.invalidCPUCount(cpuCount, maximum: maximumVCPUs) }
-        // The MP table's processor entries hold 8-bit APIC ids, and the IOAPIC takes the id after the last CPU.
-        guard cpuCount <= MachineConfiguration.maximumCPUsInMPTable else {
-            throw ConfigurationError.invalidCPUCount(cpuCount, maximum: MachineConfiguration.maximumCPUsInMPTable)
+        // KVM's limit, and the MP table's: 8-bit APIC ids, with the IOAPIC taking the id after the last CPU.
+        let maximumCPUs = min(maximumVCPUs, MachineConfiguration.maximumCPUsInMPTable)
+        guard (1...maximumCPUs).contains(cpuCount) else {
+            throw ConfigurationError.invalidCPUCount(cpuCount, maximum: maximumCPUs)
         }
     }
 
@@ -78,7 +77,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case let .memoryExceedsHost(size, host):
             return "--memory \(size) is more than this host's \(host) of RAM"
         case let .invalidCPUCount(count, maximum):
-            return "--cpus \(count) is out of range: this host's KVM allows 1 to \(maximum)"
+            return "--cpus \(count) is out of range: swvmm on this host allows 1 to \(maximum)"
         }
     }
 }

@@ -3,8 +3,8 @@
 public enum MachineOutcome: CustomStringConvertible, Sendable {
     /// The guest reset the machine (i8042 reset, as `reboot=k` does) or powered off.
     case guestStopped(String)
-    /// The user pressed the console escape (Ctrl-A x), or swvmm was asked to stop.
-    case stoppedByUser
+    /// The user pressed the console escape (Ctrl-A x), or swvmm got a stop signal; says which.
+    case stoppedByUser(String)
     /// The guest crashed the virtual CPU (triple fault, failed entry, internal error).
     case guestFailed(FailureReport)
     /// The guest reached an instruction this host's KVM cannot emulate, on a
@@ -26,7 +26,7 @@ public enum MachineOutcome: CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case let .guestStopped(how): return "guest stopped: \(how)"
-        case .stoppedByUser: return "stopped by the user"
+        case let .stoppedByUser(how): return "stopped: \(how)"
         case let .guestFailed(report): return report.description
         case let .platformLimit(report): return report.description + "\n" + HostPlatform.emulationLimitExplanation
         case let .hostError(message): return "swvmm failed: \(message)"

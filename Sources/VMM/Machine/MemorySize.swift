@@ -44,7 +44,7 @@ public struct MemorySize: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        for (unit, shift) in [("G", 30), ("M", 20), ("K", 10)] as [(String, UInt64)] where bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] as [(String, UInt64)] where bytes >= 1 << shift && bytes % (1 << shift) == 0 {
             return "\(bytes >> shift)\(unit)"
         }
         return "\(bytes) bytes"
