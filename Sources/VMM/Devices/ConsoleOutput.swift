@@ -32,6 +32,12 @@ public final class ConsoleOutput: @unchecked Sendable {
     }
 
     /// Writes `bytes` in full.
+    /// Writes `text` as UTF-8.
+    public func write(_ text: String) {
+        var text = text
+        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+    }
+
     public func write(_ bytes: UnsafeRawBufferPointer) {
         capture?.append(contentsOf: bytes)
         guard let fd, !bytes.isEmpty, let base = bytes.baseAddress else { return }

@@ -38,42 +38,40 @@ public final class VirtualCPU: @unchecked Sendable {
     // MARK: Register state
 
     /// General-purpose registers, rip and rflags (KVM_GET_REGS).
-    public func registers() throws -> kvm_regs {
-        var value = kvm_regs()
-        try fd.ioctl(CKVM_GET_REGS, &value, "KVM_GET_REGS")
-        return value
-    }
+    public func registers() throws -> kvm_regs { try get(CKVM_GET_REGS, "KVM_GET_REGS", kvm_regs()) }
 
     /// KVM_SET_REGS.
-    public func setRegisters(_ registers: kvm_regs) throws {
-        var value = registers
-        try fd.ioctl(CKVM_SET_REGS, &value, "KVM_SET_REGS")
-    }
+    public func setRegisters(_ registers: kvm_regs) throws { try set(CKVM_SET_REGS, "KVM_SET_REGS", registers) }
 
     /// Segment, control and descriptor-table registers (KVM_GET_SREGS).
-    public func specialRegisters() throws -> kvm_sregs {
-        var value = kvm_sregs()
-        try fd.ioctl(CKVM_GET_SREGS, &value, "KVM_GET_SREGS")
-        return value
-    }
+    public func specialRegisters() throws -> kvm_sregs { try get(CKVM_GET_SREGS, "KVM_GET_SREGS", kvm_sregs()) }
 
     /// KVM_SET_SREGS.
-    public func setSpecialRegisters(_ registers: kvm_sregs) throws {
-        var value = registers
-        try fd.ioctl(CKVM_SET_SREGS, &value, "KVM_SET_SREGS")
-    }
+    public func setSpecialRegisters(_ registers: kvm_sregs) throws { try set(CKVM_SET_SREGS, "KVM_SET_SREGS", registers) }
 
     /// x87/SSE state (KVM_GET_FPU).
-    public func floatingPointState() throws -> kvm_fpu {
-        var value = kvm_fpu()
-        try fd.ioctl(CKVM_GET_FPU, &value, "KVM_GET_FPU")
-        return value
-    }
+    public func floatingPointState() throws -> kvm_fpu { try get(CKVM_GET_FPU, "KVM_GET_FPU", kvm_fpu()) }
 
     /// KVM_SET_FPU.
-    public func setFloatingPointState(_ state: kvm_fpu) throws {
-        var value = state
-        try fd.ioctl(CKVM_SET_FPU, &value, "KVM_SET_FPU")
+    public func setFloatingPointState(_ state: kvm_fpu) throws { try set(CKVM_SET_FPU, "KVM_SET_FPU", state) }
+
+    /// The in-kernel local APIC's register page (KVM_GET_LAPIC).
+    public func localAPIC() throws -> kvm_lapic_state { try get(CKVM_GET_LAPIC, "KVM_GET_LAPIC", kvm_lapic_state()) }
+
+    /// KVM_SET_LAPIC.
+    public func setLocalAPIC(_ state: kvm_lapic_state) throws { try set(CKVM_SET_LAPIC, "KVM_SET_LAPIC", state) }
+
+    /// A KVM_GET_* ioctl that fills one struct.
+    private func get<State>(_ request: UInt, _ operation: String, _ empty: State) throws -> State {
+        var state = empty
+        try fd.ioctl(request, &state, operation)
+        return state
+    }
+
+    /// A KVM_SET_* ioctl that takes one struct.
+    private func set<State>(_ request: UInt, _ operation: String, _ state: State) throws {
+        var copy = state
+        try fd.ioctl(request, &copy, operation)
     }
 
     /// Reads the MSRs named in `indices` (KVM_GET_MSRS); KVM stops at the first it cannot read.
@@ -99,19 +97,6 @@ public final class VirtualCPU: @unchecked Sendable {
     public func setCPUID(_ entries: [kvm_cpuid_entry2]) throws {
         let table = CPUIDTable(entries: entries)
         try fd.ioctl(CKVM_SET_CPUID2, table.pointer, "KVM_SET_CPUID2")
-    }
-
-    /// The in-kernel local APIC's register page (KVM_GET_LAPIC).
-    public func localAPIC() throws -> kvm_lapic_state {
-        var value = kvm_lapic_state()
-        try fd.ioctl(CKVM_GET_LAPIC, &value, "KVM_GET_LAPIC")
-        return value
-    }
-
-    /// KVM_SET_LAPIC.
-    public func setLocalAPIC(_ state: kvm_lapic_state) throws {
-        var value = state
-        try fd.ioctl(CKVM_SET_LAPIC, &value, "KVM_SET_LAPIC")
     }
 
     /// KVM_SET_GUEST_DEBUG with `control` flags (`KVM_GUESTDBG_*`).

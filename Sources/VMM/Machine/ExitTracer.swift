@@ -9,6 +9,7 @@ import Synchronization
 final class ExitTracer: @unchecked Sendable {
     private let memory: PhysicalMemory
     private let lock = Mutex<Disassembler?>(nil)
+    private let output = ConsoleOutput(fd: STDERR_FILENO)
 
     init(memory: PhysicalMemory) {
         self.memory = memory
@@ -33,7 +34,7 @@ final class ExitTracer: @unchecked Sendable {
             let address = instruction?.address ?? regs.rip
             line += "  rip=0x\(hex(address))  \(instruction.map { "\($0.mnemonic) \($0.operands)" } ?? "?")"
         }
-        ExitTracer.writeStandardError(line + "\n")
+        output.write(line + "\n")
     }
 
     /// The instruction that caused `exit`. For port I/O, VT-x/AMD-V report rip
@@ -64,17 +65,6 @@ final class ExitTracer: @unchecked Sendable {
     }
 
     func finish(statistics: ExitStatistics) {
-        ExitTracer.writeStandardError(statistics.histogram())
-    }
-
-    static func writeStandardError(_ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return }
-            offset += written
-        }
+        output.write(statistics.histogram())
     }
 }
