@@ -20,6 +20,8 @@ struct DoubleFork {
 
     private(set) var shadowPID: Int64?
     private(set) var shadowRoot: UInt64?
+    /// P's registers read back after the restore.
+    private(set) var restored: GuestRegisters?
     private var childPID: Int64?
     private var childRoot: UInt64?
     private enum PStage { case cloning, waiting, unmapping, done }
@@ -121,8 +123,9 @@ struct DoubleFork {
         }
     }
 
-    private func restoreP(_ vcpu: VCPUID, _ r: GuestRegisters) throws {
+    private mutating func restoreP(_ vcpu: VCPUID, _ r: GuestRegisters) throws {
         try target.setRegisters(r.restoringUserState(saved), of: vcpu)
+        restored = try target.registers(of: vcpu)
     }
 
     private mutating func handleS(_ vcpu: VCPUID, _ r: GuestRegisters, _ rax: Int64) throws {

@@ -49,17 +49,18 @@ public struct ShadowBootstrap {
                 rejected += 1
                 continue
             }
-            let shadow = try createShadow(in: atPid, saved: stop.registers, pid: pid, injector: injector, stub: stub, loop: &loop)
+            let (shadow, restored) = try createShadow(in: atPid, saved: stop.registers, pid: pid, injector: injector, stub: stub, loop: &loop)
             try target.removeBreakpoint(at: injector.returnAddress)
             try target.resumeWithoutWaiting()
-            return (shadow, BootstrapReport(total: clock.now - start, rejectedCandidates: rejected, stops: loop.stops))
+            return (shadow, BootstrapReport(total: clock.now - start, rejectedCandidates: rejected, stops: loop.stops,
+                                            borrowedBefore: stop.registers, borrowedAfter: restored))
         }
     }
 
     /// The part of the bootstrap that changes the guest, in P (stopped at the
     /// return of its getpid, `saved` its registers before it was borrowed).
     private func createShadow(in current: UserStop, saved: GuestRegisters, pid: Int64, injector: SyscallInjector,
-                              stub: ShadowStub, loop: inout StopLoop) throws -> ShadowProcess {
+                              stub: ShadowStub, loop: inout StopLoop) throws -> (ShadowProcess, GuestRegisters) {
         let timeout = configuration.callTimeout
         let length = UInt64(stub.regionLength)
         var p = try injector.call("mmap", LinuxABI.Syscall.mmap,
@@ -83,10 +84,10 @@ public struct ShadowBootstrap {
         var fork = DoubleFork(target: target, injector: injector, saved: saved, region: region, length: length,
                               pinned: configuration.dedicatedCPU != nil)
         try fork.run(from: p, loop: &loop, timeout: timeout * 3)
-        guard let shadowPID = fork.shadowPID, let shadowRoot = fork.shadowRoot else {
+        guard let shadowPID = fork.shadowPID, let shadowRoot = fork.shadowRoot, let restored = fork.restored else {
             throw ShadowError.wrongContext(expected: "S created", found: "no S after the double fork")
         }
-        return ShadowProcess(pid: shadowPID, root: shadowRoot, regionBase: region, regionLength: stub.regionLength,
-                             cookie: cookie, sleepNanoseconds: stub.sleepNanoseconds, borrowedPID: pid)
+        return (ShadowProcess(pid: shadowPID, root: shadowRoot, regionBase: region, regionLength: stub.regionLength,
+                              cookie: cookie, sleepNanoseconds: stub.sleepNanoseconds, borrowedPID: pid), restored)
     }
 }

@@ -57,4 +57,8 @@ public struct BootstrapReport: Sendable {
     public var rejectedCandidates: Int
     /// Guest stops the bootstrap caused.
     public var stops: Int
+    /// The borrowed process's registers when it was caught, and as read back
+    /// from its vCPU after the restore (user state must be equal).
+    public var borrowedBefore: GuestRegisters
+    public var borrowedAfter: GuestRegisters
 }
