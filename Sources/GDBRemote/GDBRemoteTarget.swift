@@ -152,7 +152,7 @@ public final class GDBRemoteTarget: Target {
         _ = try thread(vcpu)
         let text = try client.monitor("info registers -a")
         guard let tables = MonitorRegisters.descriptorTables(in: text, cpuIndex: vcpu.rawValue) else {
-            throw GDBRemoteError.badReply(request: "qRcmd,info registers -a", reply: "no IDT= line for CPU#\(vcpu.rawValue)")
+            throw GDBRemoteError.badReply(request: "qRcmd,info registers -a", reply: "no IDT= line for CPU#\(vcpu.rawValue) in: \(text.prefix(600))")
         }
         return tables
     }

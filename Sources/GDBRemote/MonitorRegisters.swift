@@ -16,7 +16,9 @@ enum MonitorRegisters {
         guard text.utf8.count <= maximumText else { return nil }
         var current: Int? = nil
         var sawHeader = false
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+        // QEMU ends lines with "\r\n", a single Character in Swift: split the bytes.
+        for bytes in text.utf8.split(whereSeparator: { $0 == 10 || $0 == 13 }) {
+            let line = String(decoding: bytes, as: UTF8.self)
             let trimmed = line.drop(while: { $0 == " " })
             if trimmed.hasPrefix("CPU#") {
                 sawHeader = true

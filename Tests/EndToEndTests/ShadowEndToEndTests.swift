@@ -27,7 +27,7 @@ final class ShadowEndToEndTests: XCTestCase {
     }
 
     private func pids(_ text: String) -> Set<Int64> {
-        Set(text.split(whereSeparator: { $0 == "\n" || $0 == " " }).compactMap { Int64($0) })
+        Set(text.utf8.split(whereSeparator: { $0 == 10 || $0 == 13 || $0 == 32 || $0 == 9 }).compactMap { Int64(String(decoding: $0, as: UTF8.self)) })
     }
 
     private func scenario(series: String) throws {
@@ -149,8 +149,8 @@ final class ShadowEndToEndTests: XCTestCase {
         // The workload completes with the right count.
         _ = try console.run("touch /tmp/wl.stop; while [ ! -e /tmp/wl.done ]; do sleep 0.2; done")
         let done = try console.run("cat /tmp/wl.done /tmp/wl.count")
-        let parts = done.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+        let parts = done.utf8.split(whereSeparator: { $0 == 10 || $0 == 13 }).map { String(decoding: $0, as: UTF8.self) }
         XCTAssertEqual(parts.count, 2, done)
-        if parts.count == 2 { XCTAssertEqual(String(parts[0]), "WL-DONE-" + parts[1], done) }
+        if parts.count == 2 { XCTAssertEqual(parts[0], "WL-DONE-" + parts[1], done) }
     }
 }

@@ -67,9 +67,12 @@ final class SerialConsole {
         let id = UUID().uuidString.prefix(8)
         try type("\(command); echo \"E\"\"ND-\(id)\"\n")
         let text = try read(until: "END-\(id)", timeout: timeout)
+        if ProcessInfo.processInfo.environment["SWVMM_CONSOLE_DEBUG"] != nil { print("CONSOLE<<\(text.debugDescription)>>") }
         // Drop the echoed command line and the marker.
-        var lines = text.components(separatedBy: "\n").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\r")) }
-        if let echo = lines.firstIndex(where: { $0.contains("ND-\(id)\"") }) { lines.removeSubrange(...echo) }
+        // "\r\n" is one Character in Swift: split on the bytes.
+        var lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .map { String(decoding: $0.filter { $0 != UInt8(ascii: "\r") }, as: UTF8.self) }
+        if let echo = lines.lastIndex(where: { $0.contains("ND-\(id)\"") }) { lines.removeSubrange(...echo) }
         if !lines.isEmpty { lines.removeLast() }
         return lines.joined(separator: "\n")
     }
