@@ -335,9 +335,21 @@ public final class GDBRemoteClient {
     /// Resumes every thread (`vCont;c`, or `c`). The stub answers only when
     /// the target stops: collect that with `waitForStop(timeout:)`.
     public func resume() throws {
+        try run(useVCont ? "vCont;c" : "c")
+    }
+
+    /// Executes one instruction on `thread` only (`vCont;s:THREAD`); the other
+    /// threads stay stopped. QEMU steps without taking interrupts and over a
+    /// breakpoint at the current pc. Collect the stop with `waitForStop`.
+    public func step(_ thread: ThreadID) throws {
+        guard useVCont else { throw GDBRemoteError.unsupported(request: "vCont;s (single-step of one thread)") }
+        try run("vCont;s:\(thread)")
+    }
+
+    /// Sends a run command (`c`, `vCont;...`); the stub answers when it stops.
+    private func run(_ command: String) throws {
         guard isAttached else { throw GDBRemoteError.notConnected }
         guard !isRunning else { return }
-        let command = useVCont ? "vCont;c" : "c"
         unsolicitedStops.removeAll()
         // The stub picks its own current thread when it stops next.
         selectedThread = nil

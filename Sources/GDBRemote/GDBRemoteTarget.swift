@@ -116,6 +116,47 @@ public final class GDBRemoteTarget: Target {
         r.cr0 & 1 == 0 ? (UInt64(r.cs) << 4) &+ (r.rip & 0xFFFF) : r.rip
     }
 
+    public func step(_ vcpu: VCPUID, timeout: Duration) throws -> StopEvent {
+        do {
+            try client.step(try thread(vcpu))
+            var timedOut = false
+            var reply = try client.waitForStop(timeout: timeout.seconds)
+            if reply == nil {
+                timedOut = true
+                reply = try client.stop()
+            }
+            guard let reply else { return .timeout }
+            return try event(for: reply, timedOut: timedOut)
+        } catch GDBRemoteError.closed {
+            return .exited
+        }
+    }
+
+    public func resumeWithoutWaiting() throws {
+        stopLock.withLock { stopRequested = false }
+        try client.resume()
+    }
+
+    public func halt() throws {
+        guard client.isRunning else { return }
+        do {
+            try client.stop()
+        } catch GDBRemoteError.closed {
+            return
+        }
+    }
+
+    /// From QEMU's monitor (`info registers -a`): the GDB remote protocol has
+    /// no IDTR, and QEMU's x86 target description omits it.
+    public func descriptorTables(of vcpu: VCPUID) throws -> DescriptorTables {
+        _ = try thread(vcpu)
+        let text = try client.monitor("info registers -a")
+        guard let tables = MonitorRegisters.descriptorTables(in: text, cpuIndex: vcpu.rawValue) else {
+            throw GDBRemoteError.badReply(request: "qRcmd,info registers -a", reply: "no IDT= line for CPU#\(vcpu.rawValue) in: \(text.prefix(600))")
+        }
+        return tables
+    }
+
     public func stop() throws {
         stopLock.withLock { stopRequested = true }
         try client.interrupt()

@@ -65,6 +65,25 @@ public protocol Target: PhysicalMemory {
     /// returns `.stopped(_, signal:)` promptly.
     func stop() throws
 
+    /// Executes exactly one instruction on `vcpu` (the others stay stopped),
+    /// without taking interrupts, even when a breakpoint is set at its rip:
+    /// this is how a vCPU that hit a breakpoint meant for another process is
+    /// moved past it. Returns that vCPU's stop (`.stopped(vcpu, signal: 5)`
+    /// normally) or `.timeout`.
+    func step(_ vcpu: VCPUID, timeout: Duration) throws -> StopEvent
+
+    /// Resumes every vCPU and returns at once: the guest runs until `halt()`.
+    /// A breakpoint that fires meanwhile stops the guest; `halt()` collects it.
+    func resumeWithoutWaiting() throws
+
+    /// Stops a guest started by `resumeWithoutWaiting()` and waits until it
+    /// is stopped. Does nothing when the guest is already stopped.
+    func halt() throws
+
+    /// The base and limit of `vcpu`'s interrupt descriptor table (IDTR).
+    /// KVM: `KVM_GET_SREGS`; a GDB stub: whatever side channel it offers.
+    func descriptorTables(of vcpu: VCPUID) throws -> DescriptorTables
+
     /// Lets the guest run on and gives it up (removes breakpoints first). After
     /// `detach()` no other call works. Conformers also detach when released.
     func detach() throws

@@ -3,7 +3,7 @@
 /// shadow, MSR_KERNEL_GS_BASE), control registers and EFER.
 ///
 /// A plain value: every field is what the vCPU holds, zero-extended.
-public struct GuestRegisters: Equatable, Hashable {
+public struct GuestRegisters: Equatable, Hashable, Sendable {
     public var rax: UInt64 = 0, rbx: UInt64 = 0, rcx: UInt64 = 0, rdx: UInt64 = 0
     public var rsi: UInt64 = 0, rdi: UInt64 = 0, rbp: UInt64 = 0, rsp: UInt64 = 0
     public var r8: UInt64 = 0, r9: UInt64 = 0, r10: UInt64 = 0, r11: UInt64 = 0

@@ -1,0 +1,186 @@
+import Guest
+
+/// Counters of an executor, for measurements.
+public struct ExecutorStatistics: Sendable {
+    /// System calls executed.
+    public var calls = 0
+    /// Guest stops (breakpoint hits, steps) the calls needed, parking included.
+    public var stops = 0
+    /// Host time inside `syscall(_:_:)`, in total.
+    public var total: Duration = .zero
+    /// Of `total`, the time spent waiting for the guest to stop (guest
+    /// execution plus the stub's reply latency); the rest is host-side work.
+    public var waiting: Duration = .zero
+    /// Calls that had to wait for S to come out of its sleep first.
+    public var parkings = 0
+}
+
+/// Runs system calls in the shadow process S (`GuestSyscallExecutor`).
+///
+/// For a call S is caught at its trap point (TRAP, any vCPU, recognised by
+/// S's root), given rax/arguments with rip = SYS, resumed, and caught at
+/// TRAP again. Between calls of a burst S stays at TRAP and the guest stays
+/// stopped; `release()` (or `close()`) lets S and the guest run on. Callers
+/// are serialized.
+public final class ShadowExecutor: GuestSyscallExecutor {
+    public let target: Target
+    public let shadow: ShadowProcess
+    /// How long S may take to reach its trap point, or to return from a call.
+    public var timeout: Duration
+    public var regionAddress: UInt64 { shadow.dataAddress }
+    public var regionSize: Int { shadow.regionLength - ShadowStub.dataOffset }
+    public var statistics: ExecutorStatistics { lock.withLock { stats } }
+
+    private let lock = ShadowLock()
+    private var stats = ExecutorStatistics()
+    /// S stopped at TRAP, the breakpoint set, the guest stopped.
+    private var parked: UserStop?
+    /// Whether the guest runs freely (started by `resumeWithoutWaiting`).
+    private var guestRunning: Bool
+    private var closed = false
+    private let expectedStub: [UInt8]
+
+    /// An executor for `shadow`; `guestRunning` says whether the guest was
+    /// left running (as `ShadowBootstrap.build` leaves it).
+    public init(target: Target, shadow: ShadowProcess, guestRunning: Bool, timeout: Duration = .seconds(10)) throws {
+        self.target = target
+        self.shadow = shadow
+        self.guestRunning = guestRunning
+        self.timeout = timeout
+        expectedStub = try ShadowStub(regionLength: shadow.regionLength, sleepNanoseconds: shadow.sleepNanoseconds).code
+    }
+
+    deinit { try? close() }
+
+    // MARK: GuestSyscallExecutor
+
+    public func writeRegion(offset: Int, _ bytes: [UInt8]) throws {
+        try lock.withLock {
+            try checkRange(offset, bytes.count)
+            try view().write(virtual: regionAddress &+ UInt64(offset), bytes)
+        }
+    }
+
+    public func readRegion(offset: Int, count: Int) throws -> [UInt8] {
+        try lock.withLock {
+            try checkRange(offset, count)
+            return try view().read(virtual: regionAddress &+ UInt64(offset), count: count)
+        }
+    }
+
+    public func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 {
+        try lock.withLock {
+            let clock = ContinuousClock()
+            let start = clock.now
+            var loop = StopLoop(target: target)
+            defer {
+                stats.total += clock.now - start
+                stats.stops += loop.stops
+                stats.waiting += loop.waiting
+            }
+            let s = try park(&loop)
+            try target.setRegisters(try s.registers.preparingSyscall(at: shadow.syscallAddress, number: number, arguments), of: s.vcpu)
+            parked = nil
+            guard let (vcpu, registers) = try loop.run(until: clock.now + timeout, during: "a call in S", judge: { _, r in
+                isS(r) ? .accept : .skip
+            }) else {
+                try? letGo()
+                throw ShadowError.shadowNotResponding(pid: shadow.pid, seconds: timeout.seconds)
+            }
+            try checkStub()
+            parked = UserStop(vcpu: vcpu, registers: registers)
+            stats.calls += 1
+            return registers.result
+        }
+    }
+
+    // MARK: life cycle
+
+    /// Ends a burst: removes the trap breakpoint and lets the guest (and S's
+    /// sleep loop) run on. The next call catches S again.
+    public func release() throws {
+        try lock.withLock { try letGo() }
+    }
+
+    /// Like `release()`; the executor is not used afterwards.
+    public func close() throws {
+        try lock.withLock {
+            guard !closed else { return }
+            closed = true
+            try letGo()
+        }
+    }
+
+    /// Stops the guest (keeping S where it is) without releasing a parked S.
+    public func pauseGuest() throws {
+        try lock.withLock { try ensureStopped() }
+    }
+
+    // MARK: internals
+
+    private func isS(_ r: GuestRegisters) -> Bool {
+        r.rip == shadow.trapAddress && r.inUserMode && r.root == shadow.root
+    }
+
+    private func ensureStopped() throws {
+        if guestRunning {
+            try target.halt()
+            guestRunning = false
+        }
+    }
+
+    private func letGo() throws {
+        if parked != nil || !guestRunning {
+            try ensureStopped()
+            try? target.removeBreakpoint(at: shadow.trapAddress)
+            parked = nil
+            try target.resumeWithoutWaiting()
+            guestRunning = true
+        }
+    }
+
+    /// S at TRAP, the guest stopped: waits for S to come out of its sleep if needed.
+    private func park(_ loop: inout StopLoop) throws -> UserStop {
+        if let parked { return parked }
+        try ensureStopped()
+        try target.insertBreakpoint(at: shadow.trapAddress)
+        guard let (vcpu, registers) = try loop.run(until: ContinuousClock().now + timeout, during: "the wait for S at its trap point", judge: { _, r in
+            isS(r) ? .accept : .skip
+        }) else {
+            try? letGo()
+            throw ShadowError.shadowNotResponding(pid: shadow.pid, seconds: timeout.seconds)
+        }
+        stats.parkings += 1
+        try checkStub()
+        let stop = UserStop(vcpu: vcpu, registers: registers)
+        parked = stop
+        return stop
+    }
+
+    /// The stub's code must be what was written (S may have been changed).
+    private func checkStub() throws {
+        let bytes = try view().read(virtual: shadow.regionBase, count: expectedStub.count)
+        guard bytes == expectedStub else {
+            try? letGo()
+            throw ShadowError.stubModified(pid: shadow.pid, address: shadow.regionBase)
+        }
+    }
+
+    private var pagingShape: GuestRegisters?
+
+    /// S's address space, walked afresh on every access (GuestView does).
+    private func view() throws -> GuestView {
+        try ensureStopped()
+        if pagingShape == nil, let first = target.vcpus.first { pagingShape = try target.registers(of: first) }
+        guard let shape = pagingShape else { throw ShadowError.badArgument("the target has no vCPUs") }
+        var r = shape
+        r.cr3 = shadow.root
+        return GuestView(memory: target, context: try r.pagingContext)
+    }
+
+    private func checkRange(_ offset: Int, _ count: Int) throws {
+        guard offset >= 0, count >= 0, offset <= regionSize, count <= regionSize - offset else {
+            throw ShadowError.regionOutOfBounds(offset: offset, count: count, size: regionSize)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+/// The code and data S runs from: one region, mapped by the borrowed process
+/// and inherited by S through fork.
+///
+/// Layout (offsets from the region base):
+/// - page 0: the stub's code at 0, the header at `headerOffset`
+///   (magic, version, cookie, the sleep's timespec, the signal set S blocks,
+///   the CPU set S pins itself to);
+/// - page 1: S's stack (the stub pushes nothing; the kernel needs rsp sane);
+/// - pages 2...: the data area handed to executors (`dataOffset`).
+///
+/// The stub (x86-64, hand-assembled; the encodings are in `code`):
+///
+///     entry: lea rdi, [rip + region]       ; first page
+///            mov ecx, PAGES
+///     touch: mov al, [rdi]                 ; write every page once: breaks
+///            mov [rdi], al                 ; fork's copy-on-write, so S's PTEs
+///            add rdi, 4096                 ; become writable for the host
+///            dec ecx
+///            jnz touch
+///     loop:  mov eax, 35                   ; nanosleep(&timespec, NULL)
+///            lea rdi, [rip + timespec]
+///            xor esi, esi
+///     SYS:   syscall
+///     TRAP:  jmp loop                      ; the trap point the executor uses
+public struct ShadowStub: Equatable, Sendable {
+    /// Header magic, "SWVMMSHD".
+    public static let magic: [UInt8] = Array("SWVMMSHD".utf8)
+    /// Layout version in the header; bumped when the layout changes.
+    public static let version: UInt32 = 1
+    public static let headerOffset = 0x100
+    static let magicOffset = headerOffset, versionOffset = headerOffset + 8
+    public static let cookieOffset = headerOffset + 0x10
+    public static let cookieLength = 16
+    static let timespecOffset = headerOffset + 0x20
+    static let sigsetOffset = headerOffset + 0x30
+    static let cpusetOffset = headerOffset + 0x40
+    /// Bytes of cpu_set_t written: 1024 CPUs (glibc's CPU_SETSIZE, sched.h).
+    static let cpusetLength = 128
+    static let headerEnd = cpusetOffset + cpusetLength
+    /// S's stack top: the end of page 1, minus a red zone's worth.
+    static let stackTop = 2 * 4096 - 128
+    /// Where the executor's data area starts.
+    public static let dataOffset = 2 * 4096
+    /// Smallest region: code page, stack page, one data page.
+    public static let minimumRegion = 3 * 4096
+    /// Largest region this bootstrap makes (bounds the touch loop and fork cost).
+    public static let maximumRegion = 16 << 20
+
+    /// Offsets in the code (see the listing above).
+    public static let entryOffset = 0
+    static let loopOffset = 27
+    public static let syscallOffset = 41
+    public static let trapOffset = 43
+    static let codeLength = 45
+
+    /// Total region size in bytes (a multiple of 4096).
+    public let regionLength: Int
+    /// Nanoseconds S sleeps between trap points.
+    public let sleepNanoseconds: UInt64
+
+    public init(regionLength: Int, sleepNanoseconds: UInt64) throws {
+        guard regionLength >= ShadowStub.minimumRegion, regionLength <= ShadowStub.maximumRegion,
+              regionLength % 4096 == 0 else {
+            throw ShadowError.badArgument("region length \(regionLength) must be a multiple of 4096 in \(ShadowStub.minimumRegion)...\(ShadowStub.maximumRegion)")
+        }
+        guard sleepNanoseconds >= 1_000, sleepNanoseconds <= 10_000_000_000 else {
+            throw ShadowError.badArgument("sleep of \(sleepNanoseconds) ns is outside 1 µs...10 s")
+        }
+        self.regionLength = regionLength
+        self.sleepNanoseconds = sleepNanoseconds
+    }
+
+    /// The stub's machine code (position independent).
+    public var code: [UInt8] {
+        let pages = UInt32(regionLength / 4096)
+        var bytes: [UInt8] = []
+        // entry: lea rdi, [rip + disp32] -> region base (disp = 0 - 7)
+        bytes += [0x48, 0x8D, 0x3D] + le32(Int32(0 - 7))
+        bytes += [0xB9] + le32(Int32(bitPattern: pages))             // mov ecx, pages
+        bytes += [0x8A, 0x07]                                          // touch: mov al, [rdi]
+        bytes += [0x88, 0x07]                                          // mov [rdi], al
+        bytes += [0x48, 0x81, 0xC7] + le32(4096)                       // add rdi, 4096
+        bytes += [0xFF, 0xC9]                                          // dec ecx
+        bytes += [0x75, UInt8(bitPattern: Int8(12 - 27))]              // jnz touch
+        bytes += [0xB8] + le32(Int32(LinuxABI.Syscall.nanosleep))      // loop: mov eax, 35
+        bytes += [0x48, 0x8D, 0x3D] + le32(Int32(ShadowStub.timespecOffset - 39)) // lea rdi, [rip + timespec]
+        bytes += [0x31, 0xF6]                                          // xor esi, esi
+        bytes += [0x0F, 0x05]                                          // SYS: syscall
+        bytes += [0xEB, UInt8(bitPattern: Int8(ShadowStub.loopOffset - ShadowStub.codeLength))] // TRAP: jmp loop
+        return bytes
+    }
+
+    /// Page 0 of the region: code and header with `cookie`, the sleep, a full
+    /// signal set and, when `cpu` is given, a CPU set holding only it.
+    public func firstPage(cookie: [UInt8], cpu: Int?) -> [UInt8] {
+        var page = [UInt8](repeating: 0, count: 4096)
+        page.replaceSubrange(0 ..< ShadowStub.codeLength, with: code)
+        page.replaceSubrange(ShadowStub.magicOffset ..< ShadowStub.magicOffset + 8, with: ShadowStub.magic)
+        page.replaceSubrange(ShadowStub.versionOffset ..< ShadowStub.versionOffset + 4, with: le32(Int32(ShadowStub.version)))
+        let cookieBytes = Array(cookie.prefix(ShadowStub.cookieLength))
+        page.replaceSubrange(ShadowStub.cookieOffset ..< ShadowStub.cookieOffset + cookieBytes.count, with: cookieBytes)
+        page.replaceSubrange(ShadowStub.timespecOffset ..< ShadowStub.timespecOffset + 16,
+                             with: le64(sleepNanoseconds / 1_000_000_000) + le64(sleepNanoseconds % 1_000_000_000))
+        page.replaceSubrange(ShadowStub.sigsetOffset ..< ShadowStub.sigsetOffset + 8, with: [UInt8](repeating: 0xFF, count: 8))
+        if let cpu, cpu >= 0, cpu < ShadowStub.cpusetLength * 8 {
+            page[ShadowStub.cpusetOffset + cpu / 8] = 1 << UInt8(cpu % 8)
+        }
+        return page
+    }
+}
+
+func le32(_ value: Int32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+func le64(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }

@@ -1,0 +1,63 @@
+import Foundation
+import XCTest
+
+/// A reference guest (images/reference-guest.sh): a stock Debian kernel under
+/// QEMU/TCG in swvmm.mode=known-state, its console on a socket and its
+/// gdbstub on another. QEMU dies with the test process (pdeathsig) and is
+/// killed by `stop()`; call it in tearDown.
+final class ReferenceGuest {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let readyMarker = "SWVMM-KNOWN-STATE-READY"
+
+    let series: String
+    let directory: URL
+    let process = Process()
+    private(set) var console: SerialConsole!
+    var gdbAddress: String { "unix:" + directory.appendingPathComponent("gdb.sock").path }
+    /// The kernel release the image was built from (images/out/release-SERIES).
+    let release: String
+
+    init(series: String, bootTimeout: TimeInterval = 180) throws {
+        self.series = series
+        let out = Self.repository.appendingPathComponent("images/out")
+        let script = Self.repository.appendingPathComponent("images/reference-guest.sh")
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") else {
+            throw XCTSkip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+        }
+        for file in ["bzImage-\(series)", "initramfs-\(series).cpio.gz", "release-\(series)"]
+        where !FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path) {
+            throw XCTSkip("images/out/\(file) is missing: run 'make images'")
+        }
+        release = (try String(contentsOf: out.appendingPathComponent("release-\(series)"), encoding: .utf8))
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("swvmm-ref-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script.path, series, directory.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        do {
+            let serial = directory.appendingPathComponent("serial.sock").path
+            let deadline = Date().addingTimeInterval(20)
+            while !FileManager.default.fileExists(atPath: serial) {
+                guard process.isRunning, Date() < deadline else { throw SerialConsoleError.io("QEMU did not create \(serial)") }
+                usleep(50_000)
+            }
+            console = try SerialConsole(socketPath: serial, timeout: 10)
+            try console.read(until: Self.readyMarker, timeout: bootTimeout)
+            // Let the shell start, and check it answers.
+            _ = try console.run("echo ready", timeout: 60)
+        } catch {
+            stop()
+            throw error
+        }
+    }
+
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
