@@ -55,6 +55,18 @@ final class ReferenceGuest {
         }
     }
 
+    /// Runs a shell command on the guest's console: what it printed (each line
+    /// ending in "\n") and its exit status.
+    func run(_ command: String, timeout: TimeInterval = 30) throws -> (output: String, status: Int32) {
+        var lines = try console.run("\(command); echo \"SWVMM-STATUS=$?\"", timeout: timeout)
+            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let last = lines.popLast(), last.hasPrefix("SWVMM-STATUS="),
+              let status = Int32(last.dropFirst("SWVMM-STATUS=".count)) else {
+            throw SerialConsoleError.io("no exit status after '\(command)'")
+        }
+        return (lines.map { $0 + "\n" }.joined(), status)
+    }
+
     func stop() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
