@@ -19,8 +19,10 @@ let package = Package(
         // C shims: linux/kvm.h constants and the ioctl entry points Swift cannot
         // import directly (function-like macros, variadic ioctl).
         .target(name: "CKVM"),
-        .systemLibrary(name: "CCapstone", pkgConfig: "capstone",
-                       providers: [.apt(["libcapstone-dev"])]),
+        // Capstone's header only: the library is dlopen'ed on first use (see
+        // Guest/CapstoneLibrary.swift), so no pkg-config (its -lcapstone would
+        // put it back into the executable's DT_NEEDED).
+        .systemLibrary(name: "CCapstone", providers: [.apt(["libcapstone-dev"])]),
         .systemLibrary(name: "CLibELF", pkgConfig: "libelf",
                        providers: [.apt(["libelf-dev"])]),
 

@@ -27,11 +27,16 @@ public struct Instruction: Equatable, Sendable, CustomStringConvertible {
 public enum DisassemblerError: Error, Equatable, CustomStringConvertible {
     /// `cs_open` failed with capstone error `code`.
     case openFailed(code: UInt32, message: String)
+    /// `library` (capstone) could not be loaded with dlopen(3) or lacks a
+    /// function; `reason` is dlerror(3)'s message.
+    case libraryUnavailable(library: String, reason: String)
 
     public var description: String {
         switch self {
         case let .openFailed(code, message):
             return "capstone cs_open(x86, 64-bit) failed: \(message) (error \(code))"
+        case let .libraryUnavailable(library, reason):
+            return "capstone (libcapstone4) is not installed: cannot load \(library): \(reason)"
         }
     }
 }
@@ -41,20 +46,23 @@ public enum DisassemblerError: Error, Equatable, CustomStringConvertible {
 /// not thread-safe, so give each thread its own instance.
 public final class Disassembler {
     private var handle: csh = 0
+    private let capstone: CapstoneLibrary
 
     /// Capstone's id for `syscall`, as the plain integer `cs_insn.id` holds.
     static let syscallID: UInt32 = X86_INS_SYSCALL.rawValue
 
-    /// Opens capstone for 64-bit x86.
+    /// Opens capstone for 64-bit x86, loading the library on first use.
     public init() throws {
-        let status = cs_open(CS_ARCH_X86, CS_MODE_64, &handle)
+        capstone = try CapstoneLibrary.shared.get()
+        let status = capstone.open(CS_ARCH_X86, CS_MODE_64, &handle)
         guard status == CS_ERR_OK else {
-            throw DisassemblerError.openFailed(code: status.rawValue, message: String(cString: cs_strerror(status)))
+            let message = capstone.strerror(status).map { String(cString: $0) } ?? "unknown error"
+            throw DisassemblerError.openFailed(code: status.rawValue, message: message)
         }
     }
 
     deinit {
-        cs_close(&handle)
+        _ = capstone.close(&handle)
     }
 
     /// Decodes up to `maxInstructions` instructions of `bytes`, the first at
@@ -64,10 +72,10 @@ public final class Disassembler {
         guard maxInstructions > 0, !bytes.isEmpty else { return [] }
         var insns: UnsafeMutablePointer<cs_insn>?
         let count = bytes.withUnsafeBufferPointer { buffer in
-            cs_disasm(handle, buffer.baseAddress, buffer.count, address, maxInstructions, &insns)
+            capstone.disasm(handle, buffer.baseAddress, buffer.count, address, maxInstructions, &insns)
         }
         guard count > 0, let insns else { return [] }
-        defer { cs_free(insns, count) }
+        defer { capstone.free(insns, count) }
         return (0 ..< count).map { Instruction(insns[$0]) }
     }
 
@@ -100,15 +108,15 @@ public final class Disassembler {
     /// so garbage resynchronises instead of ending the sweep. Returning false
     /// from `visit` stops early.
     func sweep(_ bytes: [UInt8], address: UInt64, visit: (UInt32, UInt64, Int) -> Bool) {
-        guard !bytes.isEmpty, let insn = cs_malloc(handle) else { return }
-        defer { cs_free(insn, 1) }
+        guard !bytes.isEmpty, let insn = capstone.malloc(handle) else { return }
+        defer { capstone.free(insn, 1) }
         bytes.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return }
             var code: UnsafePointer<UInt8>? = base
             var remaining = buffer.count
             var pc = address
             while remaining > 0, let current = code {
-                if cs_disasm_iter(handle, &code, &remaining, &pc, insn) {
+                if capstone.disasmIter(handle, &code, &remaining, &pc, insn) {
                     if !visit(insn.pointee.id, insn.pointee.address, Int(insn.pointee.size)) { return }
                 } else {
                     // Not an instruction here: step one byte and resynchronise.

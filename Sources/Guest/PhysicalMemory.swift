@@ -9,6 +9,12 @@ public protocol PhysicalMemory: AnyObject {
     func read(physical address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
     /// Copies `buffer` into guest memory starting at guest-physical `address`.
     func write(physical address: UInt64, from buffer: UnsafeRawBufferPointer) throws
+    /// Writes `count` bytes at `address` that `fill` produces: it is called
+    /// with successive buffers and the number of bytes already produced, and
+    /// must fill each buffer completely (or throw). Lets a loader read a file
+    /// straight into guest RAM; the default goes through a bounded buffer.
+    func write(physical address: UInt64, count: Int,
+               filledBy fill: (UnsafeMutableRawBufferPointer, Int) throws -> Void) throws
 }
 
 /// Errors any `PhysicalMemory` conformer may throw for a bad access.
@@ -24,7 +30,27 @@ public enum PhysicalMemoryError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// Buffer size for the default `write(physical:count:filledBy:)`: large enough
+/// that per-call costs do not matter, small beside a kernel image.
+public let physicalMemoryFillChunk = 1 << 20
+
 extension PhysicalMemory {
+    public func write(physical address: UInt64, count: Int,
+                      filledBy fill: (UnsafeMutableRawBufferPointer, Int) throws -> Void) throws {
+        guard count >= 0, !address.addingReportingOverflow(UInt64(count)).overflow else {
+            throw PhysicalMemoryError.outOfRange(address: address, length: count)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: min(count, physicalMemoryFillChunk), alignment: 16)
+        defer { buffer.deallocate() }
+        var done = 0
+        while done < count {
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0 ..< min(buffer.count, count - done)])
+            try fill(chunk, done)
+            try write(physical: address + UInt64(done), from: UnsafeRawBufferPointer(chunk))
+            done += chunk.count
+        }
+    }
+
     /// Reads `count` bytes at `address`.
     @inlinable
     public func readBytes(physical address: UInt64, count: Int) throws -> [UInt8] {

@@ -2,6 +2,17 @@ import XCTest
 @testable import Guest
 
 final class DisassemblerTests: XCTestCase {
+    func testMissingCapstoneIsATypedError() {
+        XCTAssertThrowsError(try CapstoneLibrary(soname: "libcapstone-swvmm-missing.so.0")) { error in
+            guard case let .libraryUnavailable(library, reason)? = error as? DisassemblerError else {
+                return XCTFail("\(error)")
+            }
+            XCTAssertEqual(library, "libcapstone-swvmm-missing.so.0")
+            XCTAssertFalse(reason.isEmpty)
+            XCTAssertTrue("\(error)".contains("capstone (libcapstone4) is not installed"), "\(error)")
+        }
+    }
+
     func testKnownSequencesDecode() throws {
         let d = try Disassembler()
         // push rbp; mov rbp, rsp; mov eax, 0x50f; syscall; ret

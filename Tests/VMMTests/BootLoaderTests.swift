@@ -5,7 +5,8 @@ import Guest
 final class BootLoaderTests: XCTestCase {
     private func configuration(_ memory: GuestMemory, cpus: Int = 2, commandLine: String = "console=ttyS0",
                                initrd: [UInt8]? = nil) -> BootConfiguration {
-        BootConfiguration(memoryRegions: memory.regions, cpuCount: cpus, commandLine: commandLine, initrd: initrd)
+        BootConfiguration(memoryRegions: memory.regions, cpuCount: cpus, commandLine: commandLine,
+                          initrd: initrd.map { .bytes($0[...]) })
     }
 
     func testBzImageBootLayout() throws {

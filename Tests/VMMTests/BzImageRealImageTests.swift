@@ -61,12 +61,12 @@ final class BzImageRealImageTests: XCTestCase {
         let memory = try GuestMemory(size: 256 << 20)
         let plan = try BootLoader.load(.bzImage(image), configuration: BootConfiguration(
             memoryRegions: memory.regions, cpuCount: 2, commandLine: "console=ttyS0 earlyprintk=serial",
-            initrd: [UInt8](repeating: 0x30, count: 1 << 20)), into: memory)
+            initrd: .bytes([UInt8](repeating: 0x30, count: 1 << 20)[...])), into: memory)
         XCTAssertEqual(plan.entryPoint, plan.loadAddress + 0x200)
         XCTAssertGreaterThanOrEqual(plan.initrd?.address ?? 0, plan.kernelEnd)
         let loaded = try memory.readBytes(physical: plan.loadAddress, count: 4096)
-        XCTAssertEqual(loaded, Array(image.protectedModeKernel.prefix(4096)))
-        let headerEnd = 0x202 + Int(image.bytes[0x201])
+        XCTAssertEqual(loaded, Array(try image.protectedModeKernel.readAll().prefix(4096)))
+        let headerEnd = 0x202 + Int(image.setup[0x201])
         XCTAssertEqual(try memory.readBytes(physical: Layout.bootParamsAddress + 0x202, count: 4), Array("HdrS".utf8))
         XCTAssertEqual(try memory.readBytes(physical: Layout.bootParamsAddress + UInt64(headerEnd), count: 16),
                        [UInt8](repeating: 0, count: 16), "bytes past the header are not copied")

@@ -19,7 +19,7 @@ final class BzImageTests: XCTestCase {
         XCTAssertEqual(header.initrdAddrMax, 0x7FFF_FFFF)
         XCTAssertEqual(header.headerEnd, 0x26C)
         XCTAssertEqual(image.kernelVersion, "6.1.0-synthetic (test) #1")
-        XCTAssertEqual(Array(image.protectedModeKernel.prefix(3)), [1, 8, 15])
+        XCTAssertEqual(Array(try image.protectedModeKernel.readAll().prefix(3)), [1, 8, 15])
         XCTAssertEqual(image.protectedModeKernel.count, 8192)
     }
 
@@ -107,6 +107,8 @@ final class BzImageTests: XCTestCase {
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         defer { unlink(path) }
         guard case let .bzImage(image) = try KernelImage.load(path: path) else { return XCTFail("not a bzImage") }
-        XCTAssertEqual(image.bytes, bytes)
+        XCTAssertEqual(image.setup, Array(bytes.prefix(image.header.protectedModeOffset)))
+        XCTAssertEqual(try image.protectedModeKernel.readAll(), Array(bytes[image.header.protectedModeOffset...]))
+        XCTAssertEqual(image.kernelVersion, "6.1.0-synthetic (test) #1")
     }
 }

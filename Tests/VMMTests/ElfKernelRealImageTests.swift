@@ -30,6 +30,6 @@ final class ElfKernelRealImageTests: XCTestCase {
             memoryRegions: memory.regions, cpuCount: 1, commandLine: "console=ttyS0"), into: memory)
         XCTAssertEqual(plan.registers.rip, kernel.entryPoint)
         let first = try XCTUnwrap(kernel.segments.first)
-        XCTAssertEqual(try memory.readBytes(physical: first.physicalAddress, count: 64), Array(first.contents.prefix(64)))
+        XCTAssertEqual(try memory.readBytes(physical: first.physicalAddress, count: 64), Array(try first.contents.readAll().prefix(64)))
     }
 }

@@ -8,10 +8,10 @@ public struct BootConfiguration: Sendable {
     public var cpuCount: Int
     /// The kernel command line.
     public var commandLine: String
-    /// The initial RAM disk, if any.
-    public var initrd: [UInt8]?
+    /// The initial RAM disk, if any (`ImageContents(file:)` to load it from its file).
+    public var initrd: ImageContents?
 
-    public init(memoryRegions: [MemoryRegion], cpuCount: Int, commandLine: String, initrd: [UInt8]? = nil) {
+    public init(memoryRegions: [MemoryRegion], cpuCount: Int, commandLine: String, initrd: ImageContents? = nil) {
         self.memoryRegions = memoryRegions
         self.cpuCount = cpuCount
         self.commandLine = commandLine
@@ -86,7 +86,7 @@ public enum BootLoader {
             guard kernelEnd <= lowEnd else {
                 throw BootError.kernelDoesNotFit(loadAddress: loadAddress, size: kernelEnd - loadAddress, memoryEnd: lowEnd)
             }
-            try guarded("the kernel") { try memory.writeBytes(physical: loadAddress, bz.protectedModeKernel) }
+            try guarded("the kernel") { try bz.protectedModeKernel.copy(into: memory, at: loadAddress, what: "protected-mode kernel") }
             entryPoint = loadAddress + BzImage.entry64Offset
             initrdAddrMax = UInt64(header.initrdAddrMax)
             params = BootParams(setupHeader: bz.setupHeaderBytes)
@@ -105,10 +105,10 @@ public enum BootLoader {
         }
 
         var initrd: BootPlan.Placement?
-        if let bytes = configuration.initrd, !bytes.isEmpty {
-            let placement = try placeInitrd(size: UInt64(bytes.count), below: min(lowEnd, initrdAddrMax + 1),
+        if let contents = configuration.initrd, contents.count > 0 {
+            let placement = try placeInitrd(size: UInt64(contents.count), below: min(lowEnd, initrdAddrMax + 1),
                                             above: kernelEnd)
-            try guarded("the initrd") { try memory.writeBytes(physical: placement.address, bytes) }
+            try guarded("the initrd") { try contents.copy(into: memory, at: placement.address, what: "initrd") }
             params.setRamdisk(address: placement.address, size: placement.size)
             initrd = placement
         }
@@ -158,7 +158,7 @@ public enum BootLoader {
         let zeros = [UInt8](repeating: 0, count: zeroChunk)
         for segment in elf.segments {
             try guarded("an ELF segment") {
-                try memory.writeBytes(physical: segment.physicalAddress, segment.contents)
+                try segment.contents.copy(into: memory, at: segment.physicalAddress, what: "ELF PT_LOAD segment")
                 var address = segment.physicalAddress + UInt64(segment.contents.count)
                 let end = segment.physicalAddress + segment.memorySize
                 while address < end {

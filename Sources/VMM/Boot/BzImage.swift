@@ -9,20 +9,42 @@ public struct BzImage: Sendable {
 
     /// The setup header.
     public let header: SetupHeader
-    /// The whole file.
-    public let bytes: [UInt8]
+    /// The boot sector and setup sectors (file offsets 0 ..< `header.protectedModeOffset`):
+    /// the setup header and the kernel version string live here.
+    public let setup: [UInt8]
+    /// The protected-mode kernel: the bytes swvmm loads into guest memory.
+    public let protectedModeKernel: ImageContents
 
-    /// Parses `bytes`, checking the header and that the file holds all it declares.
+    /// Parses a whole image held in memory.
     public init(bytes: [UInt8]) throws {
         header = try SetupHeader(parsing: bytes)
-        self.bytes = bytes
+        setup = Array(bytes.prefix(header.protectedModeOffset))
+        protectedModeKernel = .bytes(bytes[min(bytes.count, header.protectedModeOffset)...]
+            .prefix(header.protectedModeSize))
+        try validate(fileSize: bytes.count)
+    }
+
+    /// Parses the image in `file`, reading only its setup sectors; the
+    /// protected-mode kernel stays in the file until it is loaded.
+    public init(file: ImageFile) throws {
+        let headerArea = try file.read(offset: 0, count: min(file.size, SetupHeader.headerAreaEnd), what: "setup header")
+        header = try SetupHeader(parsing: headerArea)
+        setup = headerArea.count >= header.protectedModeOffset ? Array(headerArea.prefix(header.protectedModeOffset))
+            : try file.read(offset: 0, count: min(file.size, header.protectedModeOffset), what: "setup sectors")
+        protectedModeKernel = .file(file, offset: header.protectedModeOffset, count: header.protectedModeSize)
+        try validate(fileSize: file.size)
+    }
+
+    /// Checks that the file holds all the header declares and that the
+    /// header's pointers stay inside the parts they point into.
+    private func validate(fileSize: Int) throws {
         let needed = header.protectedModeOffset + header.protectedModeSize
         guard header.protectedModeSize > 0 else {
             throw BootError.malformedHeader(field: "syssize", detail: "protected-mode kernel size is 0")
         }
-        guard bytes.count >= needed else {
+        guard fileSize >= needed else {
             throw BootError.truncated(what: "setup (\(header.setupSects) sectors) + protected-mode kernel (\(header.protectedModeSize) bytes)",
-                                      needed: needed, actual: bytes.count)
+                                      needed: needed, actual: fileSize)
         }
         let payloadEnd = UInt64(header.payloadOffset) + UInt64(header.payloadLength)
         guard payloadEnd <= UInt64(header.protectedModeSize) else {
@@ -37,20 +59,15 @@ public struct BzImage: Sendable {
         }
     }
 
-    /// The protected-mode kernel: the bytes swvmm loads into guest memory.
-    public var protectedModeKernel: ArraySlice<UInt8> {
-        bytes[header.protectedModeOffset..<(header.protectedModeOffset + header.protectedModeSize)]
-    }
-
     /// The kernel's version string (`kernel_version` + 0x200, boot.rst 0x20E), e.g.
     /// "6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP ...".
     public var kernelVersion: String? {
         guard header.kernelVersionPointer != 0 else { return nil }
-        return ByteReader(bytes).cString(at: Int(header.kernelVersionPointer) + 0x200)
+        return ByteReader(setup).cString(at: Int(header.kernelVersionPointer) + 0x200)
     }
 
     /// The bytes of the setup header as they go into the zero page at 0x1F1.
-    public var setupHeaderBytes: ArraySlice<UInt8> { bytes[SetupHeader.startOffset..<header.headerEnd] }
+    public var setupHeaderBytes: ArraySlice<UInt8> { setup[SetupHeader.startOffset..<header.headerEnd] }
 
     /// (label, value) rows for `swvmm image-info`.
     public func imageInfoReport() -> [(String, String)] {

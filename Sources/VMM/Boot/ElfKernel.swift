@@ -10,11 +10,11 @@ import Guest
 /// segment that contains it.
 public struct ElfKernel: Sendable {
     /// One piece to copy into guest memory.
-    public struct Segment: Sendable, Equatable {
+    public struct Segment: Sendable {
         /// Guest-physical destination.
         public let physicalAddress: UInt64
         /// Bytes from the file (`p_filesz`).
-        public let contents: [UInt8]
+        public let contents: ImageContents
         /// Total size in memory (`p_memsz`); the tail past `contents` is zeroed (.bss).
         public let memorySize: UInt64
     }
@@ -35,29 +35,46 @@ public struct ElfKernel: Sendable {
         guard image.elfClass == ELFImage.class64, image.machine == ELFImage.machineX86_64 else {
             throw BootError.notX86_64(elfClass: image.elfClass, machine: image.machine)
         }
-        let loads = image.loadSegments
+        try self.init(entry: image.entry, loads: image.loadSegments.map(ElfFileHeader.ProgramHeader.init), fileSize: bytes.count) { load in
+            .bytes(bytes[Int(load.offset) ..< Int(load.offset + load.fileSize)])  // ELFImage checked the bounds
+        }
+    }
+
+    /// Parses the vmlinux in `file`, reading only its ELF and program
+    /// headers; segments stay in the file until they are loaded.
+    public init(file: ImageFile) throws {
+        let header = try ElfFileHeader(file: file)
+        try self.init(entry: header.entry, loads: header.loadSegments, fileSize: file.size) { load in
+            .file(file, offset: Int(load.offset), count: Int(load.fileSize))  // ElfFileHeader checked the bounds
+        }
+    }
+
+    /// Checks the PT_LOAD headers `loads` and keeps them as segments whose
+    /// file bytes `contents` gives.
+    private init(entry: UInt64, loads: [ElfFileHeader.ProgramHeader], fileSize: Int,
+                 contents: (ElfFileHeader.ProgramHeader) -> ImageContents) throws {
         guard !loads.isEmpty else { throw BootError.noLoadableSegments }
         var segments: [Segment] = []
         for load in loads {
             guard load.fileSize <= load.memorySize else {
                 throw BootError.elf(.outOfBounds(what: "PT_LOAD with filesz > memsz", offset: load.offset,
-                                                 size: load.fileSize, imageSize: bytes.count))
+                                                 size: load.fileSize, imageSize: fileSize))
             }
             let (_, overflow) = load.physicalAddress.addingReportingOverflow(load.memorySize)
             guard !overflow else {
                 throw BootError.elf(.outOfBounds(what: "PT_LOAD physical range", offset: load.physicalAddress,
-                                                 size: load.memorySize, imageSize: bytes.count))
+                                                 size: load.memorySize, imageSize: fileSize))
             }
-            segments.append(Segment(physicalAddress: load.physicalAddress, contents: image.contents(of: load),
+            segments.append(Segment(physicalAddress: load.physicalAddress, contents: contents(load),
                                     memorySize: load.memorySize))
         }
         self.segments = segments
-        entryPoint = try Self.physicalEntry(image.entry, loads: loads)
+        entryPoint = try Self.physicalEntry(entry, loads: loads)
     }
 
     /// `e_entry` as a physical address: as is when it falls in a segment's
     /// physical range, translated when it falls in a virtual range.
-    static func physicalEntry(_ entry: UInt64, loads: [ELFProgramHeader]) throws -> UInt64 {
+    static func physicalEntry(_ entry: UInt64, loads: [ElfFileHeader.ProgramHeader]) throws -> UInt64 {
         if loads.contains(where: { entry >= $0.physicalAddress && entry - $0.physicalAddress < $0.memorySize }) {
             return entry
         }

@@ -8,23 +8,33 @@ public enum KernelImage: Sendable {
     /// "\x7FELF" (ELF gABI, e_ident[EI_MAG0..3]).
     static let elfMagic: [UInt8] = [0x7F, 0x45, 0x4C, 0x46]
 
-    /// Reads and parses the kernel file at `path`.
+    /// Parses the kernel file at `path`, reading only its headers: the parts
+    /// loaded into the guest are read from the file when they are loaded.
     public static func load(path: String) throws -> KernelImage {
-        try parse(bytes: readFile(path: path))
+        let file = try ImageFile(path: path)
+        let start = try file.read(offset: 0, count: min(file.size, SetupHeader.headerMagicOffset + 4), what: "header")
+        if start.starts(with: elfMagic) { return .elf(try ElfKernel(file: file)) }
+        try checkBzImageMagic(start)
+        return .bzImage(try BzImage(file: file))
     }
 
     /// Parses kernel image bytes, deciding the format from the magic numbers.
     public static func parse(bytes: [UInt8]) throws -> KernelImage {
         if bytes.starts(with: elfMagic) { return .elf(try ElfKernel(bytes: bytes)) }
+        try checkBzImageMagic(bytes)
+        return .bzImage(try BzImage(bytes: bytes))
+    }
+
+    /// Throws `notAKernel` unless `start` (the file's first bytes) has "HdrS" at 0x202.
+    static func checkBzImageMagic(_ start: [UInt8]) throws {
         let magicEnd = SetupHeader.headerMagicOffset + 4
-        guard bytes.count >= magicEnd else {
-            throw BootError.notAKernel(reason: "\(bytes.count) bytes is too short for a boot sector and setup header")
+        guard start.count >= magicEnd else {
+            throw BootError.notAKernel(reason: "\(start.count) bytes is too short for a boot sector and setup header")
         }
-        let magic: UInt32 = try ByteReader(bytes).integer(at: SetupHeader.headerMagicOffset, field: "header")
+        let magic: UInt32 = try ByteReader(start).integer(at: SetupHeader.headerMagicOffset, field: "header")
         guard magic == SetupHeader.headerMagic else {
             throw BootError.notAKernel(reason: "no ELF magic and no \"HdrS\" at 0x202")
         }
-        return .bzImage(try BzImage(bytes: bytes))
     }
 
     /// Lines for `swvmm image-info`.
@@ -60,6 +70,7 @@ public enum KernelImage: Sendable {
             if count == 0 { break }  // the file shrank while we read it
             done += count
         }
-        return Array(bytes.prefix(done))
+        bytes.removeLast(bytes.count - done)  // in place: no second copy of the file
+        return bytes
     }
 }

@@ -37,7 +37,7 @@ public final class Machine: @unchecked Sendable {
         timeline.mark("open /dev/kvm, check capabilities")
 
         let image = try KernelImage.load(path: configuration.kernelPath)
-        let initrd = try configuration.initrdPath.map { try KernelImage.readFile(path: $0) }
+        let initrd = try configuration.initrdPath.map { ImageContents(file: try ImageFile(path: $0)) }
         timeline.mark("read kernel and initrd")
         effectiveCommandLine = Machine.commandLine(for: configuration, hardwareVirtualization: HostPlatform.hasHardwareVirtualization)
 

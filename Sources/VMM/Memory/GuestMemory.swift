@@ -105,6 +105,17 @@ public final class GuestMemory: PhysicalMemory, @unchecked Sendable {
         }
         if let source = buffer.baseAddress { destination.copyMemory(from: source, byteCount: buffer.count) }
     }
+
+    /// Hands `fill` the guest RAM itself (bounds-checked first), so a file is
+    /// read straight into the guest with no copy in swvmm's own memory.
+    public func write(physical address: UInt64, count: Int,
+                      filledBy fill: (UnsafeMutableRawBufferPointer, Int) throws -> Void) throws {
+        guard let destination = hostPointer(physical: address, length: count) else {
+            throw PhysicalMemoryError.outOfRange(address: address, length: count)
+        }
+        guard count > 0 else { return }
+        try fill(UnsafeMutableRawBufferPointer(start: destination, count: count), 0)
+    }
 }
 
 extension GuestMemory {
