@@ -52,7 +52,9 @@ while IFS= read -r line; do
 done < "$fragment"
 [ "$missing" = 0 ] || die "the tiny kernel configuration lost options requested in images/tiny.config (see above)"
 
-release=$(make -s kernelrelease)
+# --no-print-directory: under a parent make (make images), make -w would add
+# "Entering directory" lines to the captured release.
+release=$(make -s --no-print-directory kernelrelease)
 say "building tiny kernel $release (nice make -j$jobs bzImage; ~3 min on 2 cores)"
 log="$out/build/tiny-kernel.log"
 if ! nice make -j"$jobs" bzImage > "$log" 2>&1; then

@@ -7,13 +7,12 @@ final class ReferenceGuestTests: XCTestCase {
     func testKnownStateOn6_12() throws { try checkKnownState(series: "6.12") }
 
     private func checkKnownState(series: String) throws {
-        if let why = ReferenceGuest.unavailableReason(series: series) { throw XCTSkip(why) }
-        let guest = try ReferenceGuest(series: series)
+        let guest = try ReferenceGuest(series: series) // skips, saying why, without QEMU or images
         defer { guest.stop() }
 
         let uname = try guest.run("uname -r")
         XCTAssertEqual(uname.output.trimmingCharacters(in: .whitespacesAndNewlines),
-                       try ReferenceGuest.release(series: series))
+                       guest.release)
         XCTAssertEqual(try guest.run("hostname").output, "swvmm-guest\n")
         XCTAssertEqual(try guest.run("grep -c ^processor /proc/cpuinfo").output, "2\n",
                        "the guest should see both vCPUs")
