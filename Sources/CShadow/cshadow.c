@@ -151,7 +151,7 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
                                          const struct sock_filter *filter,
                                          unsigned short filter_len, int no_randomize,
                                          unsigned long min_nofile, long nr,
-                                         unsigned long count) {
+                                         unsigned long count, const int *stdio) {
     int sv[2], ep[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return failed(CSHADOW_STAGE_SOCKETPAIR, errno);
@@ -168,6 +168,10 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
     if (pid == 0) {
         close(sv[0]);
         close(ep[0]);
+        for (int i = 0; stdio != NULL && i < 3; i++) {
+            if (stdio[i] >= 0 && stdio[i] != i && dup2(stdio[i], i) < 0)
+                child_fail(ep[1], CSHADOW_STAGE_STDIO);
+        }
         child_install(ep[1], sv[1], filter, filter_len, no_randomize, min_nofile);
         if (mode == 1) {
             for (unsigned long i = 0; i < count; i++) syscall(nr);
@@ -210,14 +214,14 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
 struct cshadow_spawn_result cshadow_spawn_filtered(
     const char *path, char *const argv[], char *const envp[],
     const struct sock_filter *filter, unsigned short filter_len,
-    int no_randomize, unsigned long min_nofile) {
-    return spawn(0, path, argv, envp, filter, filter_len, no_randomize, min_nofile, 0, 0);
+    int no_randomize, unsigned long min_nofile, const int stdio[3]) {
+    return spawn(0, path, argv, envp, filter, filter_len, no_randomize, min_nofile, 0, 0, stdio);
 }
 
 struct cshadow_spawn_result cshadow_spawn_syscall_loop(
     const struct sock_filter *filter, unsigned short filter_len,
     long nr, unsigned long count) {
-    return spawn(1, NULL, NULL, NULL, filter, filter_len, 0, 0, nr, count);
+    return spawn(1, NULL, NULL, NULL, filter, filter_len, 0, 0, nr, count, NULL);
 }
 
 long cshadow_vm_read(int pid, void *local, size_t len, uint64_t remote) {

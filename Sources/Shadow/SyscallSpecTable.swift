@@ -98,7 +98,8 @@ public enum SyscallSpecTable {
         unsupportedFd(N.preadv, "preadv", [0], writes: false),
         unsupportedFd(N.pwritev, "pwritev", [0], writes: true),
         unsupportedFd(N.syncfs, "syncfs", [0], writes: false),
-        unsupportedFd(N.copyFileRange, "copy_file_range", [0, 2], writes: true),
+        // Input and output both possible: ENOSYS (tools fall back to read/write).
+        unsupportedFd(N.copyFileRange, "copy_file_range", [0, 2], writes: false),
         unsupportedFd(N.preadv2, "preadv2", [0], writes: false),
         unsupportedFd(N.pwritev2, "pwritev2", [0], writes: true),
         unsupportedPath(N.truncate, "truncate", path: 0, writes: true),

@@ -75,6 +75,7 @@ enum {
     CSHADOW_STAGE_EXEC = 9,
     CSHADOW_STAGE_RECV_LISTENER = 10,
     CSHADOW_STAGE_PIDFD = 11,
+    CSHADOW_STAGE_STDIO = 12,
 };
 
 /// fork; in the child: PR_SET_NO_NEW_PRIVS, personality(ADDR_NO_RANDOMIZE) if
@@ -86,10 +87,11 @@ enum {
 /// exit_group: those run after it is installed.
 /// An exec failure is reported through a CLOEXEC pipe (stage EXEC, errno);
 /// the child is then reaped here. Only async-signal-safe calls in the child.
+/// `stdio[i]` ≥ 0 replaces the child's fd i (dup2); -1 inherits it.
 struct cshadow_spawn_result cshadow_spawn_filtered(
     const char *path, char *const argv[], char *const envp[],
     const struct sock_filter *filter, unsigned short filter_len,
-    int no_randomize, unsigned long min_nofile);
+    int no_randomize, unsigned long min_nofile, const int stdio[3]);
 
 /// A measuring probe: like cshadow_spawn_filtered, but the child runs
 /// `syscall(nr)` `count` times after installing the filter, then _exit(0).
