@@ -141,6 +141,7 @@ public final class Supervisor {
             pid: Int32(bitPattern: notification.pid))
         let id = notification.id
         let listener = process.listener
+        let handledBefore = redirector.counters.redirected + redirector.counters.refused
         let reply = redirector.handle(request) {
             guard cshadow_notif_id_valid(listener, id) == 0 else { throw SupervisorError.notificationGone }
         }
@@ -148,7 +149,8 @@ public final class Supervisor {
         response.id = id
         switch reply {
         case .continueLocally:
-            localCalls += 1
+            // close of a guest fd continues too, but was redirected.
+            if redirector.counters.redirected + redirector.counters.refused == handledBefore { localCalls += 1 }
             response.flags = CSHADOW_USER_NOTIF_FLAG_CONTINUE
         case .value(let value):
             response.val = value

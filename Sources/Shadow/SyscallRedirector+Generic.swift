@@ -80,6 +80,20 @@ extension SyscallRedirector {
                 arguments[index] = cursor.address(offset)
                 arguments[lengthIndex] = UInt64(length)
                 outputs.append(.buffer(offset: offset, address: request.arguments[index], limit: length))
+            case .string:
+                let bytes = try memory.readPath(request.arguments[index])
+                arguments[index] = try place(path: bytes, &cursor)
+            case .outBufferOrSizeQuery(let lengthIndex):
+                let asked = Int(clamping: request.arguments[lengthIndex])
+                if asked == 0 {
+                    arguments[index] = 0
+                    break
+                }
+                let length = min(asked, cursor.remaining)
+                let offset = try cursor.reserve(length)
+                arguments[index] = cursor.address(offset)
+                arguments[lengthIndex] = UInt64(length)
+                outputs.append(.buffer(offset: offset, address: request.arguments[index], limit: length))
             case .outStruct(let size):
                 guard request.arguments[index] != 0 else { return .error(EFAULT) }
                 let offset = try cursor.reserve(size)

@@ -29,6 +29,11 @@ public enum ArgumentRole: Equatable, Sendable {
     case inBuffer(length: Int)
     /// An output buffer of argument `length` bytes; the call returns how many it filled.
     case outBuffer(length: Int)
+    /// A NUL-terminated input string that is not a path (an xattr name).
+    case string
+    /// Like `outBuffer`, but a length of 0 asks for the size needed (the
+    /// result is then any size and nothing is copied): getxattr, listxattr.
+    case outBufferOrSizeQuery(length: Int)
     /// A fixed-size output struct, filled when the call returns 0.
     case outStruct(size: Int)
     /// An array of argument `count` iovecs to read into (readv).

@@ -39,6 +39,13 @@ public enum SyscallSpecTable {
         SyscallSpec(N.sysinfo, "sysinfo", [.outStruct(size: KernelStructSize.sysinfo)]),
         SyscallSpec(N.statfs, "statfs", [.path, .outStruct(size: KernelStructSize.statfs)], forceGuest: true),
         SyscallSpec(N.fstatfs, "fstatfs", [.fd, .outStruct(size: KernelStructSize.statfs)]),
+        // ls -l asks for ACLs and security labels on every file.
+        SyscallSpec(N.getxattr, "getxattr", [.path, .string, .outBufferOrSizeQuery(length: 3), .value]),
+        SyscallSpec(N.lgetxattr, "lgetxattr", [.path, .string, .outBufferOrSizeQuery(length: 3), .value]),
+        SyscallSpec(N.listxattr, "listxattr", [.path, .outBufferOrSizeQuery(length: 2), .value]),
+        SyscallSpec(N.llistxattr, "llistxattr", [.path, .outBufferOrSizeQuery(length: 2), .value]),
+        SyscallSpec(N.fgetxattr, "fgetxattr", [.fd, .string, .outBufferOrSizeQuery(length: 3), .value]),
+        SyscallSpec(N.flistxattr, "flistxattr", [.fd, .outBufferOrSizeQuery(length: 2), .value]),
     ]
 
     static let special: [SyscallSpec] = [
@@ -86,8 +93,6 @@ public enum SyscallSpecTable {
         unsupportedFd(N.fchown, "fchown", [0], writes: true),
         unsupportedFd(N.readahead, "readahead", [0], writes: false),
         unsupportedFd(N.fsetxattr, "fsetxattr", [0], writes: true),
-        unsupportedFd(N.fgetxattr, "fgetxattr", [0], writes: false),
-        unsupportedFd(N.flistxattr, "flistxattr", [0], writes: false),
         unsupportedFd(N.fremovexattr, "fremovexattr", [0], writes: true),
         unsupportedFd(N.fadvise64, "fadvise64", [0], writes: false),
         unsupportedFd(N.epollCtl, "epoll_ctl", [2], writes: false),
@@ -116,10 +121,6 @@ public enum SyscallSpecTable {
         unsupportedPath(N.mknod, "mknod", path: 0, writes: true),
         unsupportedPath(N.setxattr, "setxattr", path: 0, writes: true),
         unsupportedPath(N.lsetxattr, "lsetxattr", path: 0, writes: true),
-        unsupportedPath(N.getxattr, "getxattr", path: 0, writes: false),
-        unsupportedPath(N.lgetxattr, "lgetxattr", path: 0, writes: false),
-        unsupportedPath(N.listxattr, "listxattr", path: 0, writes: false),
-        unsupportedPath(N.llistxattr, "llistxattr", path: 0, writes: false),
         unsupportedPath(N.removexattr, "removexattr", path: 0, writes: true),
         unsupportedPath(N.lremovexattr, "lremovexattr", path: 0, writes: true),
         unsupportedPath(N.utimes, "utimes", path: 0, writes: true),
