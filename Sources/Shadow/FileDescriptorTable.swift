@@ -1,0 +1,65 @@
+/// Which local fd numbers (in the reserved range) stand for which guest fds.
+///
+/// One table per supervised command. Inherited across the inspector's forks
+/// like a real fd table would be, but shared rather than copied: a close in
+/// one process closes the guest fd for all (documented limitation; the
+/// inspectors this is for do not fork).
+public struct FileDescriptorTable: Sendable {
+    /// One guest fd.
+    public struct Entry: Equatable, Sendable {
+        /// The fd number in S.
+        public var guestFd: Int32
+        /// The guest path it was opened with (absolute, or relative to a guest
+        /// dirfd if so opened), for fchdir and messages.
+        public var path: String
+    }
+
+    /// The reserved range.
+    public let range: GuestFdRange
+    private var entries: [Int32: Entry] = [:]
+
+    public init(range: GuestFdRange) { self.range = range }
+
+    /// The entry for a raw fd argument, if it is a guest fd.
+    public func entry(rawArgument: UInt64) -> Entry? {
+        guard range.contains(rawArgument: rawArgument) else { return nil }
+        return entries[Int32(truncatingIfNeeded: rawArgument)]
+    }
+
+    /// The entry for local fd `local`, if any.
+    public func entry(local: Int32) -> Entry? { entries[local] }
+
+    /// Records `local` → `entry` and returns the entry it replaced.
+    @discardableResult
+    public mutating func insert(local: Int32, _ entry: Entry) -> Entry? {
+        entries.updateValue(entry, forKey: local)
+    }
+
+    /// Forgets `local` and returns its entry.
+    @discardableResult
+    public mutating func remove(local: Int32) -> Entry? { entries.removeValue(forKey: local) }
+
+    /// The lowest reserved number ≥ `atLeast` not in the table for which
+    /// `isTaken` is false (a local fd the inspector holds there).
+    public func lowestFree(atLeast: Int32 = Int32.min, isTaken: (Int32) -> Bool = { _ in false }) -> Int32? {
+        var fd = max(atLeast, range.lowerBound)
+        while fd < range.upperBound {
+            if entries[fd] == nil && !isTaken(fd) { return fd }
+            fd += 1
+        }
+        return nil
+    }
+
+    /// Local numbers in [first, last], ascending.
+    public func locals(in first: Int32, _ last: Int32) -> [Int32] {
+        entries.keys.filter { $0 >= first && $0 <= last }.sorted()
+    }
+
+    /// All entries, by local number.
+    public var all: [(local: Int32, entry: Entry)] {
+        entries.sorted { $0.key < $1.key }.map { (local: $0.key, entry: $0.value) }
+    }
+
+    /// Number of open guest fds.
+    public var count: Int { entries.count }
+}

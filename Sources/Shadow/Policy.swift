@@ -1,0 +1,97 @@
+/// Where a path's calls run.
+public enum Route: Equatable, Sendable {
+    case local
+    case guest
+}
+
+/// Decides which paths belong to the guest, and whether guest writes are allowed.
+///
+/// A path is matched against both lists by whole components; the longest
+/// matching prefix wins, and on a tie the local list wins. Loader, library
+/// and locale paths are in the local list by default so that `--guest-path /`
+/// cannot take the inspector's own libraries away.
+public struct ShadowPolicy: Equatable, Sendable {
+    /// Paths whose contents describe the machine: the guest's.
+    public static let defaultGuestPaths = [
+        "/proc", "/sys", "/etc/passwd", "/etc/group", "/etc/hostname",
+        "/run/utmp", "/var/run/utmp", "/etc/mtab",
+    ]
+    /// Paths that must stay the host's for the inspector to run at all.
+    public static let defaultLocalPaths = [
+        "/lib", "/lib64", "/lib32", "/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libexec",
+        "/etc/ld.so.cache", "/etc/ld.so.preload", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+        "/usr/share/locale", "/usr/lib/locale", "/usr/share/i18n", "/etc/locale.alias",
+        "/usr/lib/x86_64-linux-gnu/gconv", "/etc/localtime", "/usr/share/zoneinfo",
+        "/etc/nsswitch.conf", "/dev",
+    ]
+
+    public private(set) var guestPaths: [String]
+    public private(set) var localPaths: [String]
+    /// Whether writes to guest files are allowed (`--allow-writes`).
+    public var allowWrites: Bool
+
+    /// The default policy plus `--guest-path`/`--local-path` additions.
+    public init(extraGuestPaths: [String] = [], extraLocalPaths: [String] = [], allowWrites: Bool = false) {
+        guestPaths = Self.defaultGuestPaths + extraGuestPaths.map(Self.normalize)
+        localPaths = Self.defaultLocalPaths + extraLocalPaths.map(Self.normalize)
+        self.allowWrites = allowWrites
+    }
+
+    /// Route of an absolute path (normalized here first).
+    public func route(absolutePath: String) -> Route {
+        let path = Self.normalize(absolutePath)
+        let guest = longestMatch(path, in: guestPaths)
+        let local = longestMatch(path, in: localPaths)
+        return guest > local ? .guest : .local
+    }
+
+    private func longestMatch(_ path: String, in prefixes: [String]) -> Int {
+        var best = -1
+        for prefix in prefixes where Self.isWithin(path, prefix) {
+            best = max(best, prefix.utf8.count)
+        }
+        return best
+    }
+
+    /// Whether `path` is `prefix` or below it (component-wise).
+    static func isWithin(_ path: String, _ prefix: String) -> Bool {
+        if prefix == "/" { return path.hasPrefix("/") }
+        guard path.hasPrefix(prefix) else { return false }
+        let rest = path.utf8.dropFirst(prefix.utf8.count)
+        return rest.isEmpty || rest.first == UInt8(ascii: "/")
+    }
+
+    /// Lexical normalization: collapses `//`, `.` and `..` (symlinks are not
+    /// resolved; that is the kernel's business on whichever side runs the call).
+    public static func normalize(_ path: String) -> String {
+        var parts: [Substring] = []
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == "." { continue }
+            if component == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(component)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// Joins a relative path onto an absolute directory.
+    public static func join(_ directory: String, _ relative: String) -> String {
+        if relative.hasPrefix("/") { return relative }
+        if relative.isEmpty { return directory }
+        return directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
+    }
+
+    // open(2) flag bits, include/uapi/asm-generic/fcntl.h (x86_64 uses the generic values).
+    static let openWriteOnly: UInt64 = 0o1
+    static let openReadWrite: UInt64 = 0o2
+    static let openCreate: UInt64 = 0o100
+    static let openTruncate: UInt64 = 0o1000
+    static let openAppend: UInt64 = 0o2000
+    /// O_TMPFILE = __O_TMPFILE | O_DIRECTORY; __O_TMPFILE is 0o20000000.
+    static let openTmpfileBit: UInt64 = 0o20000000
+
+    /// Whether open flags ask to modify or create.
+    public static func openWrites(flags: UInt64) -> Bool {
+        let mask = openWriteOnly | openReadWrite | openCreate | openTruncate | openAppend | openTmpfileBit
+        return flags & mask != 0
+    }
+}

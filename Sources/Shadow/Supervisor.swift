@@ -1,0 +1,203 @@
+import CShadow
+import Glibc
+
+/// Settings for one supervised run (the `swvmm shadow` options).
+public struct SupervisorConfiguration {
+    /// Guest/local paths and `--allow-writes`.
+    public var policy: ShadowPolicy
+    /// Local fd numbers reserved for guest fds.
+    public var guestFdRange: GuestFdRange
+    /// One line on stderr per refused call (`--verbose`).
+    public var verbose: Bool
+    /// Run the inspector with ADDR_NO_RANDOMIZE (repeatable call sites).
+    public var noRandomize: Bool
+    /// Ask for synchronous wake-ups (Linux 6.6+; silently skipped if refused).
+    public var synchronousWakeUp: Bool
+    /// Where notices and --verbose lines go (default: stderr).
+    public var diagnostic: (String) -> Void
+
+    public init(policy: ShadowPolicy = ShadowPolicy(), guestFdRange: GuestFdRange = .standard,
+                verbose: Bool = false, noRandomize: Bool = false, synchronousWakeUp: Bool = true,
+                diagnostic: @escaping (String) -> Void = Supervisor.writeToStandardError) {
+        self.policy = policy
+        self.guestFdRange = guestFdRange
+        self.verbose = verbose
+        self.noRandomize = noRandomize
+        self.synchronousWakeUp = synchronousWakeUp
+        self.diagnostic = diagnostic
+    }
+}
+
+/// Runs an unmodified host command with its machine-state system calls
+/// answered by the guest, through a seccomp user-notification listener.
+///
+/// Usage: `let s = Supervisor(executor: e, configuration: c)`, then
+/// `let exit = try s.run(arguments: ["ps", "aux"], environment: env)`;
+/// exit with `exit.shellStatus`. The command inherits stdin/stdout/stderr.
+public final class Supervisor {
+    private let configuration: SupervisorConfiguration
+    private let redirector: SyscallRedirector
+    private var notifications = 0
+    private var localCalls = 0
+    /// Whether the kernel accepted SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP in the last run.
+    public private(set) var synchronousWakeUpActive = false
+
+    public init(executor: GuestSyscallExecutor, configuration: SupervisorConfiguration) {
+        self.configuration = configuration
+        redirector = SyscallRedirector(executor: executor, policy: configuration.policy,
+                                       range: configuration.guestFdRange, verbose: configuration.verbose,
+                                       diagnostic: configuration.diagnostic)
+    }
+
+    /// Counters of the last run.
+    public var counters: SupervisorCounters {
+        var c = redirector.counters
+        c.notifications = notifications
+        c.local = localCalls
+        return c
+    }
+
+    /// Guest fds still open (0 after `run` returns).
+    public var openGuestFds: Int { redirector.table.count }
+
+    /// Writes `line` and a newline to fd 2.
+    public static func writeToStandardError(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count, let base = buffer.baseAddress {
+                let n = Glibc.write(2, base + offset, buffer.count - offset)
+                if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
+                offset += n
+            }
+        }
+    }
+
+    /// Runs `arguments` (arguments[0] searched in PATH) until it exits;
+    /// returns how it ended. Throws `SupervisorError.cannotRun` if it cannot
+    /// start, `.executor` if the guest side failed mid-run (the inspector is
+    /// then killed), and closes every guest fd it opened in all cases.
+    /// `stdio` (tests, benchmarks) replaces the command's fds 0-2 where ≥ 0.
+    public func run(arguments: [String], environment: [String], stdio: [Int32] = [-1, -1, -1]) throws -> InspectorExit {
+        try configuration.guestFdRange.validate()
+        let filter = try SeccompFilter.build(range: configuration.guestFdRange)
+        // The placeholder cannot be O_PATH: SECCOMP_IOCTL_NOTIF_ADDFD takes its
+        // source with fget(), which refuses O_PATH files (EBADF;
+        // kernel/seccomp.c, fs/file.c). A write-only /dev/null makes every
+        // local read of a guest fd that escapes the filter fail with EBADF.
+        let placeholder = cshadow_open("/dev/null", O_WRONLY | O_CLOEXEC, 0)
+        guard placeholder >= 0 else { throw SupervisorError.systemCall("open /dev/null", errno: -placeholder) }
+        defer { close(placeholder) }
+        let process = try InspectorProcess.spawn(
+            arguments: arguments, environment: environment, filter: filter,
+            noRandomize: configuration.noRandomize,
+            minimumOpenFiles: Int(configuration.guestFdRange.upperBound), stdio: stdio)
+        defer { redirector.closeAllGuestFds() }
+        synchronousWakeUpActive = configuration.synchronousWakeUp
+            && cshadow_notif_set_flags(process.listener, CSHADOW_USER_NOTIF_FD_SYNC_WAKE_UP) == 0
+        try serve(process, placeholder: placeholder)
+        if let failure = redirector.executorFailure {
+            process.kill()
+            _ = try? process.wait()
+            throw failure
+        }
+        return try process.wait()
+    }
+
+    /// Answers notifications until the inspector exits or the executor fails.
+    private func serve(_ process: InspectorProcess, placeholder: Int32) throws {
+        var fds = [pollfd(fd: process.listener, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)]
+        while redirector.executorFailure == nil {
+            let n = poll(&fds, nfds_t(fds.count), -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SupervisorError.systemCall("poll", errno: errno)
+            }
+            if fds[0].revents & Int16(POLLIN) != 0 {
+                answerOne(process, placeholder: placeholder)
+                continue
+            }
+            if fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
+                // No task uses the filter any more; only the exit remains.
+                fds[0].fd = -1
+            }
+            if fds[1].revents & Int16(POLLIN | POLLHUP) != 0 { return }
+        }
+    }
+
+    /// Receives one notification and answers it.
+    private func answerOne(_ process: InspectorProcess, placeholder: Int32) {
+        var notification = seccomp_notif()
+        guard cshadow_notif_recv(process.listener, &notification) == 0 else {
+            // ENOENT: the task went away between poll and recv.
+            return
+        }
+        notifications += 1
+        let d = notification.data
+        let request = SyscallRequest(
+            number: Int(d.nr),
+            arguments: [d.args.0, d.args.1, d.args.2, d.args.3, d.args.4, d.args.5],
+            pid: Int32(bitPattern: notification.pid))
+        let id = notification.id
+        let listener = process.listener
+        let handledBefore = redirector.counters.redirected + redirector.counters.refused
+        let reply = redirector.handle(request) {
+            guard cshadow_notif_id_valid(listener, id) == 0 else { throw SupervisorError.notificationGone }
+        }
+        var response = seccomp_notif_resp()
+        response.id = id
+        switch reply {
+        case .continueLocally:
+            // close of a guest fd continues too, but was redirected.
+            if redirector.counters.redirected + redirector.counters.refused == handledBefore { localCalls += 1 }
+            response.flags = CSHADOW_USER_NOTIF_FLAG_CONTINUE
+        case .value(let value):
+            response.val = value
+        case .error(let e):
+            response.error = -e
+        case .installGuestFd(let guestFd, let path, let cloexec, let exactly, let atLeast):
+            switch install(guestFd: guestFd, path: path, cloexec: cloexec, exactly: exactly, atLeast: atLeast,
+                           notification: id, process: process, placeholder: placeholder) {
+            case .success(let local): response.val = Int64(local)
+            case .failure(let e): response.error = -e
+            }
+        }
+        // ENOENT here: the inspector thread died or was interrupted; nothing to do.
+        _ = cshadow_notif_send(listener, &response)
+    }
+
+    private enum InstallResult { case success(Int32), failure(Int32) }
+
+    /// Installs the write-only /dev/null placeholder for `guestFd` in the inspector and records it.
+    private func install(guestFd: Int32, path: String, cloexec: Bool, exactly: Int32?, atLeast: Int32?,
+                         notification id: UInt64, process: InspectorProcess, placeholder: Int32) -> InstallResult {
+        let pid = process.pid
+        let target = exactly ?? redirector.table.lowestFree(atLeast: atLeast ?? Int32.min) { fd in
+            // A local fd the inspector already holds at that number must survive.
+            var link = [CChar](repeating: 0, count: 8)
+            return readlink("/proc/\(pid)/fd/\(fd)", &link, link.count) >= 0
+        }
+        guard let target else {
+            redirector.closeGuest(guestFd)
+            configuration.diagnostic("swvmm: no free fd in the reserved guest range \(configuration.guestFdRange.lowerBound)..<\(configuration.guestFdRange.upperBound)")
+            return .failure(EMFILE)
+        }
+        var request = seccomp_notif_addfd()
+        request.id = id
+        request.flags = CSHADOW_ADDFD_FLAG_SETFD
+        request.srcfd = UInt32(bitPattern: placeholder)
+        request.newfd = UInt32(bitPattern: target)
+        request.newfd_flags = cloexec ? UInt32(O_CLOEXEC) : 0
+        let installed = cshadow_notif_addfd(process.listener, &request)
+        guard installed == target else {
+            redirector.closeGuest(guestFd)
+            if configuration.verbose {
+                configuration.diagnostic("swvmm: installing guest fd placeholder at \(target): \(errnoText(installed < 0 ? -installed : EBADF))")
+            }
+            return .failure(installed == -ENOENT ? EINTR : EMFILE)
+        }
+        redirector.table.insert(local: target, FileDescriptorTable.Entry(guestFd: guestFd, path: path))
+        return .success(target)
+    }
+}

@@ -1,0 +1,37 @@
+import Glibc
+
+/// What one supervised run did, for the benchmark.
+public struct SupervisorCounters: Equatable, Sendable {
+    /// Notifications received.
+    public var notifications = 0
+    /// Calls answered with the guest's result.
+    public var redirected = 0
+    /// Calls continued locally.
+    public var local = 0
+    /// Calls refused by the supervisor (ENOSYS, EROFS, EAFNOSUPPORT...).
+    public var refused = 0
+    /// Executor calls made (guest system calls, including the supervisor's own closes).
+    public var guestCalls = 0
+    /// Nanoseconds spent handling redirected calls, executor time included.
+    public var redirectedNanoseconds: UInt64 = 0
+    /// Nanoseconds of that spent inside the executor.
+    public var executorNanoseconds: UInt64 = 0
+    /// Calls per syscall name, redirected or refused.
+    public var byName: [String: Int] = [:]
+
+    public init() {}
+
+    /// Host-side time per redirected call, executor excluded, in microseconds.
+    public var hostMicrosecondsPerRedirectedCall: Double {
+        guard redirected > 0 else { return 0 }
+        let host = redirectedNanoseconds >= executorNanoseconds ? redirectedNanoseconds - executorNanoseconds : 0
+        return Double(host) / Double(redirected) / 1000
+    }
+}
+
+/// Monotonic time in nanoseconds.
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}

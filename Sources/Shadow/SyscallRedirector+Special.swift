@@ -1,0 +1,208 @@
+import Glibc
+
+extension SyscallRedirector {
+    // Flags and commands, include/uapi/asm-generic/fcntl.h and
+    // include/uapi/linux/close_range.h.
+    static let openCloexec: UInt64 = 0o2000000
+    static let openPath: UInt64 = 0o10000000
+    static let openDirectory: UInt64 = 0o200000
+    static let openCreateWriteTruncate: UInt64 = 0o100 | 0o1 | 0o1000
+    static let fcntlDupfd: Int32 = 0
+    static let fcntlGetfd: Int32 = 1
+    static let fcntlSetfd: Int32 = 2
+    static let fcntlGetfl: Int32 = 3
+    static let fcntlSetfl: Int32 = 4
+    /// F_DUPFD_CLOEXEC = F_LINUX_SPECIFIC_BASE (1024) + 6.
+    static let fcntlDupfdCloexec: Int32 = 1030
+    /// CLOSE_RANGE_CLOEXEC = 1 << 2.
+    static let closeRangeCloexec: UInt64 = 1 << 2
+    /// S_IFMT / S_IFDIR, include/uapi/linux/stat.h; st_mode is at offset 24
+    /// of x86_64's struct stat (after st_dev, st_ino, st_nlink).
+    static let modeTypeMask: UInt32 = 0o170000
+    static let modeDirectory: UInt32 = 0o040000
+    static let statModeOffset = 24
+
+    /// Calls that need the fd table or the cwd.
+    func special(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void) throws -> SyscallReply {
+        let a = request.arguments
+        switch spec.number {
+        case SyscallNumber.open, SyscallNumber.openat, SyscallNumber.creat:
+            return try open(spec, request, validate)
+        case SyscallNumber.close:
+            guard let entry = table.entry(rawArgument: a[0]) else { return .continueLocally }
+            // The guest side closes here; the local placeholder closes when the
+            // call continues (so no remote close is needed).
+            closeGuest(entry.guestFd)
+            table.remove(local: request.int32(0))
+            countRedirected(spec)
+            return .continueLocally
+        case SyscallNumber.closeRange:
+            if a[2] & Self.closeRangeCloexec != 0 { return .continueLocally }
+            let first = Int32(clamping: Int64(UInt32(truncatingIfNeeded: a[0])))
+            let last = Int32(clamping: Int64(UInt32(truncatingIfNeeded: a[1])))
+            for local in table.locals(in: first, last) {
+                if let entry = table.remove(local: local) { closeGuest(entry.guestFd) }
+            }
+            return .continueLocally
+        case SyscallNumber.dup:
+            guard let entry = table.entry(rawArgument: a[0]) else { return .continueLocally }
+            let g = try guestFd(guestCall(SyscallNumber.dup, [UInt64(entry.guestFd)], name: "dup"), "dup")
+            countRedirected(spec)
+            return .installGuestFd(guestFd: g, path: entry.path, cloexec: false, exactly: nil, atLeast: nil)
+        case SyscallNumber.dup2, SyscallNumber.dup3:
+            return try dup2(spec, request)
+        case SyscallNumber.fcntl:
+            return try fcntl(spec, request)
+        case SyscallNumber.chdir:
+            return try chdir(spec, request, validate)
+        case SyscallNumber.fchdir:
+            return try fchdir(spec, request)
+        case SyscallNumber.getcwd:
+            guard case .guest(let directory) = cwd else { return .continueLocally }
+            let bytes = Array(directory.utf8) + [0]
+            guard a[1] >= UInt64(bytes.count) else { return .error(ERANGE) }
+            try InspectorMemory(pid: request.pid).write(a[0], bytes)
+            countRedirected(spec)
+            return .value(Int64(bytes.count))
+        case SyscallNumber.socket:
+            guard UInt32(truncatingIfNeeded: a[0]) == SyscallSpecTable.addressFamilyNetlink else { return .continueLocally }
+            if !netlinkNoticeShown {
+                netlinkNoticeShown = true
+                diagnostic("swvmm: netlink sockets are not redirected to the guest; socket(AF_NETLINK) refused (EAFNOSUPPORT)")
+            }
+            return refuse(spec, EAFNOSUPPORT, "netlink socket")
+        default:
+            return .continueLocally
+        }
+    }
+
+    private func open(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void) throws -> SyscallReply {
+        let a = request.arguments
+        let flags: UInt64, mode: UInt64
+        switch spec.number {
+        case SyscallNumber.openat: flags = a[2]; mode = a[3]
+        case SyscallNumber.creat: flags = Self.openCreateWriteTruncate; mode = a[1]
+        default: flags = a[1]; mode = a[2]
+        }
+        guard let target = try pathTarget(spec, request) else { return .error(EFAULT) }
+        let dirfd: Int32, path: [UInt8], absolute: String?
+        switch target {
+        case .local: return .continueLocally
+        case .unsupported(let why): return refuse(spec, ENOSYS, why)
+        case .guest(let d, let p, let abs): dirfd = d; path = p; absolute = abs
+        }
+        let shown = absolute ?? String(decoding: path, as: UTF8.self)
+        if ShadowPolicy.openWrites(flags: flags) && !policy.allowWrites {
+            return refuse(spec, EROFS, "opening guest path \(shown) for writing without --allow-writes")
+        }
+        var cursor = RegionCursor(base: executor.regionAddress, size: executor.regionSize)
+        let pathAddress = try place(path: path, &cursor)
+        try validate()
+        // Every open becomes openat in the guest (it exists on every x86_64 kernel).
+        let result = try guestCall(SyscallNumber.openat,
+                                   [UInt64(bitPattern: Int64(dirfd)), pathAddress, flags, mode], name: spec.name)
+        countRedirected(spec)
+        if result < 0 { return .error(Int32(-result)) }
+        let g = try guestFd(result, spec.name)
+        return .installGuestFd(guestFd: g, path: shown, cloexec: flags & Self.openCloexec != 0, exactly: nil, atLeast: nil)
+    }
+
+    private func dup2(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> SyscallReply {
+        let a = request.arguments
+        let old = request.int32(0), new = request.int32(1)
+        let isDup3 = spec.number == SyscallNumber.dup3
+        guard let oldEntry = table.entry(rawArgument: a[0]) else {
+            // A local fd onto a placeholder: the local dup replaces it, so the
+            // guest fd behind it goes now.
+            if let replaced = table.entry(rawArgument: a[1]) {
+                closeGuest(replaced.guestFd)
+                table.remove(local: new)
+            }
+            return .continueLocally
+        }
+        if old == new { return isDup3 ? .error(EINVAL) : .value(Int64(new)) }
+        guard table.range.contains(rawArgument: a[1]) else {
+            return refuse(spec, ENOSYS, "duplicating guest fd \(old) onto local fd \(new), outside the reserved range")
+        }
+        let g = try guestFd(guestCall(SyscallNumber.dup, [UInt64(oldEntry.guestFd)], name: spec.name), spec.name)
+        if let replaced = table.remove(local: new) { closeGuest(replaced.guestFd) }
+        countRedirected(spec)
+        let cloexec = isDup3 && a[2] & Self.openCloexec != 0
+        return .installGuestFd(guestFd: g, path: oldEntry.path, cloexec: cloexec, exactly: new, atLeast: nil)
+    }
+
+    private func fcntl(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> SyscallReply {
+        guard let entry = table.entry(rawArgument: request.arguments[0]) else { return .continueLocally }
+        let command = request.int32(1)
+        switch command {
+        case Self.fcntlGetfd, Self.fcntlSetfd:
+            // FD_CLOEXEC belongs to the local placeholder: it decides what an exec keeps.
+            return .continueLocally
+        case Self.fcntlDupfd, Self.fcntlDupfdCloexec:
+            let minimum = request.int32(2)
+            guard minimum >= 0, minimum < table.range.upperBound else { return .error(EINVAL) }
+            let g = try guestFd(guestCall(SyscallNumber.dup, [UInt64(entry.guestFd)], name: "fcntl"), "fcntl")
+            countRedirected(spec)
+            return .installGuestFd(guestFd: g, path: entry.path, cloexec: command == Self.fcntlDupfdCloexec,
+                                   exactly: nil, atLeast: minimum)
+        case Self.fcntlGetfl, Self.fcntlSetfl:
+            let result = try guestCall(SyscallNumber.fcntl,
+                                       [UInt64(entry.guestFd), UInt64(UInt32(bitPattern: command)), request.arguments[2]],
+                                       name: "fcntl")
+            countRedirected(spec)
+            return result < 0 ? .error(Int32(-result)) : .value(result)
+        default:
+            return refuse(spec, ENOSYS, "fcntl command \(command) on a guest fd")
+        }
+    }
+
+    private func chdir(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void) throws -> SyscallReply {
+        guard let target = try pathTarget(spec, request) else { return .error(EFAULT) }
+        switch target {
+        case .unsupported(let why):
+            return refuse(spec, ENOSYS, why)
+        case .local:
+            if case .guest = cwd {
+                let text = String(decoding: try InspectorMemory(pid: request.pid).readPath(request.arguments[0]), as: UTF8.self)
+                guard text.hasPrefix("/") else {
+                    return refuse(spec, ENOSYS, "relative chdir from a guest directory to a local one")
+                }
+            }
+            cwd = .local
+            return .continueLocally
+        case .guest(let dirfd, let path, let absolute):
+            guard let absolute, dirfd == Self.atFdcwd else { return refuse(spec, ENOSYS, "chdir to an unresolvable guest path") }
+            // The guest checks the directory (O_PATH|O_DIRECTORY); S's own cwd
+            // is left alone and the inspector's guest cwd is tracked here.
+            var cursor = RegionCursor(base: executor.regionAddress, size: executor.regionSize)
+            let address = try place(path: path, &cursor)
+            try validate()
+            let result = try guestCall(SyscallNumber.openat,
+                                       [UInt64(bitPattern: Int64(Self.atFdcwd)), address,
+                                        Self.openPath | Self.openDirectory | Self.openCloexec, 0], name: "chdir")
+            countRedirected(spec)
+            if result < 0 { return .error(Int32(-result)) }
+            closeGuest(try guestFd(result, "chdir"))
+            cwd = .guest(absolute)
+            return .value(0)
+        }
+    }
+
+    private func fchdir(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> SyscallReply {
+        guard let entry = table.entry(rawArgument: request.arguments[0]) else {
+            cwd = .local
+            return .continueLocally
+        }
+        guard entry.path.hasPrefix("/") else { return refuse(spec, ENOSYS, "fchdir to a guest fd of unknown path") }
+        var cursor = RegionCursor(base: executor.regionAddress, size: executor.regionSize)
+        let offset = try cursor.reserve(KernelStructSize.stat)
+        let result = try guestCall(SyscallNumber.fstat, [UInt64(entry.guestFd), cursor.address(offset)], name: "fchdir")
+        countRedirected(spec)
+        if result < 0 { return .error(Int32(-result)) }
+        let stat = try regionBytes(offset, KernelStructSize.stat)
+        let mode = UInt32(truncatingIfNeeded: Self.loadUInt64(stat, Self.statModeOffset))
+        guard mode & Self.modeTypeMask == Self.modeDirectory else { return .error(ENOTDIR) }
+        cwd = .guest(ShadowPolicy.normalize(entry.path))
+        return .value(0)
+    }
+}

@@ -1,0 +1,222 @@
+import Glibc
+
+/// Decides and performs one trapped call: local, refused, or marshalled into
+/// the guest through the executor. Holds the fd table and the inspector's cwd.
+///
+/// Everything read from the inspector or returned by the guest is bounded:
+/// output copies never exceed what the inspector asked for nor what the
+/// guest's return value says, and a return value beyond what was asked is
+/// treated as a broken guest (EIO), never trusted.
+public final class SyscallRedirector {
+    /// AT_FDCWD, include/uapi/linux/fcntl.h.
+    static let atFdcwd: Int32 = -100
+    /// Largest errno a raw syscall returns as -errno (include/linux/err.h MAX_ERRNO).
+    static let maxErrno: Int64 = 4095
+    /// UIO_MAXIOV, include/uapi/linux/uio.h.
+    static let maxIovecs = 1024
+
+    let executor: GuestSyscallExecutor
+    /// Routing and write policy.
+    public var policy: ShadowPolicy
+    /// Guest fds by local placeholder number.
+    public internal(set) var table: FileDescriptorTable
+    /// The inspector's cwd for routing relative paths.
+    public internal(set) var cwd: InspectorCwd = .local
+    /// Counters (executor calls and time are counted here).
+    public internal(set) var counters = SupervisorCounters()
+    /// One line per refused call (`--verbose`), plus always-shown notices.
+    let verbose: Bool
+    let diagnostic: (String) -> Void
+    var netlinkNoticeShown = false
+    /// Set when the executor failed: the guest side is gone and the run must end.
+    public internal(set) var executorFailure: SupervisorError?
+
+    public init(executor: GuestSyscallExecutor, policy: ShadowPolicy, range: GuestFdRange,
+                verbose: Bool = false, diagnostic: @escaping (String) -> Void = { _ in }) {
+        self.executor = executor
+        self.policy = policy
+        self.table = FileDescriptorTable(range: range)
+        self.verbose = verbose
+        self.diagnostic = diagnostic
+    }
+
+    /// Handles `request`. `validate` is called after the inspector's memory
+    /// has been read and before anything runs in the guest (the TOCTOU check:
+    /// it throws if the notification is gone).
+    public func handle(_ request: SyscallRequest, validate: () throws -> Void = {}) -> SyscallReply {
+        let start = monotonicNanoseconds()
+        let redirectedBefore = counters.redirected
+        let reply = dispatch(request, validate)
+        if counters.redirected != redirectedBefore {
+            counters.redirectedNanoseconds &+= monotonicNanoseconds() &- start
+        }
+        return reply
+    }
+
+    private func dispatch(_ request: SyscallRequest, _ validate: () throws -> Void) -> SyscallReply {
+        guard let spec = SyscallSpecTable.byNumber[request.number] else {
+            // The filter only traps known calls; anything else is not ours.
+            return .continueLocally
+        }
+        do {
+            switch spec.handling {
+            case .generic: return try generic(spec, request, validate)
+            case .special: return try special(spec, request, validate)
+            case .unsupported(let writes): return try unsupported(spec, request, writes: writes)
+            }
+        } catch let error as SupervisorError {
+            if case .notificationGone = error { return .error(EINTR) }
+            if case .executor = error, executorFailure == nil { executorFailure = error }
+            if verbose { diagnostic("swvmm: \(spec.name): \(error)") }
+            return .error(error.inspectorErrno)
+        } catch {
+            diagnostic("swvmm: \(spec.name): \(error)")
+            return .error(EIO)
+        }
+    }
+
+    // MARK: Routing
+
+    /// Where a path argument leads.
+    enum PathTarget: Equatable {
+        case local
+        /// dirfd and path bytes to give the guest; `absolute` when known.
+        case guest(dirfd: Int32, path: [UInt8], absolute: String?)
+        /// Cannot be served (message for --verbose).
+        case unsupported(String)
+    }
+
+    /// Resolves `path` (relative to `dirfd`, a raw argument, if given).
+    func resolve(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool = false) throws -> PathTarget {
+        let text = String(decoding: path, as: UTF8.self)
+        if text.hasPrefix("/") {
+            return forceGuest || policy.route(absolutePath: text) == .guest
+                ? .guest(dirfd: Self.atFdcwd, path: path, absolute: ShadowPolicy.normalize(text)) : .local
+        }
+        if let rawDirfd, Int32(truncatingIfNeeded: rawDirfd) != Self.atFdcwd {
+            if let entry = table.entry(rawArgument: rawDirfd) {
+                let absolute = entry.path.hasPrefix("/") ? ShadowPolicy.normalize(ShadowPolicy.join(entry.path, text)) : nil
+                return .guest(dirfd: entry.guestFd, path: path, absolute: absolute)
+            }
+            return .local
+        }
+        switch cwd {
+        case .guest(let directory):
+            let absolute = ShadowPolicy.normalize(ShadowPolicy.join(directory, text))
+            if forceGuest || policy.route(absolutePath: absolute) == .guest {
+                return .guest(dirfd: Self.atFdcwd, path: Array(absolute.utf8), absolute: absolute)
+            }
+            return .unsupported("relative path \"\(text)\" leads from the guest directory \(directory) to the local \(absolute)")
+        case .local:
+            let directory = try localCwd(pid: pid)
+            let joined = ShadowPolicy.join(directory, text)
+            let absolute = ShadowPolicy.normalize(joined)
+            if forceGuest || policy.route(absolutePath: absolute) == .guest {
+                return .guest(dirfd: Self.atFdcwd, path: Array(joined.utf8), absolute: absolute)
+            }
+            return .local
+        }
+    }
+
+    /// The inspector thread's local cwd.
+    func localCwd(pid: Int32) throws -> String {
+        var buffer = [CChar](repeating: 0, count: InspectorMemory.pathMax + 1)
+        let n = readlink("/proc/\(pid)/cwd", &buffer, InspectorMemory.pathMax)
+        guard n > 0 else { throw SupervisorError.systemCall("readlink /proc/\(pid)/cwd", errno: errno) }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Reads and resolves the path argument of `spec` (nil path pointer: nil).
+    func pathTarget(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> PathTarget? {
+        guard let index = spec.pathArgument else { return nil }
+        let address = request.arguments[index]
+        if address == 0 { return nil }
+        let bytes = try InspectorMemory(pid: request.pid).readPath(address)
+        let dirfd = spec.dirfdArgument.map { request.arguments[$0] }
+        return try resolve(path: bytes, dirfd: dirfd, pid: request.pid, forceGuest: spec.forceGuest)
+    }
+
+    // MARK: Refusals
+
+    func refuse(_ spec: SyscallSpec, _ errnoValue: Int32, _ why: String) -> SyscallReply {
+        counters.refused += 1
+        counters.byName[spec.name, default: 0] += 1
+        if verbose { diagnostic("swvmm: \(spec.name): \(why): \(errnoText(errnoValue))") }
+        return .error(errnoValue)
+    }
+
+    func unsupported(_ spec: SyscallSpec, _ request: SyscallRequest, writes: Bool) throws -> SyscallReply {
+        var onGuest = spec.fdArguments.contains { table.entry(rawArgument: request.arguments[$0]) != nil }
+        var what = "guest fd"
+        if !onGuest, spec.pathArgument != nil {
+            if let target = try pathTarget(spec, request) {
+                if case .local = target {} else { onGuest = true; what = "guest path" }
+            } else if let d = spec.dirfdArgument, table.entry(rawArgument: request.arguments[d]) != nil {
+                onGuest = true
+            }
+        }
+        guard onGuest else { return .continueLocally }
+        if writes && !policy.allowWrites { return refuse(spec, EROFS, "write to a \(what) without --allow-writes") }
+        return refuse(spec, ENOSYS, "not redirected for a \(what)")
+    }
+
+    // MARK: Executor
+
+    /// Runs one guest call, timing it; validates the raw result's shape.
+    func guestCall(_ number: Int, _ arguments: [UInt64], name: String) throws -> Int64 {
+        counters.guestCalls += 1
+        let start = monotonicNanoseconds()
+        defer { counters.executorNanoseconds &+= monotonicNanoseconds() &- start }
+        let result: Int64
+        do {
+            result = try executor.syscall(number, arguments)
+        } catch let error as SupervisorError {
+            throw error
+        } catch {
+            throw SupervisorError.executor("\(name): \(error)")
+        }
+        guard result >= -Self.maxErrno else {
+            throw SupervisorError.guestResultOutOfRange(call: name, result: result, limit: Int64.max)
+        }
+        return result
+    }
+
+    /// Writes `bytes` + NUL into the region; returns the guest address.
+    func place(path bytes: [UInt8], _ cursor: inout RegionCursor) throws -> UInt64 {
+        let offset = try cursor.reserve(bytes.count + 1)
+        try executor.writeRegion(offset: offset, bytes + [0])
+        return cursor.address(offset)
+    }
+
+    /// A guest fd from a raw result, checked to be an fd.
+    func guestFd(_ result: Int64, _ name: String) throws -> Int32 {
+        guard result >= 0, result <= Int64(Int32.max) else {
+            throw SupervisorError.guestResultOutOfRange(call: name, result: result, limit: Int64(Int32.max))
+        }
+        return Int32(result)
+    }
+
+    /// Closes a guest fd the inspector no longer has; errors are only reported.
+    func closeGuest(_ fd: Int32) {
+        do {
+            let r = try guestCall(SyscallNumber.close, [UInt64(UInt32(bitPattern: fd))], name: "close")
+            if r < 0 && verbose { diagnostic("swvmm: closing guest fd \(fd): \(errnoText(Int32(-r)))") }
+        } catch {
+            diagnostic("swvmm: closing guest fd \(fd): \(error)")
+        }
+    }
+
+    /// Closes every guest fd still open (end of run) and empties the table.
+    public func closeAllGuestFds() {
+        for (local, entry) in table.all {
+            closeGuest(entry.guestFd)
+            table.remove(local: local)
+        }
+    }
+
+    /// Counts a redirected call.
+    func countRedirected(_ spec: SyscallSpec) {
+        counters.redirected += 1
+        counters.byName[spec.name, default: 0] += 1
+    }
+}

@@ -1,0 +1,150 @@
+import Glibc
+import XCTest
+@testable import Shadow
+
+/// Real host tools through the real supervisor (seccomp user notification,
+/// ADDFD, process_vm_readv/writev). The guest executor is the one stand-in:
+/// a LocalExecutor runs the redirected calls on this host, so each tool's
+/// output must equal running it directly (up to fields that change between
+/// runs: pids of the tool itself, free memory, times).
+final class SupervisorLiveTests: XCTestCase {
+    private func compare(_ arguments: [String], normalize: (String) -> String = { $0 },
+                         expectRedirected: Bool = true, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (shadowed, supervisor) = try SupervisorHarness.shadow(arguments)
+        let direct = try SupervisorHarness.direct(arguments)
+        XCTAssertEqual(shadowed.status, direct.status, "status; stderr: \(shadowed.stderr)", file: file, line: line)
+        XCTAssertEqual(normalize(shadowed.stdout), normalize(direct.stdout), file: file, line: line)
+        XCTAssertEqual(shadowed.stderr, direct.stderr, file: file, line: line)
+        if expectRedirected {
+            XCTAssertGreaterThan(supervisor.counters.redirected, 0, file: file, line: line)
+        }
+        XCTAssertEqual(supervisor.openGuestFds, 0, "guest fds left open", file: file, line: line)
+    }
+
+    func testCatProcVersion() throws {
+        let (shadowed, supervisor) = try SupervisorHarness.shadow(["cat", "/proc/version"])
+        let direct = try SupervisorHarness.direct(["cat", "/proc/version"])
+        XCTAssertEqual(shadowed.status, 0, shadowed.stderr)
+        XCTAssertEqual(shadowed.stdout, direct.stdout)
+        let c = supervisor.counters
+        XCTAssertGreaterThan(c.redirected, 0)
+        XCTAssertGreaterThan(c.local, 0)
+        XCTAssertEqual(c.notifications, c.redirected + c.local + c.refused, "\(c)")
+        XCTAssertGreaterThan(c.byName["openat"] ?? 0, 0, "\(c.byName)")
+        XCTAssertGreaterThan(c.byName["read"] ?? 0, 0, "\(c.byName)")
+        XCTAssertEqual(supervisor.openGuestFds, 0)
+    }
+
+    func testUname() throws {
+        try compare(["uname", "-a"])
+    }
+
+    func testHostname() throws {
+        try compare(["hostname"])
+    }
+
+    func testLsProc() throws {
+        // The pid set changes with the processes this test and the tools start.
+        try compare(["ls", "/proc"], normalize: { $0.split(separator: "\n").filter { Int($0) == nil }.joined(separator: "\n") })
+    }
+
+    func testLsLongProcSelfDirectory() throws {
+        try compare(["ls", "-ld", "/proc/1", "/sys/kernel"])
+    }
+
+    func testPs() throws {
+        // This host is shared and busy: compare the stable early pids (≤ 60,
+        // kernel threads), with kworkers' current-work suffix dropped.
+        let stable: (String) -> String = { text in
+            text.split(separator: "\n").compactMap { line -> String? in
+                let fields = line.split(separator: " ", maxSplits: 1)
+                guard fields.count == 2, let pid = Int(fields[0]), pid <= 60 else { return nil }
+                return "\(pid) \(fields[1].split(separator: "-").first ?? "")"
+            }.joined(separator: "\n")
+        }
+        try compare(["ps", "-e", "-o", "pid,comm"], normalize: stable)
+    }
+
+    func testLsmod() throws {
+        // /proc/modules may not exist on this host: the same error either way.
+        try compare(["lsmod"], expectRedirected: false)
+    }
+
+    func testDf() throws {
+        // Mount points and sizes; free blocks move between runs.
+        let mounts: (String) -> String = { text in
+            text.split(separator: "\n").map { $0.split(separator: " ").first.map(String.init) ?? "" }.joined(separator: "\n")
+        }
+        try compare(["df"], normalize: mounts)
+    }
+
+    func testFree() throws {
+        // The total column is stable; used/free move.
+        let totals: (String) -> String = { text in
+            text.split(separator: "\n").map { line in line.split(separator: " ").prefix(2).joined(separator: " ") }.joined(separator: "\n")
+        }
+        try compare(["free"], normalize: totals)
+    }
+
+    func testHeadOfProcFile() throws {
+        // head uses read; sort after it is local.
+        // Not /proc/self: with the LocalExecutor "self" is this test process.
+        try compare(["head", "-c", "100", "/proc/1/status"], normalize: { $0.split(separator: "\n").first.map(String.init) ?? "" })
+    }
+
+    func testWriteToGuestPathIsReadOnly() throws {
+        let (out, supervisor) = try SupervisorHarness.shadow(["sh", "-c", "echo x > /proc/sys/kernel/hostname"])
+        XCTAssertNotEqual(out.status, 0)
+        XCTAssertTrue(out.stderr.contains("Read-only file system"), out.stderr)
+        XCTAssertGreaterThan(supervisor.counters.refused, 0)
+    }
+
+    func testTouchGuestPathIsReadOnly() throws {
+        let (out, _) = try SupervisorHarness.shadow(["touch", "/etc/hostname"])
+        XCTAssertNotEqual(out.status, 0)
+        XCTAssertTrue(out.stderr.contains("Read-only file system"), out.stderr)
+    }
+
+    func testNonexistentCommand() throws {
+        XCTAssertThrowsError(try SupervisorHarness.shadow(["/nonexistent/swvmm-no-such-tool"])) { error in
+            XCTAssertEqual("\(error)", "cannot run /nonexistent/swvmm-no-such-tool: No such file or directory")
+        }
+        XCTAssertThrowsError(try SupervisorHarness.shadow(["swvmm-no-such-tool-in-path"])) { error in
+            XCTAssertEqual("\(error)", "cannot run swvmm-no-such-tool-in-path: No such file or directory")
+        }
+    }
+
+    func testExitStatusIsTheInspectors() throws {
+        let (out, _) = try SupervisorHarness.shadow(["sh", "-c", "exit 7"])
+        XCTAssertEqual(out.status, 7)
+    }
+
+    func testInspectorKilledMidRun() throws {
+        // The inspector kills itself while holding a guest fd.
+        let (out, supervisor) = try SupervisorHarness.shadow(["sh", "-c", "exec 3</proc/version; kill -9 $$"])
+        XCTAssertEqual(out.status, 128 + SIGKILL)
+        XCTAssertEqual(supervisor.openGuestFds, 0)
+        // No stray children: nothing of ours left unreaped.
+        var status: Int32 = 0
+        XCTAssertEqual(waitpid(-1, &status, WNOHANG), -1)
+        XCTAssertEqual(errno, ECHILD)
+    }
+
+    func testChdirIntoGuestDirectory() throws {
+        // cd into a guest directory, then relative paths and pwd are the guest's.
+        let script = "cd /proc/self && cat ./stat >/dev/null && pwd && cd / && pwd"
+        let (out, supervisor) = try SupervisorHarness.shadow(["sh", "-c", script])
+        XCTAssertEqual(out.status, 0, out.stderr)
+        XCTAssertEqual(out.stdout, "/proc/self\n/\n")
+        XCTAssertGreaterThan(supervisor.counters.byName["chdir"] ?? 0, 0)
+    }
+
+    func testNetlinkRefusedWithMessage() throws {
+        var lines: [String] = []
+        let configuration = SupervisorConfiguration(diagnostic: { lines.append($0) })
+        let (out, _) = try SupervisorHarness.shadow(["ss", "-tln"], configuration: configuration)
+        // ss may fall back to /proc/net; the refusal must be visible either way.
+        _ = out
+        XCTAssertTrue(lines.contains { $0.contains("netlink") }, "\(lines)")
+    }
+}
