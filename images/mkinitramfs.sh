@@ -45,6 +45,7 @@ echo '<html><body>swvmm-guest</body></html>' > "$stage/var/www/index.html"
 gcc -static -Os -s -o "$stage/usr/bin/swvmm-sleeper" "$here/sleeper.c" \
     || die "cannot build the static sleeper: install gcc and libc6-dev"
 for n in 1 2 3; do ln -s swvmm-sleeper "$stage/usr/bin/swvmm-sleeper-$n"; done
+ln -s swvmm-sleeper "$stage/usr/bin/swvmm-heartbeat"
 
 : > "$stage/etc/swvmm-modules"
 if [ -n "$tree" ]; then

@@ -1,5 +1,6 @@
 import CShadow
 import Glibc
+import Synchronization
 
 /// Settings for one supervised run (the `swvmm shadow` options).
 public struct SupervisorConfiguration {
@@ -39,6 +40,8 @@ public final class Supervisor {
     private let redirector: SyscallRedirector
     private var notifications = 0
     private var localCalls = 0
+    /// The inspector `run` is serving, for `terminateInspector()` on another thread.
+    private let running = Mutex<InspectorProcess?>(nil)
     /// Whether the kernel accepted SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP in the last run.
     public private(set) var synchronousWakeUpActive = false
 
@@ -93,6 +96,8 @@ public final class Supervisor {
             noRandomize: configuration.noRandomize,
             minimumOpenFiles: Int(configuration.guestFdRange.upperBound), stdio: stdio)
         defer { redirector.closeAllGuestFds() }
+        running.withLock { $0 = process }
+        defer { running.withLock { $0 = nil } }
         synchronousWakeUpActive = configuration.synchronousWakeUp
             && cshadow_notif_set_flags(process.listener, CSHADOW_USER_NOTIF_FD_SYNC_WAKE_UP) == 0
         try serve(process, placeholder: placeholder)
@@ -102,6 +107,13 @@ public final class Supervisor {
             throw failure
         }
         return try process.wait()
+    }
+
+    /// Kills the running inspector (when swvmm itself is told to stop); `run`
+    /// then returns its exit as usual and still closes every guest fd. Safe
+    /// from any thread; does nothing when no inspector runs.
+    public func terminateInspector() {
+        running.withLock { $0?.kill() }
     }
 
     /// Answers notifications until the inspector exits or the executor fails.

@@ -86,8 +86,18 @@ public final class SyscallRedirector {
         case unsupported(String)
     }
 
-    /// Resolves `path` (relative to `dirfd`, a raw argument, if given).
+    /// Resolves `path` (relative to `dirfd`, a raw argument, if given); the
+    /// inspector's own `/proc/<pid>` becomes S's `/proc/self` in the guest.
     func resolve(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool = false) throws -> PathTarget {
+        let target = try resolveRoute(path: path, dirfd: rawDirfd, pid: pid, forceGuest: forceGuest)
+        if case let .guest(dirfd, _, absolute?) = target, dirfd == Self.atFdcwd, absolute.hasPrefix("/proc/"),
+           let own = InspectorSelfPath.rewrite(absolute, ownIDs: InspectorSelfPath.ownIDs(ofTask: pid)) {
+            return .guest(dirfd: dirfd, path: Array(own.utf8), absolute: own)
+        }
+        return target
+    }
+
+    private func resolveRoute(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool) throws -> PathTarget {
         let text = String(decoding: path, as: UTF8.self)
         if text.hasPrefix("/") {
             return forceGuest || policy.route(absolutePath: text) == .guest

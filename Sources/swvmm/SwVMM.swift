@@ -19,7 +19,7 @@ struct SwVMM: ParsableCommand {
               (no VT-x/AMD-V: see shared/PLATFORM.md)
           \(ExitStatus.usage)  command-line usage error
         """,
-        subcommands: [RunCommand.self, ImageInfoCommand.self, BenchCommand.self],
+        subcommands: [RunCommand.self, ShadowCommand.self, ImageInfoCommand.self, BenchCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }

@@ -1,0 +1,102 @@
+import ArgumentParser
+import GDBRemote
+import Glibc
+import Shadow
+import VMM
+
+/// `swvmm shadow`: run an unmodified host program whose machine-state system
+/// calls execute in a guest's kernel (shadow context, DSN 2014).
+struct ShadowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shadow",
+        abstract: "Run a host command so that what it asks about the machine is answered by a guest's kernel.",
+        discussion: """
+        Example: swvmm shadow --gdb unix:/tmp/guest/gdb.sock -- ps aux
+
+        The command's system calls about the machine (opening /proc, /sys, /etc/passwd ...,
+        reading them, uname, sysinfo, statfs) run inside the guest through a shadow process
+        swvmm creates there without an agent or kernel symbols; everything else (its own
+        libraries, memory, terminal) stays local. The guest is read-only unless --allow-writes.
+        The exit status is the command's; 1 when swvmm cannot start it or reach the guest.
+        """
+    )
+
+    @Option(name: .customLong("gdb"), help: ArgumentHelp("The guest's gdbstub: unix:PATH or tcp:HOST:PORT (e.g. QEMU's -gdb).", valueName: "address"))
+    var gdbAddress: String
+
+    @Option(name: .customLong("guest-path"), help: ArgumentHelp("Also take this path from the guest (repeatable).", valueName: "path"))
+    var guestPaths: [String] = []
+
+    @Option(name: .customLong("local-path"), help: ArgumentHelp("Keep this path local (repeatable).", valueName: "path"))
+    var localPaths: [String] = []
+
+    @Flag(help: "Let the command write or create guest files.")
+    var allowWrites = false
+
+    @Flag(help: "Say how the shadow process was found or built, and each refused call.")
+    var verbose = false
+
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
+    var command: [String] = []
+
+    func run() throws {
+        let arguments = command.first == "--" ? Array(command.dropFirst()) : command
+        guard !arguments.isEmpty else {
+            throw ValidationError("give the command to run after --, e.g. swvmm shadow --gdb unix:PATH -- ps aux")
+        }
+        let signals = SignalWatcher()
+        let target = try reportingErrors { try GDBRemoteTarget(address: gdbAddress, timeout: 10) }
+        let session = try reportingErrors {
+            do {
+                return try ShadowSession(target: target, key: gdbAddress)
+            } catch {
+                try? target.detach()
+                throw error
+            }
+        }
+        if verbose { printError("swvmm: \(ShadowCommand.describe(session))") }
+        let policy = ShadowPolicy(extraGuestPaths: guestPaths, extraLocalPaths: localPaths, allowWrites: allowWrites)
+        let supervisor = Supervisor(executor: session.executor,
+                                    configuration: SupervisorConfiguration(policy: policy, verbose: verbose))
+        let exit: InspectorExit
+        do {
+            try signals.start { _ in supervisor.terminateInspector() }
+            exit = try supervisor.run(arguments: arguments, environment: ShadowCommand.environment())
+        } catch {
+            ShadowCommand.leave(session, target)
+            printError("swvmm: \(error)")
+            throw ExitCode(ExitStatus.failure)
+        }
+        ShadowCommand.leave(session, target)
+        throw ExitCode(exit.shellStatus)
+    }
+
+    /// Lets S go back to waiting in the guest and resumes the guest.
+    static func leave(_ session: ShadowSession, _ target: GDBRemoteTarget) {
+        try? session.executor.close()
+        try? target.detach()
+    }
+
+    static func describe(_ session: ShadowSession) -> String {
+        let shadow = session.executor.shadow
+        let ready = "ready after \(session.readyAfter)"
+        switch session.origin {
+        case .reused:
+            return "reusing shadow process pid \(shadow.pid) from the state file, \(ready)"
+        case let .built(_, staleReason):
+            let why = staleReason.map { " (the saved one was stale: \($0))" } ?? ""
+            return "built shadow process pid \(shadow.pid)\(why), \(ready)"
+        }
+    }
+
+    /// This process's environment, as "NAME=value" strings.
+    static func environment() -> [String] {
+        var result: [String] = []
+        var entry = environ
+        while let pointer = entry.pointee {
+            result.append(String(cString: pointer))
+            entry += 1
+        }
+        return result
+    }
+}
