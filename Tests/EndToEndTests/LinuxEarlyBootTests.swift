@@ -10,6 +10,8 @@ import XCTest
 /// virtualization, /init's marker and a clean power-off.
 final class LinuxEarlyBootTests: XCTestCase {
     static let memoryMiB: UInt64 = 384
+    /// Two vCPUs: the kernel learns its CPUs only from swvmm's MP table.
+    static let cpuCount = 2
     static let token = "e2e" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
     /// `swvmm.mode=poweroff` with `reboot=k`: on hardware-virtualization hosts /init prints
     /// SWVMM-INIT-OK and resets through the i8042, which ends swvmm with status 0.
@@ -27,7 +29,7 @@ final class LinuxEarlyBootTests: XCTestCase {
         defer { Self.lock.unlock() }
         if let cached = Self.cached { return cached }
         let result = try Swvmm.run(["--kernel", kernel, "--initrd", initrd, "--memory", "\(Self.memoryMiB)M",
-                                    "--cmdline", Self.commandLine], timeout: 60)
+                                    "--cpus", "\(Self.cpuCount)", "--cmdline", Self.commandLine], timeout: 60)
         Self.cached = result
         return result
     }
@@ -53,7 +55,7 @@ final class LinuxEarlyBootTests: XCTestCase {
         let result = try boot()
         let start = try XCTUnwrap(StartLine(stderr: result.stderr), "no start line on stderr\n\(result.summary)")
         XCTAssertEqual(start.memory, "\(Self.memoryMiB)M")
-        XCTAssertEqual(start.cpus, 1)
+        XCTAssertEqual(start.cpus, Self.cpuCount)
         // Documented: the user's command line, plus `noxsave` on hosts without VT-x/AMD-V.
         let expected = HostPlatform.hasHardwareVirtualization ? Self.commandLine : Self.commandLine + " noxsave"
         XCTAssertEqual(start.commandLine, expected)
@@ -87,6 +89,10 @@ final class LinuxEarlyBootTests: XCTestCase {
         let result = try boot()
         let log = KernelLog(serialOutput: result.stdout)
         XCTAssertTrue(log.contains("found SMP MP-table at [mem 0x0009fc00-"), result.summary)
+        // One processor entry per vCPU, the first marked as the boot CPU (MP spec §4.3.1).
+        XCTAssertTrue(log.messages.contains("Processor #0 (Bootup-CPU)"), result.summary)
+        XCTAssertTrue(log.messages.contains("Processors: \(Self.cpuCount)"), result.summary)
+        XCTAssertTrue(log.contains("smpboot: Allowing \(Self.cpuCount) CPUs"), result.summary)
         XCTAssertTrue(log.messages.contains("printk: console [ttyS0] enabled"), result.summary)
 
         // "Memory: 500208K/523896K available (...)": the second figure is the RAM the kernel
