@@ -9,6 +9,7 @@
 /// - C1 (new root, rax 0): `clone(SIGCHLD)` makes S (init reaps S when it
 ///   dies, as S is reparented), then `exit(0)`.
 /// - S (another new root, rax 0): `setsid`, `rt_sigprocmask(SIG_BLOCK, all)`,
+///   `prctl(PR_SET_NAME, "swvmm-shadow")`,
 ///   optionally `sched_setaffinity`, then into the stub with rsp in the region.
 struct DoubleFork {
     let target: Target
@@ -25,7 +26,7 @@ struct DoubleFork {
     private var childPID: Int64?
     private var childRoot: UInt64?
     private enum PStage { case cloning, waiting, unmapping, done }
-    private enum SStage { case setsid, sigmask, affinity, running }
+    private enum SStage { case setsid, sigmask, name, affinity, running }
     private var pStage = PStage.cloning
     private var sStage: SStage?
     private var interruptedWaits = 0
@@ -137,6 +138,11 @@ struct DoubleFork {
                        [LinuxABI.sigBlock, region &+ UInt64(ShadowStub.sigsetOffset), 0, LinuxABI.sigsetSize], on: vcpu, r)
         case .sigmask:
             guard rax == 0 else { throw ShadowError.injectedCallFailed(call: "rt_sigprocmask in S", errno: -rax) }
+            sStage = .name
+            try inject("prctl", LinuxABI.Syscall.prctl,
+                       [LinuxABI.prSetName, region &+ UInt64(ShadowStub.nameOffset)], on: vcpu, r)
+        case .name:
+            guard rax == 0 else { throw ShadowError.injectedCallFailed(call: "prctl(PR_SET_NAME) in S", errno: -rax) }
             if pinned {
                 sStage = .affinity
                 try inject("sched_setaffinity", LinuxABI.Syscall.sched_setaffinity,

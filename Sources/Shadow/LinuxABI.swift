@@ -16,6 +16,7 @@ public enum LinuxABI {
         public static let wait4 = 61
         public static let uname = 63
         public static let setsid = 112
+        public static let prctl = 157
         public static let sched_setaffinity = 203
         public static let getdents64 = 217
         public static let openat = 257
@@ -32,6 +33,8 @@ public enum LinuxABI {
     /// SIGCHLD (include/uapi/asm-generic/signal.h); as clone's low byte it is
     /// the signal the parent gets when the child exits (clone(2)).
     public static let sigchld: UInt64 = 17
+    /// prctl option that sets the calling thread's comm (include/uapi/linux/prctl.h).
+    public static let prSetName: UInt64 = 15
     /// __WCLONE: wait4 also reaps children whose exit signal is not SIGCHLD
     /// (include/uapi/linux/wait.h, wait4(2)).
     public static let waitClone: UInt64 = 0x8000_0000

@@ -26,7 +26,7 @@ public struct ShadowStub: Equatable, Sendable {
     /// Header magic, "SWVMMSHD".
     public static let magic: [UInt8] = Array("SWVMMSHD".utf8)
     /// Layout version in the header; bumped when the layout changes.
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
     public static let headerOffset = 0x100
     static let magicOffset = headerOffset, versionOffset = headerOffset + 8
     public static let cookieOffset = headerOffset + 0x10
@@ -36,7 +36,13 @@ public struct ShadowStub: Equatable, Sendable {
     static let cpusetOffset = headerOffset + 0x40
     /// Bytes of cpu_set_t written: 1024 CPUs (glibc's CPU_SETSIZE, sched.h).
     static let cpusetLength = 128
-    static let headerEnd = cpusetOffset + cpusetLength
+    /// S's process name, NUL-terminated, for prctl(PR_SET_NAME).
+    static let nameOffset = cpusetOffset + cpusetLength
+    /// The name S shows in the guest's `ps`: what it is, for whoever looks.
+    public static let processName = "swvmm-shadow"
+    /// The kernel's comm length with its NUL (TASK_COMM_LEN, include/linux/sched.h).
+    static let nameLength = 16
+    static let headerEnd = nameOffset + nameLength
     /// S's stack top: the end of page 1, minus a red zone's worth.
     static let stackTop = 2 * 4096 - 128
     /// Where the executor's data area starts.
@@ -91,7 +97,7 @@ public struct ShadowStub: Equatable, Sendable {
     }
 
     /// Page 0 of the region: code and header with `cookie`, the sleep, a full
-    /// signal set and, when `cpu` is given, a CPU set holding only it.
+    /// signal set, S's name and, when `cpu` is given, a CPU set holding only it.
     public func firstPage(cookie: [UInt8], cpu: Int?) -> [UInt8] {
         var page = [UInt8](repeating: 0, count: 4096)
         page.replaceSubrange(0 ..< ShadowStub.codeLength, with: code)
@@ -102,6 +108,8 @@ public struct ShadowStub: Equatable, Sendable {
         page.replaceSubrange(ShadowStub.timespecOffset ..< ShadowStub.timespecOffset + 16,
                              with: le64(sleepNanoseconds / 1_000_000_000) + le64(sleepNanoseconds % 1_000_000_000))
         page.replaceSubrange(ShadowStub.sigsetOffset ..< ShadowStub.sigsetOffset + 8, with: [UInt8](repeating: 0xFF, count: 8))
+        let name = Array(ShadowStub.processName.utf8.prefix(ShadowStub.nameLength - 1))
+        page.replaceSubrange(ShadowStub.nameOffset ..< ShadowStub.nameOffset + name.count, with: name)
         if let cpu, cpu >= 0, cpu < ShadowStub.cpusetLength * 8 {
             page[ShadowStub.cpusetOffset + cpu / 8] = 1 << UInt8(cpu % 8)
         }

@@ -91,6 +91,9 @@ final class ShadowEndToEndTests: XCTestCase {
         XCTAssertTrue(stable.subtracting(shadowPIDs).isEmpty, "pids the console sees but getdents64 through S does not: \(stable.subtracting(shadowPIDs))")
         let mapsDiff = try console.run("cat /proc/\(wl)/maps | cmp - /tmp/maps.before && echo MAPS-SAME")
         XCTAssertTrue(mapsDiff.contains("MAPS-SAME"), mapsDiff)
+        // S tells whoever looks what it is.
+        XCTAssertEqual(try console.run("cat /proc/\(shadowPID)/comm").trimmingCharacters(in: .whitespacesAndNewlines),
+                       ShadowStub.processName)
         let children = try console.run("cat /proc/\(wl)/task/*/children; echo; grep PPid /proc/\(shadowPID)/status")
         XCTAssertFalse(pids(children.components(separatedBy: "PPid").first ?? "").contains(shadowPID), children)
         XCTAssertTrue(children.contains("PPid:\t1"), "S should be reparented to init: \(children)")
