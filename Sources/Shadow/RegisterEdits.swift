@@ -37,6 +37,12 @@ extension GuestRegisters {
     var result: Int64 { Int64(bitPattern: rax) }
 
     /// The page-table root: cr3's address bits (PCID and flag bits dropped).
+    ///
+    /// Shadow context compares roots only for stops in user mode. A KPTI
+    /// kernel runs user mode on the process's user root (kernel root ^ 0x1000)
+    /// every time, so those comparisons need no KPTI case; treating both halves
+    /// as one (`sameAddressSpace(_:_:allowKPTI:)`) would be wrong on guests
+    /// without KPTI, where the neighbouring page can be another process's PGD.
     var root: UInt64 { PagingContext(root: cr3, fiveLevel: false).root }
 
     /// The paging context of this vCPU (its cr3, cr4, efer).
