@@ -39,6 +39,8 @@ public final class Supervisor {
     private let redirector: SyscallRedirector
     private var notifications = 0
     private var localCalls = 0
+    /// The inspector's pid while `run` is running (for forwarding signals).
+    public private(set) var inspectorPid: Int32?
     /// Whether the kernel accepted SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP in the last run.
     public private(set) var synchronousWakeUpActive = false
 
@@ -93,6 +95,8 @@ public final class Supervisor {
             noRandomize: configuration.noRandomize,
             minimumOpenFiles: Int(configuration.guestFdRange.upperBound), stdio: stdio)
         defer { redirector.closeAllGuestFds() }
+        inspectorPid = process.pid
+        defer { inspectorPid = nil }
         synchronousWakeUpActive = configuration.synchronousWakeUp
             && cshadow_notif_set_flags(process.listener, CSHADOW_USER_NOTIF_FD_SYNC_WAKE_UP) == 0
         try serve(process, placeholder: placeholder)
