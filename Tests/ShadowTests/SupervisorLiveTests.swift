@@ -147,4 +147,20 @@ final class SupervisorLiveTests: XCTestCase {
         _ = out
         XCTAssertTrue(lines.contains { $0.contains("netlink") }, "\(lines)")
     }
+
+    func testExecutorFailureEndsRunAndKillsInspector() throws {
+        final class DeadExecutor: GuestSyscallExecutor {
+            struct Gone: Error {}
+            let regionAddress: UInt64 = 0x1000
+            let regionSize = 4096
+            func writeRegion(offset: Int, _ bytes: [UInt8]) throws {}
+            func readRegion(offset: Int, count: Int) throws -> [UInt8] { [UInt8](repeating: 0, count: count) }
+            func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 { throw Gone() }
+        }
+        XCTAssertThrowsError(try SupervisorHarness.shadow(["cat", "/proc/version"], executor: DeadExecutor())) { error in
+            guard case SupervisorError.executor = error else { return XCTFail("\(error)") }
+        }
+        var status: Int32 = 0
+        XCTAssertEqual(waitpid(-1, &status, WNOHANG), -1, "inspector reaped")
+    }
 }

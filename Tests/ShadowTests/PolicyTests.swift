@@ -1,0 +1,64 @@
+import XCTest
+@testable import Shadow
+
+final class PolicyTests: XCTestCase {
+    func testDefaults() {
+        let p = ShadowPolicy()
+        XCTAssertEqual(p.route(absolutePath: "/proc/1/stat"), .guest)
+        XCTAssertEqual(p.route(absolutePath: "/proc"), .guest)
+        XCTAssertEqual(p.route(absolutePath: "/sys/kernel"), .guest)
+        XCTAssertEqual(p.route(absolutePath: "/etc/passwd"), .guest)
+        XCTAssertEqual(p.route(absolutePath: "/etc/passwd-"), .local, "component-wise, not string prefix")
+        XCTAssertEqual(p.route(absolutePath: "/processes"), .local)
+        XCTAssertEqual(p.route(absolutePath: "/run/utmp"), .guest)
+        XCTAssertEqual(p.route(absolutePath: "/etc/mtab"), .guest)
+        XCTAssertEqual(p.route(absolutePath: "/lib/x86_64-linux-gnu/libc.so.6"), .local)
+        XCTAssertEqual(p.route(absolutePath: "/etc/ld.so.cache"), .local)
+        XCTAssertEqual(p.route(absolutePath: "/usr/lib/locale/C.utf8/LC_CTYPE"), .local)
+        XCTAssertEqual(p.route(absolutePath: "/tmp/x"), .local)
+    }
+
+    func testNormalization() {
+        let p = ShadowPolicy()
+        XCTAssertEqual(ShadowPolicy.normalize("//proc/./1/../version"), "/proc/version")
+        XCTAssertEqual(ShadowPolicy.normalize("/../../proc"), "/proc")
+        XCTAssertEqual(p.route(absolutePath: "/tmp/../proc/version"), .guest)
+        XCTAssertEqual(p.route(absolutePath: "/proc/../etc/ld.so.cache"), .local)
+        XCTAssertEqual(ShadowPolicy.join("/proc", "1/stat"), "/proc/1/stat")
+        XCTAssertEqual(ShadowPolicy.join("/", "proc"), "/proc")
+        XCTAssertEqual(ShadowPolicy.join("/proc", ""), "/proc")
+    }
+
+    func testOverrides() {
+        let p = ShadowPolicy(extraGuestPaths: ["/var/log/", "/"], extraLocalPaths: ["/proc/self"])
+        XCTAssertEqual(p.route(absolutePath: "/var/log/syslog"), .guest)
+        XCTAssertEqual(p.route(absolutePath: "/proc/self/maps"), .local, "longer local prefix wins")
+        XCTAssertEqual(p.route(absolutePath: "/home/x"), .guest, "/ is guest now")
+        XCTAssertEqual(p.route(absolutePath: "/lib64/ld-linux-x86-64.so.2"), .local, "the loader stays local")
+    }
+
+    func testWriteFlags() {
+        XCTAssertFalse(ShadowPolicy.openWrites(flags: 0))                  // O_RDONLY
+        XCTAssertFalse(ShadowPolicy.openWrites(flags: 0o2000000 | 0o200000)) // O_CLOEXEC|O_DIRECTORY
+        XCTAssertTrue(ShadowPolicy.openWrites(flags: 0o1))                 // O_WRONLY
+        XCTAssertTrue(ShadowPolicy.openWrites(flags: 0o2))                 // O_RDWR
+        XCTAssertTrue(ShadowPolicy.openWrites(flags: 0o100))               // O_CREAT
+        XCTAssertTrue(ShadowPolicy.openWrites(flags: 0o1000))              // O_TRUNC
+        XCTAssertTrue(ShadowPolicy.openWrites(flags: 0o2000))              // O_APPEND
+    }
+
+    func testFdTable() {
+        var t = FileDescriptorTable(range: GuestFdRange(lowerBound: 1000, count: 3))
+        XCTAssertEqual(t.lowestFree(), 1000)
+        t.insert(local: 1000, .init(guestFd: 5, path: "/proc"))
+        XCTAssertEqual(t.lowestFree(isTaken: { $0 == 1001 }), 1002)
+        XCTAssertEqual(t.entry(rawArgument: 1000)?.guestFd, 5)
+        XCTAssertNil(t.entry(rawArgument: 5))
+        t.insert(local: 1001, .init(guestFd: 6, path: "/sys"))
+        t.insert(local: 1002, .init(guestFd: 7, path: "/sys"))
+        XCTAssertNil(t.lowestFree())
+        XCTAssertEqual(t.locals(in: 1001, 2000), [1001, 1002])
+        XCTAssertEqual(t.remove(local: 1001)?.guestFd, 6)
+        XCTAssertEqual(t.lowestFree(atLeast: 1001), 1001)
+    }
+}

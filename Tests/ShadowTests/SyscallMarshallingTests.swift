@@ -1,0 +1,225 @@
+import CShadow
+import Glibc
+import XCTest
+@testable import Shadow
+
+/// Executor that returns a fixed (hostile) result and fills the region with 0x5A.
+final class HostileExecutor: GuestSyscallExecutor {
+    let inner = LocalExecutor(regionSize: 8192)
+    var result: Int64
+    init(result: Int64) { self.result = result }
+    var regionAddress: UInt64 { inner.regionAddress }
+    var regionSize: Int { inner.regionSize }
+    func writeRegion(offset: Int, _ bytes: [UInt8]) throws { try inner.writeRegion(offset: offset, bytes) }
+    func readRegion(offset: Int, count: Int) throws -> [UInt8] { [UInt8](repeating: 0x5A, count: count) }
+    func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 { result }
+}
+
+/// Each redirected call's marshalling, against this process's own memory
+/// (process_vm_readv/writev on ourselves) and a LocalExecutor: the "guest"
+/// runs the call on this host, so results must equal the direct call.
+final class SyscallMarshallingTests: XCTestCase {
+    let pid = getpid()
+    let executor = LocalExecutor(regionSize: 16384)
+    lazy var redirector = SyscallRedirector(executor: executor, policy: ShadowPolicy(), range: .standard)
+
+    private func request(_ n: Int, _ args: [UInt64]) -> SyscallRequest { SyscallRequest(number: n, arguments: args, pid: pid) }
+
+    private func cString(_ s: String, _ body: (UInt64) throws -> Void) rethrows {
+        try s.withCString { try body(UInt64(UInt(bitPattern: $0))) }
+    }
+
+    /// Opens `path` through the redirector, records the placeholder like the supervisor would.
+    private func openGuest(_ path: String, flags: Int32 = O_RDONLY) throws -> Int32 {
+        var reply = SyscallReply.continueLocally
+        cString(path) { reply = redirector.handle(request(SyscallNumber.openat, [UInt64(bitPattern: -100), $0, UInt64(flags), 0])) }
+        guard case .installGuestFd(let g, let p, _, _, _) = reply, let local = redirector.table.lowestFree() else {
+            XCTFail("openat \(path): \(reply)")
+            return -1
+        }
+        redirector.table.insert(local: local, .init(guestFd: g, path: p))
+        return local
+    }
+
+    func testOpenReadCloseProcVersion() throws {
+        let local = try openGuest("/proc/version")
+        let expected = try String(contentsOfFileAt: "/proc/version")
+        try withBuffer(4096) { address, raw in
+            let reply = redirector.handle(request(SyscallNumber.read, [UInt64(local), address, 4096]))
+            guard case .value(let n) = reply else { return XCTFail("\(reply)") }
+            XCTAssertEqual(String(decoding: raw.prefix(Int(n)), as: UTF8.self), expected)
+            XCTAssertEqual(raw[Int(n)], 0xAA, "nothing written past the result")
+        }
+        let g = redirector.table.entry(local: local)!.guestFd
+        XCTAssertEqual(redirector.handle(request(SyscallNumber.close, [UInt64(local)])), .continueLocally)
+        XCTAssertNil(redirector.table.entry(local: local))
+        XCTAssertEqual(fcntl(g, F_GETFD), -1, "guest fd closed")
+    }
+
+    func testLocalPathContinues() {
+        cString("/etc/ld.so.cache") {
+            XCTAssertEqual(redirector.handle(request(SyscallNumber.openat, [UInt64(bitPattern: -100), $0, 0, 0])), .continueLocally)
+        }
+        XCTAssertEqual(redirector.handle(request(SyscallNumber.read, [3, 0, 10])), .continueLocally, "fd 3 is not a guest fd")
+    }
+
+    func testWriteOpenRefused() {
+        cString("/proc/sys/kernel/hostname") {
+            XCTAssertEqual(redirector.handle(request(SyscallNumber.openat, [UInt64(bitPattern: -100), $0, UInt64(O_WRONLY), 0])), .error(EROFS))
+            XCTAssertEqual(redirector.handle(request(SyscallNumber.open, [$0, UInt64(O_RDWR | O_CREAT), 0o644])), .error(EROFS))
+        }
+    }
+
+    func testReadIsClampedToRegionAndToRequest() throws {
+        let local = try openGuest("/proc/self/maps")
+        try withBuffer(100) { address, raw in
+            guard case .value(let n) = redirector.handle(request(SyscallNumber.read, [UInt64(local), address, 10])) else { return XCTFail() }
+            XCTAssertEqual(n, 10)
+            XCTAssertTrue(raw[10...].allSatisfy { $0 == 0xAA })
+        }
+        try withBuffer(1 << 20) { address, _ in
+            guard case .value(let n) = redirector.handle(request(SyscallNumber.read, [UInt64(local), address, 1 << 20])) else { return XCTFail() }
+            XCTAssertLessThanOrEqual(Int(n), executor.regionSize, "a short read, never beyond the region")
+        }
+        redirector.closeAllGuestFds()
+    }
+
+    func testHostileResultNeverOverwrites() throws {
+        let hostile = HostileExecutor(result: 5000)
+        let r = SyscallRedirector(executor: hostile, policy: ShadowPolicy(), range: .standard)
+        r.table.insert(local: 1000, .init(guestFd: 77, path: "/proc/x"))
+        try withBuffer(64) { address, raw in
+            XCTAssertEqual(r.handle(request(SyscallNumber.read, [1000, address, 16])), .error(EIO))
+            XCTAssertTrue(raw.allSatisfy { $0 == 0xAA })
+            // A struct call must return 0; anything else is refused without copying.
+            hostile.result = 3
+            XCTAssertEqual(r.handle(request(SyscallNumber.uname, [address])), .error(EIO))
+            XCTAssertTrue(raw.allSatisfy { $0 == 0xAA })
+            hostile.result = -99999
+            XCTAssertEqual(r.handle(request(SyscallNumber.fstat, [1000, address])), .error(EIO))
+            hostile.result = -Int64(ENOENT)
+            XCTAssertEqual(r.handle(request(SyscallNumber.fstat, [1000, address])), .error(ENOENT))
+        }
+        // A "guest fd" that is not an fd number.
+        hostile.result = Int64(Int32.max) + 1
+        cString("/proc/version") {
+            XCTAssertEqual(r.handle(request(SyscallNumber.openat, [UInt64(bitPattern: -100), $0, 0, 0])), .error(EIO))
+        }
+    }
+
+    func testUnameSysinfoStatfs() throws {
+        try withBuffer(KernelStructSize.utsname + 8) { address, raw in
+            XCTAssertEqual(redirector.handle(request(SyscallNumber.uname, [address])), .value(0))
+            var u = utsname()
+            uname(&u)
+            let sys = withUnsafeBytes(of: &u.sysname) { Array($0) }
+            XCTAssertEqual(Array(raw.prefix(65)), sys)
+            XCTAssertTrue(raw[KernelStructSize.utsname...].allSatisfy { $0 == 0xAA })
+        }
+        try withBuffer(KernelStructSize.sysinfo + 8) { address, raw in
+            XCTAssertEqual(redirector.handle(request(SyscallNumber.sysinfo, [address])), .value(0))
+            XCTAssertTrue(raw[KernelStructSize.sysinfo...].allSatisfy { $0 == 0xAA })
+        }
+        try withBuffer(KernelStructSize.statfs) { address, raw in
+            // statfs of a local path still goes to the guest (df).
+            cString("/") { XCTAssertEqual(redirector.handle(request(SyscallNumber.statfs, [$0, address])), .value(0)) }
+            // f_type matches a direct statfs("/") (raw syscall 137).
+            try withBuffer(KernelStructSize.statfs) { direct, rawDirect in
+                cString("/") { XCTAssertEqual(cshadow_raw_syscall(137, $0, direct, 0, 0, 0, 0), 0) }
+                XCTAssertEqual(raw.load(as: Int.self), rawDirect.load(as: Int.self))
+            }
+        }
+        XCTAssertEqual(redirector.handle(request(SyscallNumber.uname, [0])), .error(EFAULT))
+    }
+
+    func testStatFamilyAndReadlink() throws {
+        try withBuffer(KernelStructSize.statx) { address, raw in
+            cString("/proc/1") {
+                XCTAssertEqual(redirector.handle(request(SyscallNumber.stat, [$0, address])), .value(0))
+                XCTAssertEqual(redirector.handle(request(SyscallNumber.newfstatat, [UInt64(bitPattern: -100), $0, address, 0])), .value(0))
+                XCTAssertEqual(redirector.handle(request(SyscallNumber.statx, [UInt64(bitPattern: -100), $0, 0, 0xfff, address])), .value(0))
+                XCTAssertEqual(redirector.handle(request(SyscallNumber.access, [$0, UInt64(R_OK)])), .value(0))
+            }
+        }
+        try withBuffer(64) { address, raw in
+            cString("/proc/self") {
+                guard case .value(let n) = redirector.handle(request(SyscallNumber.readlink, [$0, address, 4])) else { return XCTFail() }
+                XCTAssertEqual(n, 4, "truncated to bufsiz")
+                XCTAssertEqual(raw[4], 0xAA)
+                XCTAssertEqual(redirector.handle(request(SyscallNumber.readlink, [$0, address, UInt64(UInt32.max)])), .error(EINVAL))
+            }
+        }
+    }
+
+    func testReadvScattersOneGuestRead() throws {
+        let local = try openGuest("/proc/version")
+        let expected = Array(try String(contentsOfFileAt: "/proc/version").utf8)
+        try withBuffer(8) { a, rawA in
+            try withBuffer(4096) { b, rawB in
+                var iov = [a, 8, b, 4096]
+                let reply = iov.withUnsafeMutableBytes { redirector.handle(request(SyscallNumber.readv, [UInt64(local), UInt64(UInt(bitPattern: $0.baseAddress)), 2])) }
+                guard case .value(let n) = reply else { return XCTFail("\(reply)") }
+                XCTAssertEqual(Int(n), expected.count)
+                XCTAssertEqual(Array(rawA) + Array(rawB.prefix(Int(n) - 8)), expected)
+                iov[1] = UInt64.max
+                let bad = iov.withUnsafeMutableBytes { redirector.handle(request(SyscallNumber.readv, [UInt64(local), UInt64(UInt(bitPattern: $0.baseAddress)), 2])) }
+                XCTAssertEqual(bad, .error(EINVAL))
+            }
+        }
+        redirector.closeAllGuestFds()
+    }
+
+    func testGetdentsLseekFstatDupFcntl() throws {
+        let local = try openGuest("/proc", flags: O_RDONLY | O_DIRECTORY)
+        try withBuffer(4096) { address, _ in
+            guard case .value(let n) = redirector.handle(request(SyscallNumber.getdents64, [UInt64(local), address, 4096])) else { return XCTFail() }
+            XCTAssertGreaterThan(n, 0)
+            XCTAssertEqual(redirector.handle(request(SyscallNumber.lseek, [UInt64(local), 0, UInt64(SEEK_SET)])), .value(0))
+            XCTAssertEqual(redirector.handle(request(SyscallNumber.fstat, [UInt64(local), address])), .value(0))
+            XCTAssertEqual(redirector.handle(request(SyscallNumber.fstatfs, [UInt64(local), address])), .value(0))
+        }
+        guard case .installGuestFd(_, "/proc", false, nil, nil) = redirector.handle(request(SyscallNumber.dup, [UInt64(local)])) else { return XCTFail() }
+        guard case .installGuestFd(_, _, true, nil, 1010) = redirector.handle(request(SyscallNumber.fcntl, [UInt64(local), 1030, 1010])) else { return XCTFail() }
+        guard case .installGuestFd(_, _, false, 1005, nil) = redirector.handle(request(SyscallNumber.dup2, [UInt64(local), 1005])) else { return XCTFail() }
+        XCTAssertEqual(redirector.handle(request(SyscallNumber.dup2, [UInt64(local), 5])), .error(ENOSYS), "outside the reserved range")
+        XCTAssertEqual(redirector.handle(request(SyscallNumber.fcntl, [UInt64(local), UInt64(F_GETFD), 0])), .continueLocally)
+        guard case .value = redirector.handle(request(SyscallNumber.fcntl, [UInt64(local), UInt64(F_GETFL), 0])) else { return XCTFail() }
+        // fchdir into it: getcwd answers the guest directory.
+        XCTAssertEqual(redirector.handle(request(SyscallNumber.fchdir, [UInt64(local)])), .value(0))
+        XCTAssertEqual(redirector.cwd, .guest("/proc"))
+        try withBuffer(16) { address, raw in
+            XCTAssertEqual(redirector.handle(request(SyscallNumber.getcwd, [address, 16])), .value(6))
+            XCTAssertEqual(Array(raw.prefix(6)), Array("/proc\0".utf8))
+            XCTAssertEqual(redirector.handle(request(SyscallNumber.getcwd, [address, 3])), .error(ERANGE))
+        }
+        redirector.closeAllGuestFds()
+        XCTAssertEqual(redirector.table.count, 0)
+    }
+
+    func testUnknownCallOnGuestFdIsENOSYS() throws {
+        let local = try openGuest("/proc/version")
+        XCTAssertEqual(redirector.handle(request(SyscallNumber.mmap, [0, 4096, 1, 2, UInt64(local), 0])), .error(ENOSYS))
+        XCTAssertEqual(redirector.handle(request(SyscallNumber.ftruncate, [UInt64(local), 0])), .error(EROFS))
+        XCTAssertEqual(redirector.handle(request(SyscallNumber.mmap, [0, 4096, 1, 2, 3, 0])), .continueLocally)
+        redirector.closeAllGuestFds()
+    }
+
+    func testBadPathPointerIsEFAULT() {
+        XCTAssertEqual(redirector.handle(request(SyscallNumber.openat, [UInt64(bitPattern: -100), 8, 0, 0])), .error(EFAULT))
+    }
+}
+
+extension String {
+    init(contentsOfFileAt path: String) throws {
+        guard let f = fopen(path, "r") else { throw SupervisorError.systemCall("fopen \(path)", errno: errno) }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, f)
+            if n == 0 { break }
+            bytes += buffer[0..<n]
+        }
+        self = String(decoding: bytes, as: UTF8.self)
+    }
+}
