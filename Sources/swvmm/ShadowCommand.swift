@@ -13,10 +13,8 @@ struct ShadowCommand: ParsableCommand {
         discussion: """
         Example: swvmm shadow --gdb unix:/tmp/guest/gdb.sock -- ps aux
 
-        The command's system calls about the machine (opening /proc, /sys, /etc/passwd ...,
-        reading them, uname, sysinfo, statfs) run inside the guest through a shadow process
-        swvmm creates there without an agent or kernel symbols; everything else (its own
-        libraries, memory, terminal) stays local. The guest is read-only unless --allow-writes.
+        The command's system calls about the machine (opening /proc, /sys, /etc/passwd, reading them, uname, sysinfo, statfs) run inside the guest through a shadow process that swvmm plants there without an agent or kernel symbols. Everything else (the command's libraries, memory, terminal) stays local. The guest is read-only unless --allow-writes.
+
         The exit status is the command's; 1 when swvmm cannot start it or reach the guest.
         """
     )

@@ -8,15 +8,13 @@ struct SwVMM: ParsableCommand {
         commandName: "swvmm",
         abstract: "A minimal hypervisor on /dev/kvm that boots Linux, and inspects guests through shadow context.",
         discussion: """
-        With no subcommand, swvmm runs a guest: swvmm --kernel bzImage [--initrd initramfs.cpio.gz].
-        The guest's serial console is this terminal; press Ctrl-A then x to quit.
+        With no subcommand, swvmm runs a guest: swvmm --kernel bzImage [--initrd initramfs.cpio.gz]. The terminal is the guest's serial console; press Ctrl-A then x to quit.
 
         Exit status:
-          \(ExitStatus.success)   the guest reset or powered off (e.g. `reboot` with reboot=k), or you quit
-          \(ExitStatus.failure)   swvmm could not start: bad input, no /dev/kvm, a host error
-          \(ExitStatus.guestFailed)   the guest crashed its vCPU (triple fault, failed entry, KVM internal error)
-          \(ExitStatus.platformLimit)   the guest needed an instruction this host's KVM cannot emulate
-              (no VT-x/AMD-V: see shared/PLATFORM.md)
+          \(ExitStatus.success)   the guest reset or powered off, or you quit
+          \(ExitStatus.failure)   swvmm could not start: bad input, no /dev/kvm
+          \(ExitStatus.guestFailed)   the guest crashed its vCPU (triple fault, KVM error)
+          \(ExitStatus.platformLimit)   this host's KVM cannot emulate what the guest ran
           \(ExitStatus.usage)  command-line usage error
         """,
         subcommands: [RunCommand.self, ShadowCommand.self, ImageInfoCommand.self, BenchCommand.self],
