@@ -174,8 +174,8 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
         }
         child_install(ep[1], sv[1], filter, filter_len, no_randomize, min_nofile);
         if (mode == 1) {
-            // No exec to close the report pipe: close it so the parent stops
-            // waiting (fd is small, never in a trapped range).
+            // No exec closes the report pipe here: close it, or the parent
+            // waits on it forever while the loop waits on the parent.
             close(ep[1]);
             for (unsigned long i = 0; i < count; i++) syscall(nr);
             _exit(0);

@@ -66,6 +66,11 @@ struct ShadowCommand: ParsableCommand {
             throw ExitCode(ExitStatus.failure)
         }
         ShadowCommand.leave(session, target)
+        // Like a shell: say when the command died from a signal (not from a
+        // closed pipe, as in `... | head`), since its status alone is easy to miss.
+        if case let .signaled(signal) = exit, signal != SIGPIPE {
+            printError("swvmm: \(arguments[0]) was killed by signal \(signal) (\(String(cString: strsignal(signal))))")
+        }
         throw ExitCode(exit.shellStatus)
     }
 

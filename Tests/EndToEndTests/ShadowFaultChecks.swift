@@ -1,0 +1,149 @@
+import Foundation
+import XCTest
+
+/// Issue 4's bad input and faults, on a booted reference guest: each gives a
+/// clear message and a non-zero status, leaves no inspector or swvmm process
+/// behind, the guest running, and S holding only the fds it had before.
+/// The last check kills the guest (QEMU) itself.
+struct ShadowFaultChecks {
+    let guest: ReferenceGuest
+    let series: String
+    var shadowPID: Int
+    var baselineFds: [String]
+
+    init(guest: ReferenceGuest, series: String, shadowPID: Int, baselineFds: [String]) {
+        self.guest = guest
+        self.series = series
+        self.shadowPID = shadowPID
+        self.baselineFds = baselineFds
+    }
+
+    mutating func checkAll() throws {
+        try unknownCommand()
+        try missingGdbstub()
+        try writeWithoutAllowWrites()
+        try inspectorKilled()
+        try shadowKilled()
+        try gdbstubDies()
+    }
+
+    /// A token no other process has, to find strays by command line.
+    private func token() -> String { "swvmm-fault-\(UUID().uuidString.prefix(8))" }
+
+    private func shadow(_ arguments: [String], timeout: TimeInterval = 60) throws -> Swvmm.Result {
+        try Swvmm.run(["shadow", "--gdb", guest.gdbAddress, "--"] + arguments, timeout: timeout)
+    }
+
+    /// What every fault must leave: an ended swvmm with a message and a
+    /// failure status, no process carrying `token`, and (when the guest
+    /// lives) a console that answers and S with its fds as before.
+    private func assertClean(_ result: Swvmm.Result, token: String, message: [String], guestAlive: Bool = true,
+                             file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertFalse(result.timedOut, "[\(series)] \(result.summary)", file: file, line: line)
+        XCTAssertFalse(result.stderr.contains("Fatal error"), "[\(series)] \(result.summary)", file: file, line: line)
+        XCTAssertNotEqual(result.status, 0, "[\(series)] \(result.summary)", file: file, line: line)
+        for word in message {
+            XCTAssertTrue(result.stderr.contains(word), "[\(series)] no '\(word)' in the message\n\(result.summary)", file: file, line: line)
+        }
+        // The inspector is reaped with swvmm; give a SIGKILLed one a moment.
+        var strays = hostProcesses(containing: token)
+        for _ in 0 ..< 20 where !strays.isEmpty { usleep(100_000); strays = hostProcesses(containing: token) }
+        XCTAssertTrue(strays.isEmpty, "[\(series)] processes left behind: \(strays)", file: file, line: line)
+        guard guestAlive else { return }
+        XCTAssertTrue(guest.answers(), "[\(series)] the guest's console does not answer", file: file, line: line)
+        XCTAssertEqual(try guest.fds(of: shadowPID), baselineFds, "[\(series)] fds of S (\(shadowPID))", file: file, line: line)
+    }
+
+    /// An unknown COMMAND: swvmm says it cannot run it.
+    func unknownCommand() throws {
+        let name = token()
+        let result = try shadow([name, "arg"])
+        print("[\(series)] unknown command: status \(result.status), \(result.stderrLines.last ?? "")")
+        try assertClean(result, token: name, message: ["cannot run", name])
+    }
+
+    /// A gdbstub socket that is not there.
+    func missingGdbstub() throws {
+        let tag = token()
+        let path = guest.directory.appendingPathComponent("\(tag).sock").path
+        let result = try Swvmm.run(["shadow", "--gdb", "unix:" + path, "--", "sh", "-c", ": \(tag)"], timeout: 60)
+        print("[\(series)] missing gdbstub: status \(result.status), \(result.stderrLines.last ?? "")")
+        try assertClean(result, token: tag, message: [path])
+    }
+
+    /// Writing guest files without --allow-writes: EROFS, the guest unchanged.
+    func writeWithoutAllowWrites() throws {
+        let mtime = try guest.text("stat -c %Y /etc/passwd")
+        let tag = token()
+        let echo = try shadow(["sh", "-c", "echo hacked > /proc/sys/kernel/hostname && : \(tag)"])
+        print("[\(series)] write hostname: status \(echo.status), \(echo.stderrLines.last ?? "")")
+        try assertClean(echo, token: tag, message: ["Read-only file system"])
+        let touch = try shadow(["touch", "/etc/passwd"])
+        try assertClean(touch, token: tag, message: ["Read-only file system"])
+        XCTAssertEqual(try guest.text("hostname").trimmingCharacters(in: .whitespacesAndNewlines), "swvmm-guest")
+        XCTAssertEqual(try guest.text("stat -c %Y /etc/passwd"), mtime, "[\(series)] /etc/passwd was touched")
+    }
+
+    /// A loop of redirected calls that runs until something stops it.
+    private func longCommand(_ tag: String) -> [String] {
+        ["sh", "-c", "while :; do cat /proc/uptime; done > /dev/null; : \(tag)"]
+    }
+
+    /// Waits until the inspector (`sh`, not swvmm) for `tag` runs; its pid.
+    private func inspector(_ tag: String) -> Int32? {
+        for _ in 0 ..< 100 {
+            if let found = hostProcesses(containing: tag).first(where: { $0.commandLine.hasPrefix("sh -c") }) {
+                usleep(1_500_000)   // let it make guest calls for a while
+                return found.pid
+            }
+            usleep(100_000)
+        }
+        return nil
+    }
+
+    /// The inspector killed mid-command: swvmm ends, S's fds are closed.
+    func inspectorKilled() throws {
+        let tag = token()
+        let run = BackgroundSwvmm(["shadow", "--gdb", guest.gdbAddress, "--"] + longCommand(tag), timeout: 60)
+        guard let pid = inspector(tag) else { return XCTFail("[\(series)] the inspector did not start") }
+        kill(pid, SIGKILL)
+        let result = try run.wait()
+        print("[\(series)] inspector killed: status \(result.status) after \(String(format: "%.1f", result.seconds)) s, \(result.stderrLines.last ?? "")")
+        try assertClean(result, token: tag, message: ["signal 9"])
+    }
+
+    /// S killed (on the guest's console) mid-command: swvmm says S is gone.
+    mutating func shadowKilled() throws {
+        let tag = token()
+        let run = BackgroundSwvmm(["shadow", "--gdb", guest.gdbAddress, "--"] + longCommand(tag), timeout: 60)
+        guard inspector(tag) != nil else { return XCTFail("[\(series)] the inspector did not start") }
+        _ = try guest.run("kill -9 \(shadowPID)")
+        let result = try run.wait()
+        print("[\(series)] S killed: status \(result.status) after \(String(format: "%.1f", result.seconds)) s, \(result.stderrLines.last ?? "")")
+        try assertClean(result, token: tag, message: ["pid \(shadowPID)"], guestAlive: false)
+        XCTAssertTrue(guest.answers(), "[\(series)] the guest's console does not answer")
+        XCTAssertFalse((try guest.processTable())[shadowPID] != nil, "[\(series)] S \(shadowPID) survived kill -9")
+        // The next run builds a new S, which starts with the usual fds.
+        let next = try Swvmm.run(["shadow", "--gdb", guest.gdbAddress, "--verbose", "--", "hostname"], timeout: 120)
+        XCTAssertEqual(next.status, 0, next.summary)
+        XCTAssertEqual(next.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "swvmm-guest")
+        guard let range = next.stderr.range(of: "built shadow process pid "),
+              let pid = Int(next.stderr[range.upperBound...].prefix { $0.isNumber }) else {
+            return XCTFail("[\(series)] no new S after kill: \(next.summary)")
+        }
+        XCTAssertNotEqual(pid, shadowPID)
+        shadowPID = pid
+        XCTAssertEqual(try guest.fds(of: pid), baselineFds, "[\(series)] fds of the new S")
+    }
+
+    /// The gdbstub dies mid-run (QEMU killed): swvmm says the connection is gone.
+    func gdbstubDies() throws {
+        let tag = token()
+        let run = BackgroundSwvmm(["shadow", "--gdb", guest.gdbAddress, "--"] + longCommand(tag), timeout: 60)
+        guard inspector(tag) != nil else { return XCTFail("[\(series)] the inspector did not start") }
+        kill(guest.process.processIdentifier, SIGKILL)
+        let result = try run.wait()
+        print("[\(series)] gdbstub died: status \(result.status) after \(String(format: "%.1f", result.seconds)) s, \(result.stderrLines.last ?? "")")
+        try assertClean(result, token: tag, message: ["swvmm:"], guestAlive: false)
+    }
+}

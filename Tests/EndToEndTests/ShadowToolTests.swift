@@ -1,0 +1,252 @@
+import Foundation
+import XCTest
+
+/// Issue 4, "Done when": unmodified host tools run through `swvmm shadow`
+/// report the reference guest's state (ground truth from its console), on
+/// Debian 6.1 and 6.12, and a host-only marker process never shows. One guest
+/// boot per kernel serves the tools, then the faults (ShadowFaultChecks.swift),
+/// the last of which kills the guest.
+final class ShadowToolTests: XCTestCase {
+    var guest: ReferenceGuest?
+    var marker: HostMarker?
+
+    override func tearDown() {
+        guest?.stop()
+        guest = nil
+        marker?.stop()
+        marker = nil
+        super.tearDown()
+    }
+
+    func testHostToolsAndFaultsOnDebian6_1() throws { try scenario(series: "6.1") }
+    func testHostToolsAndFaultsOnDebian6_12() throws { try scenario(series: "6.12") }
+
+    private func scenario(series: String) throws {
+        try Swvmm.requireBinary()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let guest = try ReferenceGuest(series: series)
+        self.guest = guest
+        let marker = try HostMarker()
+        self.marker = marker
+        print("[\(series)] guest booted in \(clock.now - start)")
+        XCTAssertTrue(try runOnHost(["ps", "-e", "-o", "pid,comm"]).contains(marker.name),
+                      "the marker \(marker.name) is not in the host's own ps: the absence checks would prove nothing")
+
+        let tools = ShadowToolChecks(guest: guest, marker: marker, series: series)
+        let shadowPID = try tools.shadowPID()
+        let baseline = try guest.fds(of: shadowPID)
+        print("[\(series)] S pid \(shadowPID), fds \(baseline)")
+        try tools.checkAll()
+        print("[\(series)] tools checked at \(clock.now - start)")
+
+        var faults = ShadowFaultChecks(guest: guest, series: series, shadowPID: shadowPID, baselineFds: baseline)
+        try faults.checkAll()
+        print("[\(series)] faults checked at \(clock.now - start)")
+    }
+}
+
+/// The tool checks on one guest.
+struct ShadowToolChecks {
+    let guest: ReferenceGuest
+    let marker: HostMarker
+    let series: String
+
+    /// `swvmm shadow --gdb ADDR -- arguments`, which must succeed; its stdout.
+    @discardableResult
+    func shadow(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        try shadowRun(arguments, file: file, line: line).stdout
+    }
+
+    func shadowRun(_ arguments: [String], verbose: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> Swvmm.Result {
+        let result = try Swvmm.run(["shadow", "--gdb", guest.gdbAddress] + (verbose ? ["--verbose"] : []) + ["--"] + arguments,
+                                   timeout: 120)
+        Swvmm.assertEndedCleanly(result, file: file, line: line)
+        XCTAssertEqual(result.status, 0, result.summary, file: file, line: line)
+        XCTAssertFalse(result.stdout.contains(marker.name), "host marker in the output of \(arguments)", file: file, line: line)
+        XCTAssertFalse(result.stderr.contains(marker.name), "host marker in stderr of \(arguments)", file: file, line: line)
+        print("[\(series)] \(arguments.joined(separator: " ")): \(String(format: "%.2f", result.seconds)) s")
+        return result
+    }
+
+    /// S's pid, as `--verbose` reports it (built or reused).
+    func shadowPID() throws -> Int {
+        let text = try shadowRun(["hostname"], verbose: true).stderr
+        guard let range = text.range(of: "shadow process pid "),
+              let pid = Int(text[range.upperBound...].prefix { $0.isNumber }) else {
+            throw XCTSkip("no 'shadow process pid' in --verbose output: \(text)")
+        }
+        XCTAssertTrue(try guest.processTable()[pid] != nil, "S (\(pid)) is not a guest process")
+        return pid
+    }
+
+    func checkAll() throws {
+        try checkPs()
+        try checkPsAux()
+        try checkPstree()
+        try checkLsmod()
+        try checkNetstat()
+        try checkUnameAndHostname()
+        try checkUptimeAndFree()
+        try checkCpuinfo()
+        try checkLsProc()
+        try checkDf()
+    }
+
+    /// `ps -e -o pid,comm`: the pid set and names of the guest's processes.
+    func checkPs() throws {
+        let before = try guest.psComm()
+        let host = ToolOutput.pidTable(try shadow(["ps", "-e", "-o", "pid,comm"]))
+        let after = try guest.psComm()
+        let stable = Set(before.keys).intersection(after.keys)
+        XCTAssertFalse(stable.isEmpty)
+        XCTAssertEqual(stable.subtracting(host.keys), [], "[\(series)] guest pids ps did not list")
+        // Names: busybox cuts comm to 15 characters, procps does not (kernel
+        // threads' full names); kworkers rename themselves after the work
+        // queue they last ran, so only names stable across both listings count.
+        for pid in stable where before[pid] == after[pid] && !(before[pid]!.hasPrefix("kworker/")) {
+            let expected = before[pid]!
+            XCTAssertTrue(host[pid].map { $0.hasPrefix(expected.prefix(15)) } ?? false,
+                          "[\(series)] pid \(pid): ps says \(host[pid] ?? "nothing"), the console \(expected)")
+        }
+        for name in ["swvmm-sleeper-1", "swvmm-sleeper-2", "swvmm-sleeper-3", "swvmm-heartbeat", "httpd"] {
+            XCTAssertTrue(host.values.contains(name), "[\(series)] ps lists no \(name)")
+        }
+    }
+
+    /// `ps aux`: users from the guest's /etc/passwd (swvmmtester, uid 4242, only there).
+    func checkPsAux() throws {
+        XCTAssertNil(getpwuid(4242), "the host has uid 4242: the user-name check would prove nothing")
+        let passwd = try guest.text("grep '^swvmmtester:' /etc/passwd")
+        XCTAssertTrue(passwd.contains(":4242:"), passwd)
+        let users = ToolOutput.pidTable(try guest.text("ps -o pid,user"))
+        let sleeper3 = try guest.text("pidof swvmm-sleeper-3").trimmingCharacters(in: .whitespacesAndNewlines)
+        let uid = try guest.text("stat -c %u /proc/\(sleeper3)").trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(uid, "4242")
+        var hostUsers: [Int: String] = [:]
+        for line in ToolOutput.lines(try shadow(["ps", "aux"])).dropFirst() {
+            let f = ToolOutput.fields(line)
+            if f.count > 2, let pid = Int(f[1]) { hostUsers[pid] = String(f[0]) }
+        }
+        guard let pid = Int(sleeper3) else { return XCTFail("no pid for swvmm-sleeper-3: \(sleeper3)") }
+        // procps shows at most 8 characters of a user name ("swvmmte+"); it
+        // would print 4242 if the name came from the host's /etc/passwd.
+        XCTAssertTrue(["swvmmtester", "swvmmte+"].contains(hostUsers[pid] ?? ""), "[\(series)] user of sleeper-3: \(hostUsers[pid] ?? "none")")
+        for (pid, user) in users {
+            guard let hostUser = hostUsers[pid] else { continue }   // transient console processes
+            XCTAssertEqual(hostUser.prefix(7), user.prefix(7), "[\(series)] user of pid \(pid)")
+        }
+    }
+
+    /// `pstree -p`: each guest process under its parent (ppid from /proc/PID/stat).
+    func checkPstree() throws {
+        let before = try guest.processTable()
+        let parents = ToolOutput.pstreeParents(try shadow(["pstree", "-p"]))
+        let after = try guest.processTable()
+        // The tree pstree draws from init: the stable processes descending from 1.
+        let stable = before.filter { after[$0.key] == $0.value }
+        func descendsFromInit(_ pid: Int) -> Bool {
+            var p = pid, steps = 0
+            while let parent = stable[p], steps < 64 { if parent == 1 { return true }; p = parent; steps += 1 }
+            return false
+        }
+        let tree = stable.keys.filter(descendsFromInit)
+        XCTAssertFalse(tree.isEmpty)
+        for pid in tree { XCTAssertEqual(parents[pid], stable[pid], "[\(series)] parent of \(pid) in pstree") }
+        for name in ["swvmm-sleeper-1", "swvmm-sleeper-2", "swvmm-sleeper-3", "httpd"] {
+            for pid in try guest.text("pidof \(name)").split(separator: " ").compactMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
+                XCTAssertEqual(parents[pid], 1, "[\(series)] \(name) (\(pid)) is not a child of init(1) in pstree")
+            }
+        }
+    }
+
+    /// `lsmod`: the guest's module names.
+    func checkLsmod() throws {
+        let expected = ToolOutput.modules(try guest.text("lsmod"))
+        XCTAssertTrue(expected.contains("dummy"))
+        XCTAssertEqual(ToolOutput.modules(try shadow(["lsmod"])), expected, "[\(series)] lsmod")
+    }
+
+    /// `netstat -tln`: the guest's listening TCP ports.
+    func checkNetstat() throws {
+        let expected = ToolOutput.listeningPorts(try guest.text("netstat -tln"))
+        XCTAssertTrue(expected.isSuperset(of: [8642, 8643]), "\(expected)")
+        XCTAssertEqual(ToolOutput.listeningPorts(try shadow(["netstat", "-tln"])), expected, "[\(series)] netstat")
+    }
+
+    /// `uname -a` and `hostname`: the guest's.
+    func checkUnameAndHostname() throws {
+        let version = try guest.text("uname -v").trimmingCharacters(in: .whitespacesAndNewlines)
+        let fields = ToolOutput.fields(try shadow(["uname", "-a"]))
+        XCTAssertEqual(fields.count > 2 ? [String(fields[0]), String(fields[1]), String(fields[2])] : [],
+                       ["Linux", "swvmm-guest", guest.release], "[\(series)] uname -a")
+        XCTAssertTrue(fields.joined(separator: " ").contains(version), "[\(series)] uname -a lacks the guest's version \(version)")
+        let consoleName = try guest.text("hostname").trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(consoleName, "swvmm-guest")
+        XCTAssertEqual(try shadow(["hostname"]).trimmingCharacters(in: .whitespacesAndNewlines), consoleName)
+    }
+
+    /// `uptime` and `free`: the guest's figures.
+    func checkUptimeAndFree() throws {
+        // uptime prints whole minutes of /proc/uptime: bracketed by readings
+        // on the console just before and after, it can only be between them.
+        func consoleUptime() throws -> Double {
+            Double(try guest.text("cat /proc/uptime").split(separator: " ").first ?? "") ?? -1
+        }
+        let before = try consoleUptime()
+        let output = try shadow(["uptime"])
+        let after = try consoleUptime()
+        let minutes = ToolOutput.uptimeMinutes(output)
+        XCTAssertNotNil(minutes, output)
+        if let minutes {
+            XCTAssertTrue(Int(before / 60) <= minutes && minutes <= Int(after / 60),
+                          "[\(series)] uptime says \(minutes) min, the guest was up \(before)...\(after) s")
+        }
+        // MemTotal does not change: both free read it in KiB.
+        let expected = ToolOutput.memTotal(try guest.text("free"))
+        XCTAssertNotNil(expected)
+        XCTAssertEqual(ToolOutput.memTotal(try shadow(["free"])), expected, "[\(series)] free total")
+    }
+
+    /// `cat /proc/cpuinfo`: the guest's 2 vCPUs and their model (TCG's, not the host's).
+    func checkCpuinfo() throws {
+        let output = try shadow(["cat", "/proc/cpuinfo"])
+        let count = try guest.text("grep -c ^processor /proc/cpuinfo").trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(count, "2")
+        XCTAssertEqual(ToolOutput.lines(output).filter { $0.hasPrefix("processor") }.count, Int(count), "[\(series)] cpuinfo")
+        let models = Set(ToolOutput.lines(try guest.text("grep '^model name' /proc/cpuinfo")).map { String($0) })
+        XCTAssertEqual(Set(ToolOutput.lines(output).filter { $0.hasPrefix("model name") }.map { String($0) }), models)
+    }
+
+    /// `ls /proc`: the pid set.
+    func checkLsProc() throws {
+        func consolePids() throws -> Set<Int> {
+            ToolOutput.numericLines(try guest.text("for d in /proc/[0-9]*; do echo ${d#/proc/}; done"))
+        }
+        let before = try consolePids()
+        let listed = ToolOutput.numericLines(try shadow(["ls", "/proc"]))
+        let after = try consolePids()
+        XCTAssertEqual(before.intersection(after).subtracting(listed), [], "[\(series)] ls /proc misses guest pids")
+        if !before.union(after).contains(Int(marker.pid)) {
+            XCTAssertFalse(listed.contains(Int(marker.pid)), "[\(series)] ls /proc lists the host marker's pid")
+        }
+    }
+
+    /// `df`: the guest's mounts (rootfs on /), sizes as the guest's statfs gives them.
+    func checkDf() throws {
+        let mounts = try guest.text("cat /proc/mounts")
+        var consoleMounts: [String: String] = [:]
+        for line in ToolOutput.lines(mounts) {
+            let f = ToolOutput.fields(line)
+            if f.count >= 2 { consoleMounts[String(f[1])] = String(f[0]) }
+        }
+        let consoleDf = ToolOutput.dfMounts(try guest.text("df"))
+        let df = ToolOutput.dfMounts(try shadow(["df"]))
+        XCTAssertEqual(df["/"]?.filesystem, consoleMounts["/"], "[\(series)] df's /")
+        XCTAssertEqual(consoleMounts["/"], "rootfs")
+        for (point, entry) in df {
+            XCTAssertEqual(consoleMounts[point], entry.filesystem, "[\(series)] df lists \(point) on \(entry.filesystem)")
+            if let expected = consoleDf[point] { XCTAssertEqual(entry.blocks, expected.blocks, "[\(series)] size of \(point)") }
+        }
+    }
+}
