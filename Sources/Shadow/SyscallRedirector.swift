@@ -24,6 +24,8 @@ public final class SyscallRedirector {
     public internal(set) var cwd: InspectorCwd = .local
     /// Counters (executor calls and time are counted here).
     public internal(set) var counters = SupervisorCounters()
+    /// Executor time of the call being handled; added to `counters` only if it was redirected.
+    private var executorNanosecondsInCall: UInt64 = 0
     /// One line per refused call (`--verbose`), plus always-shown notices.
     let verbose: Bool
     let diagnostic: (String) -> Void
@@ -46,9 +48,12 @@ public final class SyscallRedirector {
     public func handle(_ request: SyscallRequest, validate: () throws -> Void = {}) -> SyscallReply {
         let start = monotonicNanoseconds()
         let redirectedBefore = counters.redirected
+        executorNanosecondsInCall = 0
         let reply = dispatch(request, validate)
         if counters.redirected != redirectedBefore {
+            // Both figures cover the same calls, so their difference is the host's share.
             counters.redirectedNanoseconds &+= monotonicNanoseconds() &- start
+            counters.executorNanoseconds &+= executorNanosecondsInCall
         }
         return reply
     }
@@ -176,7 +181,7 @@ public final class SyscallRedirector {
     func guestCall(_ number: Int, _ arguments: [UInt64], name: String) throws -> Int64 {
         counters.guestCalls += 1
         let start = monotonicNanoseconds()
-        defer { counters.executorNanoseconds &+= monotonicNanoseconds() &- start }
+        defer { executorNanosecondsInCall &+= monotonicNanoseconds() &- start }
         let result: Int64
         do {
             result = try executor.syscall(number, arguments)
