@@ -1,3 +1,4 @@
+import Synchronization
 /// A client of the GDB remote serial protocol for an all-stop stub with one
 /// thread per vCPU (QEMU's gdbstub). One caller thread at a time, except
 /// `interrupt()` while another thread waits in `waitForStop`.
@@ -19,12 +20,12 @@ public final class GDBRemoteClient {
     /// Console output (`O` packets) received while the target ran, bounded.
     public private(set) var consoleOutput: [UInt8] = []
     /// Whether the target is running (between `resume()` and a stop reply).
-    public var isRunning: Bool { lock.withLock { running } }
+    public var isRunning: Bool { lock.withLock { _ in running } }
     /// False after `detach()`, `close()` or a broken stream.
     public private(set) var isAttached = false
 
     private let channel: PacketChannel
-    private let lock = Lock()
+    private let lock = Mutex(())
     private var running = false
     private var multiprocess = false
     private var useVCont = false
@@ -354,7 +355,7 @@ public final class GDBRemoteClient {
         // The stub picks its own current thread when it stops next.
         selectedThread = nil
         do {
-            try lock.withLock {
+            try lock.withLock { _ in
                 try channel.send(Array(command.utf8), deadline: Deadline(seconds: timeout), what: "the acknowledgment of '\(command)'")
                 running = true
             }
@@ -377,7 +378,7 @@ public final class GDBRemoteClient {
             } catch GDBRemoteError.timeout {
                 return nil
             } catch let error as GDBRemoteError {
-                lock.withLock { running = false }
+                lock.withLock { _ in running = false }
                 breakIfFatal(error)
                 throw error
             }
@@ -387,7 +388,7 @@ public final class GDBRemoteClient {
                 continue
             }
             let stop = try StopReply(parsing: packet, request: "continue")
-            lock.withLock { running = false }
+            lock.withLock { _ in running = false }
             if case .signal = stop {} else { isAttached = false; channel.connection.close() }
             return stop
         }
@@ -396,7 +397,7 @@ public final class GDBRemoteClient {
     /// Sends the interrupt byte if the target is running; the stop reply it
     /// causes is then returned by `waitForStop`. Safe from another thread.
     public func interrupt() throws {
-        try lock.withLock {
+        try lock.withLock { _ in
             guard running, isAttached else { return }
             try channel.sendInterrupt(deadline: Deadline(seconds: timeout))
         }

@@ -1,5 +1,6 @@
 import Guest
 import Shadow
+import Synchronization
 
 /// `Shadow.Target` over a GDB stub (QEMU's gdbstub): threads are vCPUs,
 /// registers come from the numbers in the stub's target description,
@@ -11,8 +12,7 @@ public final class GDBRemoteTarget: Target {
     private let fields: [RegisterField]
     private var breakpoints: Set<UInt64> = []
     /// Set by `stop()` from another thread so `resume` reports the stop as such.
-    private let stopLock = Lock()
-    private var stopRequested = false
+    private let stopRequested = Mutex(false)
 
     /// Connects to `address` ("unix:PATH" or "tcp:HOST:PORT").
     public convenience init(address: String, timeout: Double = 5) throws {
@@ -75,7 +75,7 @@ public final class GDBRemoteTarget: Target {
     }
 
     public func resume(until timeout: Duration) throws -> StopEvent {
-        stopLock.withLock { stopRequested = false }
+        stopRequested.withLock { $0 = false }
         do {
             try client.resume()
             var timedOut = false
@@ -102,7 +102,7 @@ public final class GDBRemoteTarget: Target {
                 let registers = try self.registers(of: vcpu)
                 if breakpoints.contains(GDBRemoteTarget.linearPC(registers)) { return .breakpoint(vcpu, registers) }
             }
-            let requested = stopLock.withLock { stopRequested }
+            let requested = stopRequested.withLock { $0 }
             if timedOut && signal == GDBRemoteClient.sigint && !requested { return .timeout }
             return .stopped(vcpu, signal: signal)
         }
@@ -133,7 +133,7 @@ public final class GDBRemoteTarget: Target {
     }
 
     public func resumeWithoutWaiting() throws {
-        stopLock.withLock { stopRequested = false }
+        stopRequested.withLock { $0 = false }
         try client.resume()
     }
 
@@ -158,7 +158,7 @@ public final class GDBRemoteTarget: Target {
     }
 
     public func stop() throws {
-        stopLock.withLock { stopRequested = true }
+        stopRequested.withLock { $0 = true }
         try client.interrupt()
     }
 

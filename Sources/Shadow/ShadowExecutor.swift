@@ -1,3 +1,4 @@
+import Synchronization
 import Guest
 
 /// Counters of an executor, for measurements.
@@ -29,9 +30,9 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     public var timeout: Duration
     public var regionAddress: UInt64 { shadow.dataAddress }
     public var regionSize: Int { shadow.regionLength - ShadowStub.dataOffset }
-    public var statistics: ExecutorStatistics { lock.withLock { stats } }
+    public var statistics: ExecutorStatistics { lock.withLock { _ in stats } }
 
-    private let lock = ShadowLock()
+    private let lock = Mutex(())
     private var stats = ExecutorStatistics()
     /// S stopped at TRAP, the breakpoint set, the guest stopped.
     private var parked: UserStop?
@@ -55,21 +56,21 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     // MARK: GuestSyscallExecutor
 
     public func writeRegion(offset: Int, _ bytes: [UInt8]) throws {
-        try lock.withLock {
+        try lock.withLock { _ in
             try checkRange(offset, bytes.count)
             try view().write(virtual: regionAddress &+ UInt64(offset), bytes)
         }
     }
 
     public func readRegion(offset: Int, count: Int) throws -> [UInt8] {
-        try lock.withLock {
+        try lock.withLock { _ in
             try checkRange(offset, count)
             return try view().read(virtual: regionAddress &+ UInt64(offset), count: count)
         }
     }
 
     public func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 {
-        try lock.withLock {
+        try lock.withLock { _ in
             let clock = ContinuousClock()
             let start = clock.now
             var loop = StopLoop(target: target)
@@ -99,12 +100,12 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     /// Ends a burst: removes the trap breakpoint and lets the guest (and S's
     /// sleep loop) run on. The next call catches S again.
     public func release() throws {
-        try lock.withLock { try letGo() }
+        try lock.withLock { _ in try letGo() }
     }
 
     /// Like `release()`; the executor is not used afterwards.
     public func close() throws {
-        try lock.withLock {
+        try lock.withLock { _ in
             guard !closed else { return }
             closed = true
             try letGo()
@@ -113,7 +114,7 @@ public final class ShadowExecutor: GuestSyscallExecutor {
 
     /// Stops the guest (keeping S where it is) without releasing a parked S.
     public func pauseGuest() throws {
-        try lock.withLock { try ensureStopped() }
+        try lock.withLock { _ in try ensureStopped() }
     }
 
     // MARK: internals
