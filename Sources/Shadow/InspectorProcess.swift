@@ -46,7 +46,7 @@ public final class InspectorProcess {
 
     deinit {
         if reaped == nil {
-            Glibc.kill(pid, SIGKILL)
+            kill()
             _ = try? wait()
         }
         close(listener)
@@ -127,7 +127,15 @@ public final class InspectorProcess {
 
     /// Sends SIGKILL (if not yet reaped).
     public func kill() {
-        if reaped == nil { Glibc.kill(pid, SIGKILL) }
+        guard reaped == nil else { return }
+        // Its descendants too: a child caught between fork and exec, or any
+        // helper it started, would otherwise outlive swvmm under a filter
+        // nobody answers, holding swvmm's stdout and stderr open. The walk is
+        // repeated because a process can fork while it runs.
+        for _ in 0..<2 {
+            for descendant in ProcessTree.descendants(of: pid) { Glibc.kill(descendant, SIGKILL) }
+        }
+        Glibc.kill(pid, SIGKILL)
     }
 }
 

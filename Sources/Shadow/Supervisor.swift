@@ -100,13 +100,20 @@ public final class Supervisor {
         defer { running.withLock { $0 = nil } }
         synchronousWakeUpActive = configuration.synchronousWakeUp
             && cshadow_notif_set_flags(process.listener, CSHADOW_USER_NOTIF_FD_SYNC_WAKE_UP) == 0
-        try serve(process, placeholder: placeholder)
-        if let failure = redirector.executorFailure {
-            process.kill()
-            _ = try? process.wait()
-            throw failure
+        // Whatever ends this run early (the guest side failing, an error
+        // serving it), the inspector and its descendants do not outlive it.
+        var finished = false
+        defer {
+            if !finished {
+                process.kill()
+                _ = try? process.wait()
+            }
         }
-        return try process.wait()
+        try serve(process, placeholder: placeholder)
+        if let failure = redirector.executorFailure { throw failure }
+        let exit = try process.wait()
+        finished = true
+        return exit
     }
 
     /// Kills the running inspector (when swvmm itself is told to stop); `run`
