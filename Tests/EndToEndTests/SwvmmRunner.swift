@@ -127,24 +127,30 @@ enum Swvmm {
 /// Drains a pipe on a background thread so a chatty child never blocks on a full pipe.
 final class PipeCollector: @unchecked Sendable {
     private var data = Data()
+    private let lock = NSLock()
     private let done = DispatchSemaphore(value: 0)
+    /// Appended when the pipe was still open after swvmm exited: some other
+    /// process (a stray) holds its write end. Tests then fail on it, not hang.
+    static let heldOpenMarker = "\n[swvmm-e2e: output pipe still held open by another process after swvmm exited]\n"
 
     init(_ handle: FileHandle) {
         let thread = Thread { [self] in
             while true {
                 let chunk = handle.availableData
                 if chunk.isEmpty { break }
-                data.append(chunk)
+                lock.lock(); data.append(chunk); lock.unlock()
             }
             done.signal()
         }
         thread.start()
     }
 
-    /// Waits for end-of-file (the child and every copy of the write end closed) and returns the text.
-    func finish() -> String {
-        done.wait()
-        return String(decoding: data, as: UTF8.self)
+    /// Waits for end-of-file (the child and every copy of the write end
+    /// closed), at most `seconds` once the child is gone, and returns the text.
+    func finish(within seconds: TimeInterval = 10) -> String {
+        let complete = done.wait(timeout: .now() + seconds) == .success
+        lock.lock(); defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self) + (complete ? "" : Self.heldOpenMarker)
     }
 }
 
