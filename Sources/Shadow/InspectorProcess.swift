@@ -130,12 +130,20 @@ public final class InspectorProcess {
         guard reaped == nil else { return }
         // Its descendants too: a child caught between fork and exec, or any
         // helper it started, would otherwise outlive swvmm under a filter
-        // nobody answers, holding swvmm's stdout and stderr open. The walk is
-        // repeated because a process can fork while it runs.
-        for _ in 0..<2 {
-            for descendant in ProcessTree.descendants(of: pid) { Glibc.kill(descendant, SIGKILL) }
+        // nobody answers, holding swvmm's stdout and stderr open. Stop first,
+        // kill after: a stopped process forks no more (a pending signal makes
+        // fork restart) and keeps its children's parent links, so the walk
+        // can find the whole tree; killing the inspector first would reparent
+        // its children to init, out of reach.
+        var tree: [Int32] = [pid]
+        Glibc.kill(pid, SIGSTOP)
+        for _ in 0..<ProcessTree.maximumWalks {
+            let found = ProcessTree.descendants(of: pid).filter { !tree.contains($0) }
+            if found.isEmpty { break }
+            for descendant in found { Glibc.kill(descendant, SIGSTOP) }
+            tree += found
         }
-        Glibc.kill(pid, SIGKILL)
+        for member in tree.reversed() { Glibc.kill(member, SIGKILL) }
     }
 }
 

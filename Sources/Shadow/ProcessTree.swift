@@ -4,6 +4,10 @@ import Glibc
 /// /proc/PID/stat; /proc/PID/task/TID/children needs CONFIG_PROC_CHILDREN,
 /// which not every host kernel has).
 enum ProcessTree {
+    /// How often a caller re-walks a tree it is freezing before giving up on
+    /// it growing (each walk stops what it found, so it settles in one or two).
+    static let maximumWalks = 8
+
     /// Living descendants of `root`, not `root` itself. A snapshot: processes
     /// may fork or exit meanwhile, so callers that kill repeat the walk.
     static func descendants(of root: Int32) -> [Int32] {
