@@ -76,8 +76,14 @@ public final class GDBRemoteTarget: Target {
 
     public func resume(until timeout: Duration) throws -> StopEvent {
         stopRequested.withLock { $0 = false }
+        return try run(until: timeout) { try client.resume() }
+    }
+
+    /// Starts the guest with `start`, then waits for the stop; on timeout the
+    /// guest is interrupted so it is stopped again when this returns.
+    private func run(until timeout: Duration, _ start: () throws -> Void) throws -> StopEvent {
         do {
-            try client.resume()
+            try start()
             var timedOut = false
             var reply = try client.waitForStop(timeout: timeout.seconds)
             if reply == nil {
@@ -117,19 +123,8 @@ public final class GDBRemoteTarget: Target {
     }
 
     public func step(_ vcpu: VCPUID, timeout: Duration) throws -> StopEvent {
-        do {
-            try client.step(try thread(vcpu))
-            var timedOut = false
-            var reply = try client.waitForStop(timeout: timeout.seconds)
-            if reply == nil {
-                timedOut = true
-                reply = try client.stop()
-            }
-            guard let reply else { return .timeout }
-            return try event(for: reply, timedOut: timedOut)
-        } catch GDBRemoteError.closed {
-            return .exited
-        }
+        let thread = try thread(vcpu)
+        return try run(until: timeout) { try client.step(thread) }
     }
 
     public func resumeWithoutWaiting() throws {
