@@ -55,5 +55,5 @@ let package = Package(
         // Runs the built swvmm binary and reference guests (QEMU/TCG) end to end.
         .testTarget(name: "EndToEndTests", dependencies: ["swvmm", "Guest", "Shadow", "GDBRemote", "VMM"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

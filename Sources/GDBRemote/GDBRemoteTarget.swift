@@ -5,7 +5,9 @@ import Synchronization
 /// `Shadow.Target` over a GDB stub (QEMU's gdbstub): threads are vCPUs,
 /// registers come from the numbers in the stub's target description,
 /// guest-physical memory goes through `Qqemu.PhyMemMode:1`.
-public final class GDBRemoteTarget: Target {
+/// Used from one thread at a time, except `stop()`, which the Target protocol
+/// lets any thread call while `resume(until:)` waits.
+public final class GDBRemoteTarget: Target, @unchecked Sendable {
     public let client: GDBRemoteClient
     public let vcpus: [VCPUID]
     private let threadIDs: [ThreadID]

@@ -1,20 +1,20 @@
 import Shadow
 
 /// One `GuestRegisters` field and the stub register (by GDB name) behind it.
-struct RegisterField {
+struct RegisterField: Sendable {
     let name: String
-    let get: (GuestRegisters) -> UInt64
-    let set: (inout GuestRegisters, UInt64) -> Void
+    let get: @Sendable (GuestRegisters) -> UInt64
+    let set: @Sendable (inout GuestRegisters, UInt64) -> Void
     var number = -1, byteSize = 0
     var blockOffset: Int?
 
-    init(_ name: String, _ path: WritableKeyPath<GuestRegisters, UInt64>) {
+    init(_ name: String, _ path: WritableKeyPath<GuestRegisters, UInt64> & Sendable) {
         self.name = name
         get = { $0[keyPath: path] }
         set = { $0[keyPath: path] = $1 }
     }
 
-    init(_ name: String, _ path: WritableKeyPath<GuestRegisters, UInt16>) {
+    init(_ name: String, _ path: WritableKeyPath<GuestRegisters, UInt16> & Sendable) {
         self.name = name
         get = { UInt64($0[keyPath: path]) }
         set = { $0[keyPath: path] = UInt16(truncatingIfNeeded: $1) }

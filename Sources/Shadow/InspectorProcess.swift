@@ -1,5 +1,6 @@
 import CShadow
 import Glibc
+import Synchronization
 
 /// How the inspector ended.
 public enum InspectorExit: Equatable, Sendable {
@@ -18,14 +19,15 @@ public enum InspectorExit: Equatable, Sendable {
 }
 
 /// A command started under a seccomp filter, with its listener and pidfd.
-public final class InspectorProcess {
+public final class InspectorProcess: Sendable {
     /// The inspector's pid.
     public let pid: Int32
     /// The seccomp notification listener (owned; closed on deinit).
     public let listener: Int32
     /// A pidfd for the inspector (owned), readable when it exits.
     public let pidfd: Int32
-    private var reaped: InspectorExit?
+    /// How it ended, once reaped; `kill()` may run on another thread than `wait()`.
+    private let reaped = Mutex<InspectorExit?>(nil)
 
     private static let stageNames: [Int32: String] = [
         Int32(CSHADOW_STAGE_SOCKETPAIR): "socketpair", Int32(CSHADOW_STAGE_PIPE): "pipe2",
@@ -45,7 +47,7 @@ public final class InspectorProcess {
     }
 
     deinit {
-        if reaped == nil {
+        if reaped.withLock({ $0 }) == nil {
             kill()
             _ = try? wait()
         }
@@ -113,7 +115,7 @@ public final class InspectorProcess {
     /// Waits for the inspector to end and reaps it (once).
     @discardableResult
     public func wait() throws -> InspectorExit {
-        if let reaped { return reaped }
+        if let done = reaped.withLock({ $0 }) { return done }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             guard errno == EINTR else { throw SupervisorError.systemCall("waitpid \(pid)", errno: errno) }
@@ -121,13 +123,13 @@ public final class InspectorProcess {
         // wait(2) status encoding: low 7 bits = terminating signal, 0 for exit.
         let signal = status & 0x7f
         let exit: InspectorExit = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
-        reaped = exit
+        reaped.withLock { $0 = exit }
         return exit
     }
 
     /// Sends SIGKILL (if not yet reaped).
     public func kill() {
-        guard reaped == nil else { return }
+        guard reaped.withLock({ $0 }) == nil else { return }
         // Its descendants too: a child caught between fork and exec, or any
         // helper it started, would otherwise outlive swvmm under a filter
         // nobody answers, holding swvmm's stdout and stderr open. Stop first,

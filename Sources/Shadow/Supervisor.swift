@@ -35,7 +35,9 @@ public struct SupervisorConfiguration {
 /// Usage: `let s = Supervisor(executor: e, configuration: c)`, then
 /// `let exit = try s.run(arguments: ["ps", "aux"], environment: env)`;
 /// exit with `exit.shellStatus`. The command inherits stdin/stdout/stderr.
-public final class Supervisor {
+/// Used from one thread, except `terminateInspector()`, which any thread may
+/// call (it goes through the `running` mutex).
+public final class Supervisor: @unchecked Sendable {
     private let configuration: SupervisorConfiguration
     private let redirector: SyscallRedirector
     private var notifications = 0

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import Shadow
 import VMM
 
 /// Runs `body`; any error becomes one line on stderr ("swvmm: ...") and exit
@@ -17,12 +18,5 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
 
 /// Writes `message` and a newline to stderr.
 func printError(_ message: String) {
-    var standardError = StandardError()
-    print(message, to: &standardError)
-}
-
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        fputs(string, stderr)
-    }
+    Supervisor.writeToStandardError(message)
 }

@@ -18,7 +18,8 @@ final class LinuxEarlyBootTests: XCTestCase {
     static let commandLine = "console=ttyS0 reboot=k panic=-1 i8042.noaux swvmm.mode=poweroff swvmm.testtoken=\(token)"
 
     private static let lock = NSLock()
-    private static var cached: Swvmm.Result?
+    /// Guarded by `lock`.
+    nonisolated(unsafe) private static var cached: Swvmm.Result?
 
     /// The one boot all tests here look at (run on first use, budget 60 s).
     func boot() throws -> Swvmm.Result {

@@ -13,8 +13,8 @@ final class FakePeerTests: XCTestCase {
         return (try Connection(adopting: fds[0]), fds[1])
     }
 
-    func peerWrite(_ fd: Int32, _ s: String) { _ = s.withCString { write(fd, $0, strlen($0)) } }
-    func peerRead(_ fd: Int32, atLeast n: Int, seconds: Double = 2) -> String {
+    static func peerWrite(_ fd: Int32, _ s: String) { _ = s.withCString { write(fd, $0, strlen($0)) } }
+    static func peerRead(_ fd: Int32, atLeast n: Int, seconds: Double = 2) -> String {
         var out: [UInt8] = []
         let deadline = Date().addingTimeInterval(seconds)
         while out.count < n && Date() < deadline {
@@ -32,7 +32,7 @@ final class FakePeerTests: XCTestCase {
     func testGarbageInsteadOfProtocol() throws {
         let (connection, peer) = try makePair()
         defer { close(peer) }
-        peerWrite(peer, "SSH-2.0-OpenSSH_9.2\r\n")
+        Self.peerWrite(peer, "SSH-2.0-OpenSSH_9.2\r\n")
         XCTAssertThrowsError(try GDBRemoteClient(connection: connection, timeout: 1)) { error in
             guard case GDBRemoteError.garbage = error else { return XCTFail("\(error)") }
             XCTAssertTrue("\(error)".contains("does not speak the GDB remote protocol"))
@@ -64,25 +64,25 @@ final class FakePeerTests: XCTestCase {
         let channel = PacketChannel(connection: connection)
         let frame = String(decoding: Packet.encode("g"), as: UTF8.self)
         let peerThread = Thread {
-            _ = self.peerRead(peer, atLeast: frame.utf8.count)
-            self.peerWrite(peer, "-")
-            _ = self.peerRead(peer, atLeast: frame.utf8.count)   // the retransmission
-            self.peerWrite(peer, "+" + String(decoding: Packet.encode("0011"), as: UTF8.self))
+            _ = Self.peerRead(peer, atLeast: frame.utf8.count)
+            Self.peerWrite(peer, "-")
+            _ = Self.peerRead(peer, atLeast: frame.utf8.count)   // the retransmission
+            Self.peerWrite(peer, "+" + String(decoding: Packet.encode("0011"), as: UTF8.self))
         }
         peerThread.start()
         try channel.send(Array("g".utf8), deadline: Deadline(seconds: 2), what: "g")
         XCTAssertEqual(try channel.receive(deadline: Deadline(seconds: 2), what: "reply"), Array("0011".utf8))
-        XCTAssertEqual(peerRead(peer, atLeast: 1), "+")  // we acked the reply
+        XCTAssertEqual(Self.peerRead(peer, atLeast: 1), "+")  // we acked the reply
     }
 
     func testBadChecksumIsNackedThenAccepted() throws {
         let (connection, peer) = try makePair()
         defer { close(peer) }
         let channel = PacketChannel(connection: connection)
-        peerWrite(peer, "$OK#00")   // wrong checksum
+        Self.peerWrite(peer, "$OK#00")   // wrong checksum
         let thread = Thread {
-            XCTAssertEqual(self.peerRead(peer, atLeast: 1), "-")
-            self.peerWrite(peer, "$OK#9a")
+            XCTAssertEqual(Self.peerRead(peer, atLeast: 1), "-")
+            Self.peerWrite(peer, "$OK#9a")
         }
         thread.start()
         XCTAssertEqual(try channel.receive(deadline: Deadline(seconds: 2), what: "reply"), Array("OK".utf8))
@@ -92,7 +92,7 @@ final class FakePeerTests: XCTestCase {
         let (connection, peer) = try makePair()
         defer { close(peer) }
         let channel = PacketChannel(connection: connection)
-        peerWrite(peer, String(repeating: "$OK#00", count: 10))
+        Self.peerWrite(peer, String(repeating: "$OK#00", count: 10))
         XCTAssertThrowsError(try channel.receive(deadline: Deadline(seconds: 2), what: "reply")) { error in
             XCTAssertEqual(error as? GDBRemoteError, .checksumFailures(attempts: PacketChannel.maxAttempts))
         }
@@ -102,7 +102,7 @@ final class FakePeerTests: XCTestCase {
         let (connection, peer) = try makePair()
         defer { close(peer) }
         let channel = PacketChannel(connection: connection, limit: 1024)
-        let thread = Thread { self.peerWrite(peer, "$" + String(repeating: "a", count: 4096)) }
+        let thread = Thread { Self.peerWrite(peer, "$" + String(repeating: "a", count: 4096)) }
         thread.start()
         XCTAssertThrowsError(try channel.receive(deadline: Deadline(seconds: 2), what: "reply")) { error in
             XCTAssertEqual(error as? GDBRemoteError, .packetTooLarge(limit: 1024))
@@ -112,7 +112,7 @@ final class FakePeerTests: XCTestCase {
         defer { close(p2) }
         let small = PacketChannel(connection: c2, limit: 8)
         // Raw body "a*~": 'a' then 126 - 29 = 97 more; framed by hand (no escaping).
-        peerWrite(p2, "$a*~#" + hex2(Int(Packet.checksum(Array("a*~".utf8)))))
+        Self.peerWrite(p2, "$a*~#" + hex2(Int(Packet.checksum(Array("a*~".utf8)))))
         XCTAssertThrowsError(try small.receive(deadline: Deadline(seconds: 2), what: "reply")) { error in
             XCTAssertEqual(error as? GDBRemoteError, .packetTooLarge(limit: 8))
         }

@@ -18,7 +18,7 @@ final class TemporaryFile {
         var template = Array("/tmp/swvmm-supervisor-test-XXXXXX".utf8CString)
         fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw SupervisorError.systemCall("mkstemp", errno: errno) }
-        path = String(cString: template)
+        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     deinit {
@@ -79,7 +79,7 @@ enum SupervisorHarness {
 }
 
 /// Runs `body` with a `[UInt8]` buffer in this process and its address.
-func withBuffer<R>(_ count: Int, fill: UInt8 = 0xAA, _ body: (UInt64, UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+func withBuffer<R>(_ count: Int, fill: UInt8 = 0xAA, _ body: (UInt64, UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
     let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 16)
     defer { raw.deallocate() }
     raw.initializeMemory(as: UInt8.self, repeating: fill)

@@ -2,7 +2,7 @@ import Glibc
 import Synchronization
 
 /// A value shared between a test and the threads it starts.
-final class LockedBox<Value>: @unchecked Sendable {
+final class LockedBox<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     init(_ value: Value) { mutex = Mutex(value) }
     var value: Value {

@@ -8,12 +8,14 @@ import Synchronization
 /// histogram. A teaching aid: slow, and meant to be.
 final class ExitTracer: @unchecked Sendable {
     private let memory: PhysicalMemory
-    private let lock = Mutex<Disassembler?>(nil)
+    /// Capstone handles are not thread-safe: vCPU threads take turns.
+    private let disassemblerTurn = Mutex(())
+    private let disassembler: Disassembler?
     private let output = ConsoleOutput(fd: STDERR_FILENO)
 
     init(memory: PhysicalMemory) {
         self.memory = memory
-        lock.withLock { $0 = try? Disassembler() }
+        disassembler = try? Disassembler()
     }
 
     func trace(_ exit: VMExit, vcpu: VirtualCPU) {
@@ -28,7 +30,7 @@ final class ExitTracer: @unchecked Sendable {
             break
         }
         if let regs = try? vcpu.registers(), let sregs = try? vcpu.specialRegisters() {
-            let instruction = lock.withLock { disassembler in
+            let instruction = disassemblerTurn.withLock { _ in
                 disassembler.flatMap { ExitTracer.cause(of: exit, rip: regs.rip, sregs: sregs, memory: memory, disassembler: $0) }
             }
             let address = instruction?.address ?? regs.rip
