@@ -33,6 +33,8 @@ let package = Package(
             "CKVM", "Guest",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // A VM that runs a few bytes of code: the micro-guest tests and `swvmm bench`'s exit rate.
+        .target(name: "MicroVM", dependencies: ["VMM", "CKVM", "Guest"]),
         // Host-side C for shadow context: seccomp user notification, fork/exec with a filter.
         .target(name: "CShadow"),
         // Shadow-context introspection, above the Target protocol.
@@ -41,7 +43,7 @@ let package = Package(
         .target(name: "GDBRemote", dependencies: ["Shadow", "Guest"]),
         // The command line.
         .executableTarget(name: "swvmm", dependencies: [
-            "VMM", "Shadow", "GDBRemote", "Guest",
+            "VMM", "MicroVM", "Shadow", "GDBRemote", "Guest",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -49,7 +51,7 @@ let package = Package(
         // The RSS baseline for `swvmm bench boot`: a Swift hello-world.
         .executableTarget(name: "swvmm-hello-baseline", path: "Sources/HelloBaseline"),
 
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "Guest", "CKVM"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "MicroVM", "Guest", "CKVM"]),
         .testTarget(name: "GuestTests", dependencies: ["Guest"]),
         .testTarget(name: "ShadowTests", dependencies: ["Shadow", "GDBRemote", "Guest"]),
         // Runs the built swvmm binary and reference guests (QEMU/TCG) end to end.

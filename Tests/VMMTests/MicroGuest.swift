@@ -1,3 +1,4 @@
+import MicroVM
 import VMM
 import XCTest
 

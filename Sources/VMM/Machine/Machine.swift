@@ -1,9 +1,10 @@
 import CKVM
 import Glibc
 import Guest
+import Synchronization
 
-/// A running Linux machine: KVM VM, guest RAM with the kernel loaded, vCPUs,
-/// devices, and the loop that runs each vCPU on its own thread.
+/// A running Linux machine: KVM VM, guest RAM with the kernel loaded, vCPUs
+/// and devices; `run()` hands the vCPUs to a `VCPURunner` (a thread each).
 ///
 /// Build it from a validated `MachineConfiguration`, then call `run()`, which
 /// returns when the guest stops, fails, or someone calls `stop()`.
@@ -19,7 +20,7 @@ public final class Machine: @unchecked Sendable {
     let virtualMachine: VirtualMachine
     let vcpus: [VirtualCPU]
     let ports = PortIOBus()
-    let exitTracer: ExitTracer?
+    private let runnerSlot = Mutex<VCPURunner?>(nil)
     /// Decides, once, that the machine is done.
     public let stopController = StopController()
     /// When each start-up step finished (see `swvmm bench boot`).
@@ -67,9 +68,6 @@ public final class Machine: @unchecked Sendable {
         }
         self.vcpus = vcpus
         timeline.mark("create and set up vCPUs")
-        exitTracer = configuration.traceExits ? ExitTracer(memory: memory) : nil
-
-        stopController.attach(vcpus)
 
         let machine = virtualMachine
         serial = Serial16550(output: console, interruptLine: { level in
@@ -97,62 +95,20 @@ public final class Machine: @unchecked Sendable {
     }
 
     /// Runs every vCPU on its own thread until the machine stops; returns how it ended.
+    /// Call once.
     public func run() -> MachineOutcome {
-        var threads: [HostThread] = []
-        for vcpu in vcpus {
-            do {
-                threads.append(try HostThread(name: "vcpu\(vcpu.id)") { [self] in runLoop(vcpu) })
-            } catch {
-                stop(.hostError("\(error)"))
-                break
-            }
-        }
-        threads.forEach { $0.join() }
-        if let exitTracer { exitTracer.finish(statistics: statistics) }
-        return stopController.outcome ?? .hostError("all vCPUs stopped without a reason")
+        let runner = VCPURunner(vcpus: vcpus, memory: memory, ports: ports, stopController: stopController,
+                                statistics: statistics, traceExits: configuration.traceExits, onFirstEntry: onFirstEntry)
+        runnerSlot.withLock { $0 = runner }
+        return runner.run()
     }
 
-    /// Ends the run with `reason` (the first reason wins) and kicks every vCPU out of the guest.
+    /// Ends the run with `reason` (the first reason wins) and kicks every vCPU
+    /// out of the guest. Final: a stopped machine does not run again.
     public func stop(_ reason: MachineOutcome) {
         stopController.stop(reason)
     }
 
-    private var isStopping: Bool { stopController.outcome != nil }
-
-    /// One vCPU's loop: enter the guest, handle the exit, repeat.
-    private func runLoop(_ vcpu: VirtualCPU) {
-        if vcpu.id == 0 { onFirstEntry?() }
-        while !isStopping {
-            let exit: VMExit
-            do {
-                exit = try vcpu.run()
-            } catch {
-                stop(.hostError("vCPU \(vcpu.id): \(error)"))
-                return
-            }
-            statistics.record(exit.name)
-            exitTracer?.trace(exit, vcpu: vcpu)
-            switch exit {
-            case let .portIO(io):
-                ports.dispatch(io)
-            case let .mmio(mmio):
-                // No MMIO devices yet: reads see all ones, writes are dropped, as on a bus with nothing behind it.
-                if !mmio.isWrite { mmio.data.initializeMemory(as: UInt8.self, repeating: 0xFF) }
-            case .interrupted:
-                continue
-            case .halt:
-                // With the in-kernel LAPIC, KVM handles HLT itself; one reaching us means the guest halted for good.
-                stop(.guestStopped("all work done: vCPU \(vcpu.id) halted"))
-            case let .systemEvent(type):
-                stop(.guestStopped("system event \(type) (reset or power-off)"))
-            case .shutdown, .internalError, .failedEntry, .exception, .debug, .other:
-                let report = FailureReport(exit: exit, vcpu: vcpu, memory: memory)
-                if report.isEmulationFailure, !HostPlatform.hasHardwareVirtualization {
-                    stop(.platformLimit(report))
-                } else {
-                    stop(.guestFailed(report))
-                }
-            }
-        }
-    }
+    /// The vCPUs' control, once `run()` has started.
+    public var runner: VCPURunner? { runnerSlot.withLock { $0 } }
 }

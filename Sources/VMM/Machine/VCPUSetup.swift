@@ -79,7 +79,7 @@ enum VCPUSetup {
 
 extension kvm_segment {
     /// KVM's view of a segment register from the plain `Segment`.
-    init(_ segment: Segment) {
+    public init(_ segment: Segment) {
         self.init()
         base = segment.base
         limit = segment.byteLimit

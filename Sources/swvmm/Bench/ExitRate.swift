@@ -1,3 +1,4 @@
+import MicroVM
 import VMM
 
 /// Exits per second on the run loop's path (KVM_RUN, decode, port bus

@@ -1,4 +1,5 @@
 import CKVM
+import VMM
 import Guest
 
 /// A VM that runs a few bytes of 64-bit code: no kernel, no firmware, one
