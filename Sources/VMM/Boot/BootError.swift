@@ -45,6 +45,8 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
     case tooManyCPUs(count: Int, maximum: Int)
     /// More e820 entries than `boot_params.e820_table` holds.
     case tooManyE820Entries(count: Int, maximum: Int)
+    /// The ACPI tables' address is not 64-byte aligned or not below 4 GiB (a layout mistake in swvmm).
+    case acpiTablesMisplaced(address: UInt64)
     /// Writing a boot structure into guest memory failed.
     case guestMemory(what: String, PhysicalMemoryError)
 
@@ -88,6 +90,8 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
             return "\(count) vCPUs requested, the MP table supports at most \(maximum)"
         case let .tooManyE820Entries(count, maximum):
             return "\(count) e820 entries, boot_params holds at most \(maximum)"
+        case let .acpiTablesMisplaced(address):
+            return "swvmm's ACPI tables cannot be placed at 0x\(String(address, radix: 16)) (need 64-byte alignment below 4 GiB)"
         case let .guestMemory(what, error):
             return "writing \(what) into guest memory: \(error)"
         }

@@ -116,6 +116,11 @@ public enum BootLoader {
         try guarded("the command line") { try memory.writeBytes(physical: Layout.commandLineAddress, commandLine.bytes) }
         params.setCommandLine(address: Layout.commandLineAddress)
         try params.setE820(e820)
+        let acpi = try ACPITables.build(base: Layout.acpiTablesAddress, cpuCount: configuration.cpuCount,
+                                        eventBlock: ACPIPowerManagement.defaultEventBlock,
+                                        controlBlock: ACPIPowerManagement.defaultControlBlock)
+        try guarded("the ACPI tables") { try memory.writeBytes(physical: Layout.acpiTablesAddress, acpi) }
+        params.setACPIRootPointer(address: Layout.acpiTablesAddress + UInt64(ACPITables.rsdpOffset))
         try guarded("the zero page") { try memory.writeBytes(physical: Layout.bootParamsAddress, params.bytes) }
         try guarded("the GDT") { try GDT.write(into: memory) }
         let root = try guarded("the page tables") { try PageTables.write(into: memory) }

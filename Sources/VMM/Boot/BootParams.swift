@@ -5,6 +5,7 @@
 public struct BootParams: Sendable, Equatable {
     /// Size of `struct boot_params`.
     public static let size = 4096
+    static let acpiRootPointerOffset = 0x070   // 8: acpi_rsdp_addr (boot protocol 2.14+)
     static let extRamdiskImageOffset = 0x0C0   // 4: ramdisk address bits 63:32
     static let extRamdiskSizeOffset = 0x0C4    // 4: ramdisk size bits 63:32
     static let extCmdLinePtrOffset = 0x0C8     // 4: command line address bits 63:32
@@ -64,6 +65,11 @@ public struct BootParams: Sendable, Equatable {
         put(UInt32(truncatingIfNeeded: size), at: SetupHeader.ramdiskSizeOffset)
         put(UInt32(truncatingIfNeeded: address >> 32), at: Self.extRamdiskImageOffset)
         put(UInt32(truncatingIfNeeded: size >> 32), at: Self.extRamdiskSizeOffset)
+    }
+
+    /// Sets `acpi_rsdp_addr`: where the kernel finds the ACPI RSDP without searching for it.
+    public mutating func setACPIRootPointer(address: UInt64) {
+        put(address, at: Self.acpiRootPointerOffset)
     }
 
     /// Sets `e820_entries` and `e820_table`.

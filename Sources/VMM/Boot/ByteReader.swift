@@ -41,3 +41,9 @@ struct ByteWriter {
         bytes.replaceSubrange(offset..<(offset + source.count), with: source)
     }
 }
+
+/// The byte that makes `bytes` (with the checksum byte still 0) sum to 0 mod
+/// 256: the checksum of MP spec 1.4 tables (§4.1, §4.2) and ACPI tables (ACPI 6.4 §5.2.6).
+func zeroSumChecksum(_ bytes: ArraySlice<UInt8>) -> UInt8 {
+    0 &- bytes.reduce(0, &+)
+}

@@ -80,6 +80,13 @@ public final class Machine: @unchecked Sendable {
         })
         try ports.register(keyboardController, name: "i8042 data", base: I8042Port.data, length: 1)
         try ports.register(keyboardController, name: "i8042 command", base: I8042Port.command, length: 1)
+        let powerManagement = ACPIPowerManagement(
+            eventBlock: ACPIPowerManagement.defaultEventBlock, controlBlock: ACPIPowerManagement.defaultControlBlock,
+            onPowerOff: { stopController.stop(.guestStopped("ACPI power-off (sleep state S5)")) })
+        try ports.register(powerManagement, name: "ACPI PM1a event block", base: powerManagement.eventBlock,
+                           length: UInt16(ACPIPowerManagement.eventBlockLength))
+        try ports.register(powerManagement, name: "ACPI PM1a control block", base: powerManagement.controlBlock,
+                           length: UInt16(ACPIPowerManagement.controlBlockLength))
         // Ports Linux touches during boot whose effects swvmm does not model (port 0x61
         // belongs to the in-kernel PIT, which KVM decodes before user space sees it).
         try ports.register(IgnoredPorts(), name: "POST diagnostic", base: DevicePorts.postDiagnostic, length: 1)

@@ -26,6 +26,9 @@ public enum Layout {
     public static let ebdaStart: UInt64 = 0x9_FC00
     /// End of conventional memory; 0xA0000..0x100000 is VGA and BIOS ROM space.
     public static let conventionalMemoryEnd: UInt64 = 0xA_0000
+    /// The ACPI tables (RSDP first), in the BIOS area that ACPI 6.4 §5.2.5.1
+    /// says an OS searches for the RSDP (0xE0000..0xFFFFF); reserved in the e820 map.
+    public static let acpiTablesAddress: UInt64 = 0xE_0000
     /// 1 MiB: where "high memory" starts and a non-relocatable kernel is loaded.
     public static let highMemoryStart: UInt64 = 0x10_0000
 

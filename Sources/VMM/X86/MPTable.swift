@@ -125,18 +125,13 @@ public enum MPTable {
         writer.put(bytes: productID, at: header + 16)
         writer.put(entryCount, at: header + 34)
         writer.put(UInt32(Layout.localAPICAddress), at: header + 36)
-        writer.put(checksumByte(writer.bytes[header..<offset]), at: header + 7)
-        writer.put(checksumByte(writer.bytes[0..<floatingPointerSize]), at: 10)
+        writer.put(zeroSumChecksum(writer.bytes[header..<offset]), at: header + 7)
+        writer.put(zeroSumChecksum(writer.bytes[0..<floatingPointerSize]), at: 10)
         return writer.bytes
     }
 
     /// Builds and writes the table at `Layout.ebdaStart`.
     public static func write(cpuCount: Int, into memory: PhysicalMemory) throws {
         try memory.writeBytes(physical: Layout.ebdaStart, try build(cpuCount: cpuCount))
-    }
-
-    /// The byte that makes `bytes` (with the checksum byte still 0) sum to 0 mod 256 (§4.1, §4.2).
-    static func checksumByte(_ bytes: ArraySlice<UInt8>) -> UInt8 {
-        0 &- bytes.reduce(0, &+)
     }
 }
