@@ -43,15 +43,16 @@ public struct MachineConfiguration: Sendable {
         if hostMemory > 0, memory.bytes > hostMemory {
             throw ConfigurationError.memoryExceedsHost(memory, host: MemorySize(bytes: hostMemory))
         }
-        // KVM's limit, and the MP table's: 8-bit APIC ids, with the IOAPIC taking the id after the last CPU.
+        // KVM's limit, and the MP table's (the entries that fit in the EBDA; the MADT holds as many).
         let maximumCPUs = min(maximumVCPUs, MachineConfiguration.maximumCPUsInMPTable)
         guard (1...maximumCPUs).contains(cpuCount) else {
             throw ConfigurationError.invalidCPUCount(cpuCount, maximum: maximumCPUs)
         }
     }
 
-    /// 8-bit xAPIC ids, minus one for the IOAPIC (MP spec 1.4 §4.3.1).
-    public static let maximumCPUsInMPTable = 254
+    /// The CPUs the MP table can describe: as many entries as fit in the EBDA,
+    /// and 8-bit xAPIC ids with one left for the IOAPIC (MP spec 1.4 §4.3.1).
+    public static var maximumCPUsInMPTable: Int { MPTable.maxCPUCount }
 
     /// Physical RAM of this host (sysconf), or 0 if unknown.
     public static func hostPhysicalMemory() -> UInt64 {
