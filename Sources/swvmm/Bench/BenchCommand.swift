@@ -6,7 +6,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure swvmm and print ratios measured in one run.",
-        subcommands: [BootBenchmark.self, ShadowBenchmark.self],
+        subcommands: [BootBenchmark.self, InitBenchmark.self, ShadowBenchmark.self],
         defaultSubcommand: BootBenchmark.self
     )
 }

@@ -1,4 +1,5 @@
 import Glibc
+import VMM
 
 /// A child process started with posix_spawn whose stdout the parent reads.
 struct ChildProcess {
@@ -37,13 +38,40 @@ struct ChildProcess {
         return ChildProcess(pid: pid, stdoutRead: pipeFDs[0])
     }
 
+    /// Reads the child's stdout until `marker` appears (returning the
+    /// monotonic time it was read, and the output so far) or `deadline`
+    /// (monotonic nanoseconds) passes or the output ends (nil).
+    func read(until marker: String, deadline: UInt64) -> (time: UInt64?, output: [UInt8]) {
+        var bytes: [UInt8] = []
+        let needle = Array(marker.utf8)
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while StartupTimeline.now() < deadline {
+            var poller = pollfd(fd: stdoutRead, events: Int16(POLLIN), revents: 0)
+            let remaining = Int32(min(1000, (deadline - StartupTimeline.now()) / 1_000_000 + 1))
+            guard poll(&poller, 1, remaining) >= 0 || errno == EINTR else { break }
+            guard poller.revents != 0 else { continue }
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(stdoutRead, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            let searchFrom = max(0, bytes.count - needle.count)
+            bytes.append(contentsOf: chunk[0..<count])
+            if bytes[searchFrom...].firstRange(of: needle) != nil { return (StartupTimeline.now(), bytes) }
+        }
+        return (nil, bytes)
+    }
+
+    /// Sends `signal` to the child.
+    func signal(_ signal: Int32) {
+        _ = kill(pid, signal)
+    }
+
     /// Reads the child's stdout to EOF (bounded), waits for it, and returns
     /// its output and wait status.
     func finish(limit: Int = 1 << 20) -> (output: String, status: Int32) {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while bytes.count < limit {
-            let count = chunk.withUnsafeMutableBytes { read(stdoutRead, $0.baseAddress, $0.count) }
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(stdoutRead, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
             bytes.append(contentsOf: chunk[0..<count])
