@@ -13,9 +13,9 @@ final class LinuxEarlyBootTests: XCTestCase {
     /// Two vCPUs: the kernel learns its CPUs only from swvmm's MP table.
     static let cpuCount = 2
     static let token = "e2e" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
-    /// `swvmm.mode=poweroff` with `reboot=k`: on hardware-virtualization hosts /init prints
+    /// `swvmm.mode=reboot` with `reboot=k`: on hardware-virtualization hosts /init prints
     /// SWVMM-INIT-OK and resets through the i8042, which ends swvmm with status 0.
-    static let commandLine = "console=ttyS0 reboot=k panic=-1 i8042.noaux swvmm.mode=poweroff swvmm.testtoken=\(token)"
+    static let commandLine = "console=ttyS0 reboot=k panic=-1 i8042.noaux swvmm.mode=reboot swvmm.testtoken=\(token)"
 
     private static let lock = NSLock()
     /// Guarded by `lock`.

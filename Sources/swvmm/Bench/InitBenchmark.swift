@@ -35,7 +35,7 @@ struct InitBenchmark: ParsableCommand {
     var qemu = "/usr/bin/qemu-system-x86_64"
 
     static let marker = "SWVMM-INIT-OK"
-    static let commandLine = MachineConfiguration.defaultCommandLine + " swvmm.mode=poweroff"
+    static let commandLine = MachineConfiguration.defaultCommandLine + " swvmm.mode=reboot"
 
     func run() throws {
         guard HostPlatform.hasHardwareVirtualization else {
