@@ -145,13 +145,13 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
 
     /// From QEMU's monitor (`info registers -a`): the GDB remote protocol has
     /// no IDTR, and QEMU's x86 target description omits it.
-    public func descriptorTables(of vcpu: VCPUID) throws -> DescriptorTables {
+    public func idtRegister(of vcpu: VCPUID) throws -> IDTRegister {
         _ = try thread(vcpu)
         let text = try client.monitor("info registers -a")
-        guard let tables = MonitorRegisters.descriptorTables(in: text, cpuIndex: vcpu.rawValue) else {
+        guard let idtr = MonitorRegisters.idtRegister(in: text, cpuIndex: vcpu.rawValue) else {
             throw GDBRemoteError.badReply(request: "qRcmd,info registers -a", reply: "no IDT= line for CPU#\(vcpu.rawValue) in: \(text.prefix(600))")
         }
-        return tables
+        return idtr
     }
 
     public func stop() throws {

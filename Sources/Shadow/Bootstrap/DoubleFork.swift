@@ -145,7 +145,7 @@ struct DoubleFork {
             guard rax == 0 else { throw ShadowError.injectedCallFailed(call: "prctl(PR_SET_NAME) in S", errno: -rax) }
             if pinned {
                 sStage = .affinity
-                try inject("sched_setaffinity", LinuxABI.Syscall.sched_setaffinity,
+                try inject("sched_setaffinity", LinuxABI.Syscall.schedSetaffinity,
                            [0, UInt64(ShadowStub.cpusetLength), region &+ UInt64(ShadowStub.cpusetOffset)], on: vcpu, r)
             } else {
                 try enterStub(vcpu, r)

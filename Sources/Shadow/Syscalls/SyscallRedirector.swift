@@ -8,10 +8,8 @@ import Glibc
 /// guest's return value says, and a return value beyond what was asked is
 /// treated as a broken guest (EIO), never trusted.
 public final class SyscallRedirector {
-    /// AT_FDCWD, include/uapi/linux/fcntl.h.
-    static let atFdcwd: Int32 = -100
-    /// Largest errno a raw syscall returns as -errno (include/linux/err.h MAX_ERRNO).
-    static let maxErrno: Int64 = 4095
+    /// AT_FDCWD as the dirfd argument's int.
+    static let atFdcwd = Int32(LinuxABI.atFDCWD)
     /// UIO_MAXIOV, include/uapi/linux/uio.h.
     static let maxIovecs = 1024
 
@@ -83,7 +81,7 @@ public final class SyscallRedirector {
     // MARK: Routing
 
     /// Where a path argument leads.
-    enum PathTarget: Equatable {
+    enum ResolvedPath: Equatable {
         case local
         /// dirfd and path bytes to give the guest; `absolute` when known.
         case guest(dirfd: Int32, path: [UInt8], absolute: String?)
@@ -93,16 +91,16 @@ public final class SyscallRedirector {
 
     /// Resolves `path` (relative to `dirfd`, a raw argument, if given); the
     /// inspector's own `/proc/<pid>` becomes S's `/proc/self` in the guest.
-    func resolve(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool = false) throws -> PathTarget {
-        let target = try resolveRoute(path: path, dirfd: rawDirfd, pid: pid, forceGuest: forceGuest)
-        if case let .guest(dirfd, _, absolute?) = target, dirfd == Self.atFdcwd, absolute.hasPrefix("/proc/"),
+    func resolve(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool = false) throws -> ResolvedPath {
+        let resolved = try resolveRoute(path: path, dirfd: rawDirfd, pid: pid, forceGuest: forceGuest)
+        if case let .guest(dirfd, _, absolute?) = resolved, dirfd == Self.atFdcwd, absolute.hasPrefix("/proc/"),
            let own = InspectorSelfPath.rewrite(absolute, ownIDs: InspectorSelfPath.ownIDs(ofTask: pid)) {
             return .guest(dirfd: dirfd, path: Array(own.utf8), absolute: own)
         }
-        return target
+        return resolved
     }
 
-    private func resolveRoute(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool) throws -> PathTarget {
+    private func resolveRoute(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool) throws -> ResolvedPath {
         let text = String(decoding: path, as: UTF8.self)
         if text.hasPrefix("/") {
             return forceGuest || policy.route(absolutePath: text) == .guest
@@ -142,7 +140,7 @@ public final class SyscallRedirector {
     }
 
     /// Reads and resolves the path argument of `spec` (nil path pointer: nil).
-    func pathTarget(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> PathTarget? {
+    func resolvedPath(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> ResolvedPath? {
         guard let index = spec.pathArgument else { return nil }
         let address = request.arguments[index]
         if address == 0 { return nil }
@@ -164,8 +162,8 @@ public final class SyscallRedirector {
         var onGuest = spec.fdArguments.contains { table.entry(rawArgument: request.arguments[$0]) != nil }
         var what = "guest fd"
         if !onGuest, spec.pathArgument != nil {
-            if let target = try pathTarget(spec, request) {
-                if case .local = target {} else { onGuest = true; what = "guest path" }
+            if let resolved = try resolvedPath(spec, request) {
+                if case .local = resolved {} else { onGuest = true; what = "guest path" }
             } else if let d = spec.dirfdArgument, table.entry(rawArgument: request.arguments[d]) != nil {
                 onGuest = true
             }
@@ -190,7 +188,7 @@ public final class SyscallRedirector {
         } catch {
             throw SupervisorError.executor("\(name): \(error)")
         }
-        guard result >= -Self.maxErrno else {
+        guard result >= -LinuxABI.maximumErrno else {
             throw SupervisorError.guestResultOutOfRange(call: name, result: result, limit: Int64.max)
         }
         return result
@@ -214,7 +212,7 @@ public final class SyscallRedirector {
     /// Closes a guest fd the inspector no longer has; errors are only reported.
     func closeGuest(_ fd: Int32) {
         do {
-            let r = try guestCall(SyscallNumber.close, [UInt64(UInt32(bitPattern: fd))], name: "close")
+            let r = try guestCall(LinuxABI.Syscall.close, [UInt64(UInt32(bitPattern: fd))], name: "close")
             if r < 0 && verbose { diagnostic("swvmm: closing guest fd \(fd): \(errnoText(Int32(-r)))") }
         } catch {
             diagnostic("swvmm: closing guest fd \(fd): \(error)")
