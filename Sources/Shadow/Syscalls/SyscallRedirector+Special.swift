@@ -23,11 +23,12 @@ extension SyscallRedirector {
     static let statModeOffset = 24
 
     /// Calls that need the fd table or the cwd.
-    func special(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void) throws -> SyscallReply {
+    func special(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void,
+                 _ installer: GuestFdInstaller) throws -> SyscallReply {
         let a = request.arguments
         switch spec.number {
         case LinuxABI.Syscall.open, LinuxABI.Syscall.openat, LinuxABI.Syscall.creat:
-            return try open(spec, request, validate)
+            return try open(spec, request, validate, installer)
         case LinuxABI.Syscall.close:
             guard let entry = table.entry(rawArgument: a[0]) else { return .continueLocally }
             // The guest side closes here; the local placeholder closes when the
@@ -48,11 +49,11 @@ extension SyscallRedirector {
             guard let entry = table.entry(rawArgument: a[0]) else { return .continueLocally }
             let g = try guestFd(guestCall(LinuxABI.Syscall.dup, [UInt64(entry.guestFd)], name: "dup"), "dup")
             countRedirected(spec)
-            return .installGuestFd(guestFd: g, path: entry.path, cloexec: false, exactly: nil, atLeast: nil)
+            return install(guestFd: g, path: entry.path, cloexec: false, exactly: nil, atLeast: nil, with: installer)
         case LinuxABI.Syscall.dup2, LinuxABI.Syscall.dup3:
-            return try dup2(spec, request)
+            return try dup2(spec, request, installer)
         case LinuxABI.Syscall.fcntl:
-            return try fcntl(spec, request)
+            return try fcntl(spec, request, installer)
         case LinuxABI.Syscall.chdir:
             return try chdir(spec, request, validate)
         case LinuxABI.Syscall.fchdir:
@@ -76,7 +77,8 @@ extension SyscallRedirector {
         }
     }
 
-    private func open(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void) throws -> SyscallReply {
+    private func open(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void,
+                      _ installer: GuestFdInstaller) throws -> SyscallReply {
         let a = request.arguments
         let flags: UInt64, mode: UInt64
         switch spec.number {
@@ -104,10 +106,10 @@ extension SyscallRedirector {
         countRedirected(spec)
         if result < 0 { return .error(Int32(-result)) }
         let g = try guestFd(result, spec.name)
-        return .installGuestFd(guestFd: g, path: shown, cloexec: flags & Self.openCloexec != 0, exactly: nil, atLeast: nil)
+        return install(guestFd: g, path: shown, cloexec: flags & Self.openCloexec != 0, exactly: nil, atLeast: nil, with: installer)
     }
 
-    private func dup2(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> SyscallReply {
+    private func dup2(_ spec: SyscallSpec, _ request: SyscallRequest, _ installer: GuestFdInstaller) throws -> SyscallReply {
         let a = request.arguments
         let old = request.int32(0), new = request.int32(1)
         let isDup3 = spec.number == LinuxABI.Syscall.dup3
@@ -128,10 +130,10 @@ extension SyscallRedirector {
         if let replaced = table.remove(local: new) { closeGuest(replaced.guestFd) }
         countRedirected(spec)
         let cloexec = isDup3 && a[2] & Self.openCloexec != 0
-        return .installGuestFd(guestFd: g, path: oldEntry.path, cloexec: cloexec, exactly: new, atLeast: nil)
+        return install(guestFd: g, path: oldEntry.path, cloexec: cloexec, exactly: new, atLeast: nil, with: installer)
     }
 
-    private func fcntl(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> SyscallReply {
+    private func fcntl(_ spec: SyscallSpec, _ request: SyscallRequest, _ installer: GuestFdInstaller) throws -> SyscallReply {
         guard let entry = table.entry(rawArgument: request.arguments[0]) else { return .continueLocally }
         let command = request.int32(1)
         switch command {
@@ -143,8 +145,8 @@ extension SyscallRedirector {
             guard minimum >= 0, minimum < table.range.upperBound else { return .error(EINVAL) }
             let g = try guestFd(guestCall(LinuxABI.Syscall.dup, [UInt64(entry.guestFd)], name: "fcntl"), "fcntl")
             countRedirected(spec)
-            return .installGuestFd(guestFd: g, path: entry.path, cloexec: command == Self.fcntlDupfdCloexec,
-                                   exactly: nil, atLeast: minimum)
+            return install(guestFd: g, path: entry.path, cloexec: command == Self.fcntlDupfdCloexec,
+                           exactly: nil, atLeast: minimum, with: installer)
         case Self.fcntlGetfl, Self.fcntlSetfl:
             let result = try guestCall(LinuxABI.Syscall.fcntl,
                                        [UInt64(entry.guestFd), UInt64(UInt32(bitPattern: command)), request.arguments[2]],

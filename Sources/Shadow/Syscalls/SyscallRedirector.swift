@@ -24,6 +24,9 @@ public final class SyscallRedirector {
     public internal(set) var counters = SupervisorCounters()
     /// Executor time of the call being handled; added to `counters` only if it was redirected.
     private var executorNanosecondsInCall: UInt64 = 0
+    /// Set when the call being handled is counted as redirected or refused
+    /// (redirected wins: its time is counted).
+    private var outcomeInCall: SyscallOutcome?
     /// One line per refused call (`--verbose`), plus always-shown notices.
     let verbose: Bool
     let diagnostic: (String) -> Void
@@ -40,23 +43,26 @@ public final class SyscallRedirector {
         self.diagnostic = diagnostic
     }
 
-    /// Handles `request`. `validate` is called after the inspector's memory
-    /// has been read and before anything runs in the guest (the TOCTOU check:
-    /// it throws if the notification is gone).
-    public func handle(_ request: SyscallRequest, validate: () throws -> Void = {}) -> SyscallReply {
+    /// Handles `request` and says what it was. `validate` is called after the
+    /// inspector's memory has been read and before anything runs in the guest
+    /// (the TOCTOU check: it throws if the notification is gone); a guest fd
+    /// the call opened is put into the inspector through `installer`.
+    public func handle(_ request: SyscallRequest, installer: GuestFdInstaller,
+                       validate: () throws -> Void = {}) -> HandledCall {
         let start = monotonicNanoseconds()
-        let redirectedBefore = counters.redirected
         executorNanosecondsInCall = 0
-        let reply = dispatch(request, validate)
-        if counters.redirected != redirectedBefore {
+        outcomeInCall = nil
+        let reply = dispatch(request, validate, installer)
+        let outcome = outcomeInCall ?? (reply == .continueLocally ? .continuedLocally : .failed)
+        if outcome == .redirected {
             // Both figures cover the same calls, so their difference is the host's share.
             counters.redirectedNanoseconds &+= monotonicNanoseconds() &- start
             counters.executorNanoseconds &+= executorNanosecondsInCall
         }
-        return reply
+        return HandledCall(reply: reply, outcome: outcome)
     }
 
-    private func dispatch(_ request: SyscallRequest, _ validate: () throws -> Void) -> SyscallReply {
+    private func dispatch(_ request: SyscallRequest, _ validate: () throws -> Void, _ installer: GuestFdInstaller) -> SyscallReply {
         guard let spec = SyscallSpecTable.byNumber[request.number] else {
             // The filter only traps known calls; anything else is not ours.
             return .continueLocally
@@ -64,7 +70,7 @@ public final class SyscallRedirector {
         do {
             switch spec.handling {
             case .generic: return try generic(spec, request, validate)
-            case .special: return try special(spec, request, validate)
+            case .special: return try special(spec, request, validate, installer)
             case .unsupported(let writes): return try unsupported(spec, request, writes: writes)
             }
         } catch let error as SupervisorError {
@@ -152,6 +158,7 @@ public final class SyscallRedirector {
     // MARK: Refusals
 
     func refuse(_ spec: SyscallSpec, _ errnoValue: Int32, _ why: String) -> SyscallReply {
+        if outcomeInCall == nil { outcomeInCall = .refused }
         counters.refused += 1
         counters.byName[spec.name, default: 0] += 1
         if verbose { diagnostic("swvmm: \(spec.name): \(why): \(errnoText(errnoValue))") }
@@ -229,6 +236,7 @@ public final class SyscallRedirector {
 
     /// Counts a redirected call.
     func countRedirected(_ spec: SyscallSpec) {
+        outcomeInCall = .redirected
         counters.redirected += 1
         counters.byName[spec.name, default: 0] += 1
     }

@@ -25,10 +25,27 @@ public enum SyscallReply: Equatable, Sendable {
     case value(Int64)
     /// Fail with this errno.
     case error(Int32)
-    /// The guest opened fd `guestFd`: install a placeholder in the reserved
-    /// range (at `exactly`, or the lowest free number ≥ `atLeast`), record it,
-    /// and return the local number.
-    case installGuestFd(guestFd: Int32, path: String, cloexec: Bool, exactly: Int32?, atLeast: Int32?)
+}
+
+/// What became of one trapped call, as the supervisor counts it.
+public enum SyscallOutcome: Equatable, Sendable {
+    /// Not a call for the guest: the inspector's own kernel runs it.
+    case continuedLocally
+    /// Answered by the guest (a close of a guest fd too, which then
+    /// continues locally to close the placeholder).
+    case redirected
+    /// Refused by the supervisor (policy, or not redirectable for a guest fd).
+    case refused
+    /// Failed before the guest answered: an error reading the inspector's
+    /// memory, the notification gone, or the executor broken.
+    case failed
+}
+
+/// The answer to one trapped call and what it was.
+public struct HandledCall: Equatable, Sendable {
+    /// What to tell the kernel; a guest fd the call opened is installed already.
+    public var reply: SyscallReply
+    public var outcome: SyscallOutcome
 }
 
 /// The inspector's working directory, as far as routing is concerned.
