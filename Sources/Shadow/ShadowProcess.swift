@@ -1,10 +1,13 @@
+import Guest
+
 /// Where the shadow process S lives in the guest: everything needed to find
 /// it again (also from a later connection, through `ShadowStateFile`).
 public struct ShadowProcess: Equatable, Sendable {
     /// S's pid in the guest (as its creator saw it).
     public var pid: Int64
-    /// S's page-table root (cr3 address bits, as seen in user mode).
-    public var root: UInt64
+    /// How S's addresses translate: its page-table root (cr3 address bits,
+    /// as seen in user mode) and the guest's paging mode when S was made.
+    public var paging: PagingContext
     /// Guest-virtual base of S's region (stub, header, stack, data).
     public var regionBase: UInt64
     /// Bytes in the region.
@@ -16,12 +19,14 @@ public struct ShadowProcess: Equatable, Sendable {
     /// The process borrowed to create S (for reports).
     public var borrowedPID: Int64
 
-    public init(pid: Int64, root: UInt64, regionBase: UInt64, regionLength: Int, cookie: [UInt8],
+    public init(pid: Int64, paging: PagingContext, regionBase: UInt64, regionLength: Int, cookie: [UInt8],
                 sleepNanoseconds: UInt64, borrowedPID: Int64) {
-        self.pid = pid; self.root = root; self.regionBase = regionBase; self.regionLength = regionLength
+        self.pid = pid; self.paging = paging; self.regionBase = regionBase; self.regionLength = regionLength
         self.cookie = cookie; self.sleepNanoseconds = sleepNanoseconds; self.borrowedPID = borrowedPID
     }
 
+    /// S's page-table root.
+    public var root: UInt64 { paging.root }
     /// The stub's `syscall` instruction (SYS).
     public var syscallAddress: UInt64 { regionBase &+ UInt64(ShadowStub.syscallOffset) }
     /// The trap point (TRAP = SYS + 2): where S is caught.
