@@ -167,8 +167,11 @@ final class SyscallMarshallingTests: XCTestCase {
         try withBuffer(64) { address, raw in
             cString("/proc/self") {
                 guard case .value(let n) = reply(request(LinuxABI.Syscall.readlink, [$0, address, 4])) else { return XCTFail() }
-                XCTAssertEqual(n, 4, "truncated to bufsiz")
-                XCTAssertEqual(raw[4], 0xAA)
+                // The link is this process's pid: fewer than 4 digits on a young system.
+                let length = min(4, String(getpid()).utf8.count)
+                XCTAssertEqual(n, Int64(length), "truncated to bufsiz")
+                XCTAssertEqual(Array(raw.prefix(length)), Array(String(getpid()).utf8.prefix(length)))
+                XCTAssertEqual(raw[length], 0xAA)
                 XCTAssertEqual(reply(request(LinuxABI.Syscall.readlink, [$0, address, UInt64(UInt32.max)])), .error(EINVAL))
             }
         }
