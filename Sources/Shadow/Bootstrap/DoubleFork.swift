@@ -1,3 +1,5 @@
+import Guest
+
 /// The injected double fork that makes S, as one event loop over the returns
 /// at the borrowed `syscall` site (P, its child C1 and S all share P's stack
 /// layout, so each comes back there; they are told apart by page-table root

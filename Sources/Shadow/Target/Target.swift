@@ -1,26 +1,20 @@
 import Guest
 
-/// One virtual CPU of a target, numbered from 0 in the order the target lists them.
-///
-/// The number is the target's own index (a KVM vCPU index, or the position of a
-/// thread in a GDB stub's thread list), not an APIC id.
-public struct VCPUID: RawRepresentable, Hashable, Comparable, CustomStringConvertible {
-    public var rawValue: Int
-    public init(rawValue: Int) { self.rawValue = rawValue }
-    public init(_ index: Int) { self.rawValue = index }
-    public static func < (a: VCPUID, b: VCPUID) -> Bool { a.rawValue < b.rawValue }
-    public var description: String { "vCPU \(rawValue)" }
-}
-
-/// Why `Target.resume(until:)` returned. Whatever the case, every vCPU is stopped
-/// when it is returned (all-stop), except after `.exited`.
-public enum StopEvent: Equatable {
-    /// `vcpu` reached an address given to `Target.insertBreakpoint(at:)`;
-    /// `registers` are that vCPU's registers at the breakpoint (rip = the address).
+/// Why `Target.resume(until:stoppingAt:)` returned. Whatever the case, every
+/// vCPU is stopped when it is returned (all-stop), except after `.exited`.
+public enum StopEvent: Equatable, Sendable {
+    /// `vcpu` reached an address given to `Target.insertBreakpoint(at:)` and
+    /// the caller wanted that hit; `registers` are that vCPU's registers at
+    /// the breakpoint (rip = the address).
     case breakpoint(VCPUID, GuestRegisters)
-    /// `vcpu` stopped for another reason; `signal` is the POSIX-style signal
-    /// number the target reported (2 = interrupted, 5 = trap, 11 = fault...).
-    case stopped(VCPUID, signal: Int)
+    /// The guest stopped because `Target.stop()` asked it to.
+    case interrupted(VCPUID)
+    /// `vcpu` reported a debug trap that is no breakpoint of ours (the tail
+    /// of a single-step, or a breakpoint removed as it fired): harmless.
+    case debugTrap(VCPUID)
+    /// `vcpu` stopped for any other reason, in the target's words (a fault
+    /// the stub reports, a failed step...); news to the caller.
+    case other(VCPUID, reason: String)
     /// Nothing happened before the timeout; the target stopped the guest again.
     case timeout
     /// The guest (or the connection to it) ended; no further calls will work.
@@ -32,8 +26,11 @@ public enum StopEvent: Equatable {
 /// (through `PhysicalMemory`).
 ///
 /// The model is *all-stop*: between calls the whole guest is stopped, and
-/// `resume(until:)` runs every vCPU until one of them stops the machine. A
-/// conformer is used from one thread at a time, except `stop()` (see there).
+/// `resume(until:stoppingAt:)` runs every vCPU until one of them stops the
+/// machine. Stops carry no debugger-specific detail (no GDB signal numbers),
+/// and moving past breakpoints meant for other processes is the target's
+/// business. A conformer is used from one thread at a time, except `stop()`
+/// (see there).
 /// Implementations: swvmm's own KVM machine, and a GDB remote stub (QEMU).
 public protocol Target: PhysicalMemory {
     /// The guest's vCPUs, in index order. Fixed for the life of the target.
@@ -55,22 +52,27 @@ public protocol Target: PhysicalMemory {
     /// Removes a breakpoint set by `insertBreakpoint(at:)`.
     func removeBreakpoint(at virtualAddress: UInt64) throws
 
-    /// Runs every vCPU until a breakpoint is hit, the guest stops for another
-    /// reason, or `timeout` passes (then the guest is stopped again and
-    /// `.timeout` is returned). On return every vCPU is stopped.
-    func resume(until timeout: Duration) throws -> StopEvent
+    /// Runs every vCPU until a breakpoint hit for which `wanted` is true,
+    /// the guest stops for another reason, or `timeout` passes (then the
+    /// guest is stopped again and `.timeout` is returned). On return every
+    /// vCPU is stopped.
+    ///
+    /// A hit `wanted` declines (one meant for another process: breakpoints
+    /// stop every process at that address) is the target's to move past: the
+    /// vCPU executes the instruction under the breakpoint, without taking
+    /// interrupts, and the guest runs on; the caller never sees that hit.
+    /// `wanted` is called once per hit, with the guest stopped, and may read
+    /// and change registers and memory.
+    func resume(until timeout: Duration, stoppingAt wanted: (VCPUID, GuestRegisters) throws -> Bool) throws -> StopEvent
 
     /// Stops the guest. Idempotent. It is the one call that may come from
-    /// another thread while `resume(until:)` is waiting: that `resume` then
-    /// returns `.stopped(_, signal:)` promptly.
+    /// another thread while `resume(until:stoppingAt:)` is waiting: that
+    /// `resume` then returns `.interrupted` promptly.
     func stop() throws
 
-    /// Executes exactly one instruction on `vcpu` (the others stay stopped),
-    /// without taking interrupts, even when a breakpoint is set at its rip:
-    /// this is how a vCPU that hit a breakpoint meant for another process is
-    /// moved past it. Returns that vCPU's stop (`.stopped(vcpu, signal: 5)`
-    /// normally) or `.timeout`.
-    func step(_ vcpu: VCPUID, timeout: Duration) throws -> StopEvent
+    /// How many times the guest has stopped under this target so far (each
+    /// breakpoint hit, each step past one, each timeout), for measurements.
+    var stops: Int { get }
 
     /// Resumes every vCPU and returns at once: the guest runs until `halt()`.
     /// A breakpoint that fires meanwhile stops the guest; `halt()` collects it.
@@ -92,4 +94,9 @@ public protocol Target: PhysicalMemory {
 extension Target {
     /// The number of vCPUs.
     public var vcpuCount: Int { vcpus.count }
+
+    /// Runs the guest until any breakpoint hit (see `resume(until:stoppingAt:)`).
+    public func resume(until timeout: Duration) throws -> StopEvent {
+        try resume(until: timeout) { _, _ in true }
+    }
 }
