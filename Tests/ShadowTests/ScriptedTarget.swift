@@ -9,8 +9,10 @@ import Guest
 /// tables for one process. The "guest" is a list of scripted processes: on
 /// each `resume`, each one in turn advances one step (`advance`), and if it
 /// then stands on a breakpoint it is offered to the caller's `wanted`; a
-/// declined hit is counted and the process runs on, as a real target steps
-/// past it. Nothing offered and wanted: `.timeout`.
+/// declined hit is counted and the process is moved past the breakpoint
+/// (rip + 1), as a real target steps it. Nothing offered and wanted:
+/// `.timeout`. Processes may be added while it runs (a scripted clone): each
+/// runs on a vCPU of its own.
 final class ScriptedTarget: Target {
     /// One scripted process on its own vCPU.
     struct Process {
@@ -39,12 +41,14 @@ final class ScriptedTarget: Target {
     func resume(until timeout: Duration, stoppingAt wanted: (VCPUID, GuestRegisters) throws -> Bool) throws -> StopEvent {
         stops += 1
         for index in processes.indices {
-            processes[index].registers = processes[index].advance(processes[index].registers)
-            let registers = processes[index].registers
+            let advance = processes[index].advance
+            let registers = advance(processes[index].registers)
+            processes[index].registers = registers
             guard breakpoints.contains(registers.rip) else { continue }
             if try wanted(VCPUID(index), registers) { return .breakpoint(VCPUID(index), registers) }
             declined += 1
             stops += 1
+            processes[index].registers.rip &+= 1
         }
         return .timeout
     }
@@ -52,7 +56,9 @@ final class ScriptedTarget: Target {
     func stop() throws {}
     func resumeWithoutWaiting() throws { running = true }
     func halt() throws { running = false }
-    func idtRegister(of vcpu: VCPUID) throws -> IDTRegister { IDTRegister(base: 0, limit: 0) }
+    /// What `idtRegister(of:)` answers for every vCPU.
+    var idtr = IDTRegister(base: 0, limit: 0)
+    func idtRegister(of vcpu: VCPUID) throws -> IDTRegister { idtr }
     func detach() throws {}
 
     // MARK: memory
@@ -74,10 +80,12 @@ final class ScriptedTarget: Target {
     /// Entry bits present, writable, user (Intel SDM Vol. 3A table 4-19).
     static let userPage: UInt64 = 0x7
 
-    /// Maps `pages` user pages at `virtualBase` to physical `physicalBase` in
-    /// fresh 4-level tables and returns their paging context.
-    func mapUserRegion(virtualBase: UInt64, pages count: Int, physicalBase: UInt64) throws -> PagingContext {
-        let root = newTable()
+    /// An empty address space: its top-level table's physical address.
+    func newAddressSpace() -> UInt64 { newTable() }
+
+    /// Maps `count` pages at `virtualBase` to physical `physicalBase` (present,
+    /// writable, user) in the 4-level tables under `root`.
+    func map(_ virtualBase: UInt64, pages count: Int, to physicalBase: UInt64, in root: UInt64) throws {
         for page in 0 ..< count {
             let va = virtualBase + UInt64(page) * 0x1000
             var table = root
@@ -92,6 +100,12 @@ final class ScriptedTarget: Target {
             }
             try writeInteger(physical: table + ((va >> 12) & 0x1FF) * 8, (physicalBase + UInt64(page) * 0x1000) | Self.userPage)
         }
+    }
+
+    /// Maps `count` pages at `virtualBase` in a new address space and returns its paging context.
+    func mapUserRegion(virtualBase: UInt64, pages count: Int, physicalBase: UInt64) throws -> PagingContext {
+        let root = newAddressSpace()
+        try map(virtualBase, pages: count, to: physicalBase, in: root)
         return PagingContext(root: root, fiveLevel: false)
     }
 
