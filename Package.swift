@@ -54,6 +54,8 @@ let package = Package(
         .testTarget(name: "VMMTests", dependencies: ["VMM", "MicroVM", "Guest", "CKVM"]),
         .testTarget(name: "GuestTests", dependencies: ["Guest"]),
         .testTarget(name: "ShadowTests", dependencies: ["Shadow", "GDBRemote", "Guest"]),
+        // The GDB remote protocol without a guest: packets, a fake peer, target descriptions.
+        .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote", "Shadow"]),
         // Runs the built swvmm binary and reference guests (QEMU/TCG) end to end.
         .testTarget(name: "EndToEndTests", dependencies: ["swvmm", "Guest", "Shadow", "GDBRemote", "VMM"]),
     ],

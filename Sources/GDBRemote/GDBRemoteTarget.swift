@@ -6,7 +6,7 @@ import Synchronization
 /// registers come from the numbers in the stub's target description,
 /// guest-physical memory goes through `Qqemu.PhyMemMode:1`.
 /// Used from one thread at a time, except `stop()`, which the Target protocol
-/// lets any thread call while `resume(until:)` waits.
+/// lets any thread call while `resume(until:stoppingAt:)` waits.
 public final class GDBRemoteTarget: Target, @unchecked Sendable {
     public let client: GDBRemoteClient
     public let vcpus: [VCPUID]
@@ -15,6 +15,9 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
     private var breakpoints: Set<UInt64> = []
     /// Set by `stop()` from another thread so `resume` reports the stop as such.
     private let stopRequested = Mutex(false)
+    /// Guest stops so far (`stops`).
+    private let stopCount = Mutex(0)
+    public var stops: Int { stopCount.withLock { $0 } }
 
     /// Connects to `address` ("unix:PATH" or "tcp:HOST:PORT").
     public convenience init(address: String, timeout: Double = 5) throws {
@@ -76,10 +79,44 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
         breakpoints.remove(virtualAddress)
     }
 
-    public func resume(until timeout: Duration) throws -> StopEvent {
+    public func resume(until timeout: Duration, stoppingAt wanted: (VCPUID, GuestRegisters) throws -> Bool) throws -> StopEvent {
         stopRequested.withLock { $0 = false }
-        return try run(until: timeout) { try client.resume() }
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var event = try run(until: timeout) { try client.resume() }
+        var skipped = 0
+        while case let .breakpoint(vcpu, registers) = event {
+            if try wanted(vcpu, registers) { return event }
+            guard skipped < GDBRemoteTarget.maximumSkips else {
+                return .other(vcpu, reason: "more than \(GDBRemoteTarget.maximumSkips) breakpoint hits of other processes in one wait")
+            }
+            skipped += 1
+            // Past the breakpoint: one instruction on that vCPU alone. A step
+            // that lands on another breakpoint of ours is a hit like any other.
+            let stepped = try step(vcpu, timeout: GDBRemoteTarget.stepTimeout)
+            switch stepped {
+            case .breakpoint:
+                event = stepped
+                continue
+            case .exited:
+                return .exited
+            case .timeout:
+                return .other(vcpu, reason: "a single-step past a breakpoint did not finish in \(GDBRemoteTarget.stepTimeout)")
+            case .interrupted, .debugTrap, .other:
+                break
+            }
+            let remaining = deadline - clock.now
+            guard remaining > .zero else { return .timeout }
+            event = try run(until: remaining) { try client.resume() }
+        }
+        return event
     }
+
+    /// Upper bound on hits one `resume` moves past: a guest whose other
+    /// processes hit our breakpoints in a tight loop cannot keep it forever.
+    static let maximumSkips = 20_000
+    /// Time one single-step may take (the step is one instruction).
+    static let stepTimeout: Duration = .seconds(5)
 
     /// Starts the guest with `start`, then waits for the stop; on timeout the
     /// guest is interrupted so it is stopped again when this returns.
@@ -92,6 +129,7 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
                 timedOut = true
                 reply = try client.stop()
             }
+            stopCount.withLock { $0 += 1 }
             guard let reply else { return .timeout }
             return try event(for: reply, timedOut: timedOut)
         } catch GDBRemoteError.closed {
@@ -109,10 +147,15 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
             if signal == GDBRemoteClient.sigtrap {
                 let registers = try self.registers(of: vcpu)
                 if breakpoints.contains(GDBRemoteTarget.linearPC(registers)) { return .breakpoint(vcpu, registers) }
+                return .debugTrap(vcpu)
             }
             let requested = stopRequested.withLock { $0 }
-            if timedOut && signal == GDBRemoteClient.sigint && !requested { return .timeout }
-            return .stopped(vcpu, signal: signal)
+            if signal == GDBRemoteClient.sigint {
+                // Our own interrupt after a timeout, unless stop() asked for it too.
+                if timedOut && !requested { return .timeout }
+                return .interrupted(vcpu)
+            }
+            return .other(vcpu, reason: "signal \(signal) from the stub")
         }
     }
 
@@ -124,6 +167,9 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
         r.cr0 & 1 == 0 ? (UInt64(r.cs) << 4) &+ (r.rip & 0xFFFF) : r.rip
     }
 
+    /// Executes exactly one instruction on `vcpu` (the others stay stopped),
+    /// without taking interrupts, even when a breakpoint is set at its rip.
+    /// Returns that vCPU's stop (`.debugTrap` normally) or `.timeout`.
     public func step(_ vcpu: VCPUID, timeout: Duration) throws -> StopEvent {
         let thread = try thread(vcpu)
         return try run(until: timeout) { try client.step(thread) }
@@ -145,13 +191,13 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
 
     /// From QEMU's monitor (`info registers -a`): the GDB remote protocol has
     /// no IDTR, and QEMU's x86 target description omits it.
-    public func descriptorTables(of vcpu: VCPUID) throws -> DescriptorTables {
+    public func idtRegister(of vcpu: VCPUID) throws -> IDTRegister {
         _ = try thread(vcpu)
         let text = try client.monitor("info registers -a")
-        guard let tables = MonitorRegisters.descriptorTables(in: text, cpuIndex: vcpu.rawValue) else {
+        guard let idtr = MonitorRegisters.idtRegister(in: text, cpuIndex: vcpu.rawValue) else {
             throw GDBRemoteError.badReply(request: "qRcmd,info registers -a", reply: "no IDT= line for CPU#\(vcpu.rawValue) in: \(text.prefix(600))")
         }
-        return tables
+        return idtr
     }
 
     public func stop() throws {

@@ -12,7 +12,7 @@ enum MonitorRegisters {
     /// The IDTR of CPU `index` in `text` (the output of `info registers -a`),
     /// or of the only CPU when the text has no `CPU#` headers. Nil when absent
     /// or malformed.
-    static func descriptorTables(in text: String, cpuIndex index: Int) -> DescriptorTables? {
+    static func idtRegister(in text: String, cpuIndex index: Int) -> IDTRegister? {
         guard text.utf8.count <= maximumText else { return nil }
         var current: Int? = nil
         var sawHeader = false
@@ -31,7 +31,7 @@ enum MonitorRegisters {
             guard fields.count >= 2, fields[0].count <= 16, fields[1].count <= 8,
                   let base = UInt64(fields[0], radix: 16),
                   let limit = UInt32(fields[1], radix: 16), limit <= UInt32(UInt16.max) else { return nil }
-            return DescriptorTables(idtBase: base, idtLimit: UInt16(limit))
+            return IDTRegister(base: base, limit: UInt16(limit))
         }
         return nil
     }

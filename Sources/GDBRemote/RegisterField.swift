@@ -1,3 +1,4 @@
+import Guest
 import Shadow
 
 /// One `GuestRegisters` field and the stub register (by GDB name) behind it.

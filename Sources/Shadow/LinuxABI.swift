@@ -2,24 +2,123 @@
 /// named once with its source. They are the stable ABI, not kernel internals:
 /// no symbols or structure layouts of a particular kernel are used.
 public enum LinuxABI {
-    /// System call numbers, arch/x86/entry/syscalls/syscall_64.tbl.
+    /// System call numbers, arch/x86/entry/syscalls/syscall_64.tbl (common/64
+    /// ABI): the ones S is built with and the ones the supervisor knows.
+    /// Inspector and guest are both x86_64, so the same numbers go to the
+    /// guest kernel.
     public enum Syscall {
         public static let read = 0
+        public static let write = 1
+        public static let open = 2
         public static let close = 3
+        public static let stat = 4
+        public static let fstat = 5
+        public static let lstat = 6
+        public static let lseek = 8
         public static let mmap = 9
         public static let munmap = 11
         public static let rtSigprocmask = 14
+        public static let ioctl = 16
+        public static let pread64 = 17
+        public static let pwrite64 = 18
+        public static let readv = 19
+        public static let writev = 20
+        public static let access = 21
+        public static let dup = 32
+        public static let dup2 = 33
         public static let nanosleep = 35
         public static let getpid = 39
+        public static let sendfile = 40
+        public static let socket = 41
         public static let clone = 56
         public static let exit = 60
         public static let wait4 = 61
         public static let uname = 63
+        public static let fcntl = 72
+        public static let flock = 73
+        public static let fsync = 74
+        public static let fdatasync = 75
+        public static let truncate = 76
+        public static let ftruncate = 77
+        public static let getdents = 78
+        public static let getcwd = 79
+        public static let chdir = 80
+        public static let fchdir = 81
+        public static let rename = 82
+        public static let mkdir = 83
+        public static let rmdir = 84
+        public static let creat = 85
+        public static let link = 86
+        public static let unlink = 87
+        public static let symlink = 88
+        public static let readlink = 89
+        public static let chmod = 90
+        public static let fchmod = 91
+        public static let chown = 92
+        public static let fchown = 93
+        public static let lchown = 94
+        public static let sysinfo = 99
+        public static let getppid = 110
         public static let setsid = 112
+        public static let utime = 132
+        public static let mknod = 133
+        public static let statfs = 137
+        public static let fstatfs = 138
         public static let prctl = 157
-        public static let sched_setaffinity = 203
+        public static let readahead = 187
+        public static let setxattr = 188
+        public static let lsetxattr = 189
+        public static let fsetxattr = 190
+        public static let getxattr = 191
+        public static let lgetxattr = 192
+        public static let fgetxattr = 193
+        public static let listxattr = 194
+        public static let llistxattr = 195
+        public static let flistxattr = 196
+        public static let removexattr = 197
+        public static let lremovexattr = 198
+        public static let fremovexattr = 199
+        public static let schedSetaffinity = 203
         public static let getdents64 = 217
+        public static let fadvise64 = 221
+        public static let epollCtl = 233
+        public static let utimes = 235
+        public static let inotifyAddWatch = 254
         public static let openat = 257
+        public static let mkdirat = 258
+        public static let mknodat = 259
+        public static let fchownat = 260
+        public static let futimesat = 261
+        public static let newfstatat = 262
+        public static let unlinkat = 263
+        public static let renameat = 264
+        public static let linkat = 265
+        public static let symlinkat = 266
+        public static let readlinkat = 267
+        public static let fchmodat = 268
+        public static let faccessat = 269
+        public static let splice = 275
+        public static let tee = 276
+        public static let syncFileRange = 277
+        public static let utimensat = 280
+        public static let fallocate = 285
+        public static let dup3 = 292
+        public static let preadv = 295
+        public static let pwritev = 296
+        public static let nameToHandleAt = 303
+        public static let syncfs = 306
+        public static let renameat2 = 316
+        public static let copyFileRange = 326
+        public static let preadv2 = 327
+        public static let pwritev2 = 328
+        public static let statx = 332
+        public static let closeRange = 436
+        public static let openat2 = 437
+        public static let faccessat2 = 439
+
+        /// Bit set in x32-ABI system call numbers (syscall_64.tbl, `__X32_SYSCALL_BIT`
+        /// in arch/x86/include/uapi/asm/unistd.h); the filter refuses them.
+        public static let x32Bit: UInt32 = 0x4000_0000
     }
 
     /// mmap(2) protection and flags, include/uapi/asm-generic/mman-common.h

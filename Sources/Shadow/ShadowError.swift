@@ -15,7 +15,7 @@ public enum ShadowError: Error, Equatable, CustomStringConvertible {
     /// The guest or the connection to it ended.
     case guestGone(during: String)
     /// The guest stopped for a reason that is not a breakpoint of ours.
-    case unexpectedStop(during: String, vcpu: Int, signal: Int)
+    case unexpectedStop(during: String, vcpu: Int, reason: String)
     /// S did not reach its trap point within `seconds` (killed, or the guest hangs).
     case shadowNotResponding(pid: Int64, seconds: Double)
     /// The bytes of S's stub differ from what was written (someone changed S).
@@ -45,8 +45,8 @@ public enum ShadowError: Error, Equatable, CustomStringConvertible {
             return "the injected \(call) failed in the guest with errno \(errno)"
         case let .guestGone(during):
             return "the guest (or its debug connection) went away during \(during)"
-        case let .unexpectedStop(during, vcpu, signal):
-            return "the guest stopped unexpectedly (vCPU \(vcpu), signal \(signal)) during \(during)"
+        case let .unexpectedStop(during, vcpu, reason):
+            return "the guest stopped unexpectedly (vCPU \(vcpu): \(reason)) during \(during)"
         case let .shadowNotResponding(pid, seconds):
             return "shadow process S (pid \(pid)) did not come back to its trap point within \(seconds) s: it was killed, or the guest hangs"
         case let .stubModified(pid, address):

@@ -1,10 +1,13 @@
+import Guest
+
 /// Where the shadow process S lives in the guest: everything needed to find
 /// it again (also from a later connection, through `ShadowStateFile`).
 public struct ShadowProcess: Equatable, Sendable {
     /// S's pid in the guest (as its creator saw it).
     public var pid: Int64
-    /// S's page-table root (cr3 address bits, as seen in user mode).
-    public var root: UInt64
+    /// How S's addresses translate: its page-table root (cr3 address bits,
+    /// as seen in user mode) and the guest's paging mode when S was made.
+    public var paging: PagingContext
     /// Guest-virtual base of S's region (stub, header, stack, data).
     public var regionBase: UInt64
     /// Bytes in the region.
@@ -16,49 +19,18 @@ public struct ShadowProcess: Equatable, Sendable {
     /// The process borrowed to create S (for reports).
     public var borrowedPID: Int64
 
-    public init(pid: Int64, root: UInt64, regionBase: UInt64, regionLength: Int, cookie: [UInt8],
+    public init(pid: Int64, paging: PagingContext, regionBase: UInt64, regionLength: Int, cookie: [UInt8],
                 sleepNanoseconds: UInt64, borrowedPID: Int64) {
-        self.pid = pid; self.root = root; self.regionBase = regionBase; self.regionLength = regionLength
+        self.pid = pid; self.paging = paging; self.regionBase = regionBase; self.regionLength = regionLength
         self.cookie = cookie; self.sleepNanoseconds = sleepNanoseconds; self.borrowedPID = borrowedPID
     }
 
+    /// S's page-table root.
+    public var root: UInt64 { paging.root }
     /// The stub's `syscall` instruction (SYS).
     public var syscallAddress: UInt64 { regionBase &+ UInt64(ShadowStub.syscallOffset) }
     /// The trap point (TRAP = SYS + 2): where S is caught.
     public var trapAddress: UInt64 { regionBase &+ UInt64(ShadowStub.trapOffset) }
     /// The executor's data area.
     public var dataAddress: UInt64 { regionBase &+ UInt64(ShadowStub.dataOffset) }
-}
-
-/// How to build S.
-public struct ShadowConfiguration: Sendable {
-    /// Region size in bytes (multiple of 4096; 2 pages are stub and stack).
-    public var regionLength = 64 << 10
-    /// S's wait between trap points (DESIGN.md §1: short, configurable).
-    public var sleepNanoseconds: UInt64 = 20_000_000
-    /// The guest CPU S pins itself to (the dedicated vCPU), or nil.
-    public var dedicatedCPU: Int? = nil
-    /// Budget for finding a user context to borrow.
-    public var userContextTimeout: Duration = .seconds(60)
-    /// Budget for each injected call (and for S to reach its trap point).
-    public var callTimeout: Duration = .seconds(10)
-    /// Decides whether a candidate process (by guest pid) may be borrowed;
-    /// PID 1 never is. Nil accepts every other process.
-    public var acceptBorrowed: (@Sendable (Int64) -> Bool)? = nil
-
-    public init() {}
-}
-
-/// Timings of one bootstrap, for reports.
-public struct BootstrapReport: Sendable {
-    /// From the start of the bootstrap to S running its stub.
-    public var total: Duration
-    /// Candidates passed over (PID 1, refused by `acceptBorrowed`).
-    public var rejectedCandidates: Int
-    /// Guest stops the bootstrap caused.
-    public var stops: Int
-    /// The borrowed process's registers when it was caught, and as read back
-    /// from its vCPU after the restore (user state must be equal).
-    public var borrowedBefore: GuestRegisters
-    public var borrowedAfter: GuestRegisters
 }

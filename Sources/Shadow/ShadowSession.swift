@@ -48,10 +48,7 @@ public final class ShadowSession {
 
     /// Checks a saved S against the guest (stopped) and returns an executor for it.
     static func revalidate(_ shadow: ShadowProcess, target: Target, timeout: Duration) throws -> ShadowExecutor {
-        guard let first = target.vcpus.first else { throw ShadowError.badArgument("the target has no vCPUs") }
-        var shape = try target.registers(of: first)
-        shape.cr3 = shadow.root
-        let view = GuestView(memory: target, context: try shape.pagingContext)
+        let view = GuestView(memory: target, context: shadow.paging)
         let header: [UInt8]
         do {
             let permissions = try view.translate(shadow.regionBase).permissions

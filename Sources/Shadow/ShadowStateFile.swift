@@ -1,4 +1,5 @@
 import Glibc
+import Guest
 
 /// The small file that lets a later run find S again (DESIGN.md §1), under
 /// `$XDG_RUNTIME_DIR/swvmm/` (else `/tmp/swvmm-UID/`), one per target
@@ -8,7 +9,7 @@ public struct ShadowStateFile {
     public let path: String
     /// Files larger than this are not state files of ours.
     static let maximumSize = 4096
-    static let formatVersion = "1"
+    static let formatVersion = "2"
 
     /// The state file for target `key` (e.g. "unix:/path/gdb.sock").
     public init(key: String, directory: String? = nil) {
@@ -35,6 +36,8 @@ public struct ShadowStateFile {
             "version=\(ShadowStateFile.formatVersion)",
             "pid=\(shadow.pid)",
             "root=\(hex(shadow.root))",
+            "five-level=\(shadow.paging.fiveLevel ? 1 : 0)",
+            "no-execute=\(shadow.paging.noExecuteEnabled ? 1 : 0)",
             "region=\(hex(shadow.regionBase))",
             "length=\(shadow.regionLength)",
             "sleep-ns=\(shadow.sleepNanoseconds)",
@@ -95,7 +98,14 @@ public struct ShadowStateFile {
         }
         let length = try number("length")
         guard length <= UInt64(ShadowStub.maximumRegion) else { throw ShadowError.stateFile(path: path, reason: "region length \(length)") }
-        return ShadowProcess(pid: Int64(bitPattern: try number("pid")), root: try number("root", radix: 16),
+        func flag(_ key: String) throws -> Bool {
+            let value = try number(key)
+            guard value <= 1 else { throw ShadowError.stateFile(path: path, reason: "bad '\(key)'") }
+            return value == 1
+        }
+        let paging = PagingContext(root: try number("root", radix: 16), fiveLevel: try flag("five-level"),
+                                   noExecuteEnabled: try flag("no-execute"))
+        return ShadowProcess(pid: Int64(bitPattern: try number("pid")), paging: paging,
                              regionBase: try number("region", radix: 16), regionLength: Int(length), cookie: cookie,
                              sleepNanoseconds: try number("sleep-ns"), borrowedPID: Int64(bitPattern: try number("borrowed-pid")))
     }

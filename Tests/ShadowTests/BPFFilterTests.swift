@@ -16,27 +16,27 @@ final class BPFFilterTests: XCTestCase {
 
     func testArchitectureAndX32AreKilled() throws {
         let bpf = try interpreter()
-        XCTAssertEqual(try bpf.run(number: SyscallNumber.getpid, arch: 0x4000_0003 /* AUDIT_ARCH_I386 */), kill)
-        XCTAssertEqual(try bpf.run(number: 0x4000_0000 | SyscallNumber.read), kill)
-        XCTAssertEqual(try bpf.run(number: SyscallNumber.getpid), allow)
+        XCTAssertEqual(try bpf.run(number: LinuxABI.Syscall.getpid, arch: 0x4000_0003 /* AUDIT_ARCH_I386 */), kill)
+        XCTAssertEqual(try bpf.run(number: 0x4000_0000 | LinuxABI.Syscall.read), kill)
+        XCTAssertEqual(try bpf.run(number: LinuxABI.Syscall.getpid), allow)
     }
 
     func testPathCallsAlwaysNotify() throws {
         let bpf = try interpreter()
-        for n in [SyscallNumber.openat, SyscallNumber.open, SyscallNumber.stat, SyscallNumber.lstat,
-                  SyscallNumber.newfstatat, SyscallNumber.statx, SyscallNumber.readlink, SyscallNumber.readlinkat,
-                  SyscallNumber.access, SyscallNumber.faccessat, SyscallNumber.faccessat2, SyscallNumber.statfs,
-                  SyscallNumber.chdir, SyscallNumber.fchdir, SyscallNumber.getcwd, SyscallNumber.uname,
-                  SyscallNumber.sysinfo, SyscallNumber.closeRange, SyscallNumber.unlink, SyscallNumber.mkdir] {
+        for n in [LinuxABI.Syscall.openat, LinuxABI.Syscall.open, LinuxABI.Syscall.stat, LinuxABI.Syscall.lstat,
+                  LinuxABI.Syscall.newfstatat, LinuxABI.Syscall.statx, LinuxABI.Syscall.readlink, LinuxABI.Syscall.readlinkat,
+                  LinuxABI.Syscall.access, LinuxABI.Syscall.faccessat, LinuxABI.Syscall.faccessat2, LinuxABI.Syscall.statfs,
+                  LinuxABI.Syscall.chdir, LinuxABI.Syscall.fchdir, LinuxABI.Syscall.getcwd, LinuxABI.Syscall.uname,
+                  LinuxABI.Syscall.sysinfo, LinuxABI.Syscall.closeRange, LinuxABI.Syscall.unlink, LinuxABI.Syscall.mkdir] {
             XCTAssertEqual(try bpf.run(number: n, arguments: [3, 0, 0]), notify, "syscall \(n)")
         }
     }
 
     func testFdCallsNotifyOnlyInRange() throws {
         let bpf = try interpreter()
-        for n in [SyscallNumber.read, SyscallNumber.close, SyscallNumber.fstat, SyscallNumber.lseek,
-                  SyscallNumber.getdents64, SyscallNumber.pread64, SyscallNumber.readv, SyscallNumber.fcntl,
-                  SyscallNumber.dup, SyscallNumber.fstatfs, SyscallNumber.ioctl] {
+        for n in [LinuxABI.Syscall.read, LinuxABI.Syscall.close, LinuxABI.Syscall.fstat, LinuxABI.Syscall.lseek,
+                  LinuxABI.Syscall.getdents64, LinuxABI.Syscall.pread64, LinuxABI.Syscall.readv, LinuxABI.Syscall.fcntl,
+                  LinuxABI.Syscall.dup, LinuxABI.Syscall.fstatfs, LinuxABI.Syscall.ioctl] {
             XCTAssertEqual(try bpf.run(number: n, arguments: [3]), allow, "syscall \(n) fd 3")
             XCTAssertEqual(try bpf.run(number: n, arguments: [999]), allow, "syscall \(n) fd 999")
             XCTAssertEqual(try bpf.run(number: n, arguments: [1000]), notify, "syscall \(n) fd 1000")
@@ -51,24 +51,24 @@ final class BPFFilterTests: XCTestCase {
 
     func testSecondFdArgument() throws {
         let bpf = try interpreter()
-        XCTAssertEqual(try bpf.run(number: SyscallNumber.dup2, arguments: [3, 1001]), notify)
-        XCTAssertEqual(try bpf.run(number: SyscallNumber.dup2, arguments: [1001, 3]), notify)
-        XCTAssertEqual(try bpf.run(number: SyscallNumber.dup2, arguments: [3, 4]), allow)
-        XCTAssertEqual(try bpf.run(number: SyscallNumber.mmap, arguments: [0, 4096, 1, 2, 1005, 0]), notify)
-        XCTAssertEqual(try bpf.run(number: SyscallNumber.mmap, arguments: [0, 4096, 1, 0x22, 0xFFFF_FFFF, 0]), allow)
+        XCTAssertEqual(try bpf.run(number: LinuxABI.Syscall.dup2, arguments: [3, 1001]), notify)
+        XCTAssertEqual(try bpf.run(number: LinuxABI.Syscall.dup2, arguments: [1001, 3]), notify)
+        XCTAssertEqual(try bpf.run(number: LinuxABI.Syscall.dup2, arguments: [3, 4]), allow)
+        XCTAssertEqual(try bpf.run(number: LinuxABI.Syscall.mmap, arguments: [0, 4096, 1, 2, 1005, 0]), notify)
+        XCTAssertEqual(try bpf.run(number: LinuxABI.Syscall.mmap, arguments: [0, 4096, 1, 0x22, 0xFFFF_FFFF, 0]), allow)
     }
 
     func testNetlinkSocketOnly() throws {
         let bpf = try interpreter()
-        XCTAssertEqual(try bpf.run(number: SyscallNumber.socket, arguments: [16, 3, 0]), notify)
-        XCTAssertEqual(try bpf.run(number: SyscallNumber.socket, arguments: [2, 1, 0]), allow)
-        XCTAssertEqual(try bpf.run(number: SyscallNumber.socket, arguments: [1, 1, 0]), allow)
+        XCTAssertEqual(try bpf.run(number: LinuxABI.Syscall.socket, arguments: [16, 3, 0]), notify)
+        XCTAssertEqual(try bpf.run(number: LinuxABI.Syscall.socket, arguments: [2, 1, 0]), allow)
+        XCTAssertEqual(try bpf.run(number: LinuxABI.Syscall.socket, arguments: [1, 1, 0]), allow)
     }
 
     func testCallsTheSpawnNeedsAreAllowed() throws {
         // Between the filter's install and exec the child runs these.
         let bpf = try interpreter()
-        for (n, args) in [(59, [UInt64]()) /* execve */, (46, [4]) /* sendmsg */, (SyscallNumber.write, [5]), (231, [127]) /* exit_group */] {
+        for (n, args) in [(59, [UInt64]()) /* execve */, (46, [4]) /* sendmsg */, (LinuxABI.Syscall.write, [5]), (231, [127]) /* exit_group */] {
             XCTAssertEqual(try bpf.run(number: n, arguments: args), allow, "syscall \(n)")
         }
     }
@@ -109,13 +109,13 @@ final class BPFFilterTests: XCTestCase {
     /// traps the right call in a real child: the child loops on getppid while
     /// we answer each one with a value it would never see from the kernel.
     func testInstalledInRealChild() throws {
-        let filter = try SeccompFilter.trapping(number: SyscallNumber.getppid)
-        let child = try InspectorProcess.spawnSyscallLoop(filter: filter, number: SyscallNumber.getppid, count: 10)
+        let filter = try SeccompFilter.trapping(number: LinuxABI.Syscall.getppid)
+        let child = try InspectorProcess.spawnSyscallLoop(filter: filter, number: LinuxABI.Syscall.getppid, count: 10)
         var answered = 0
         while answered < 10 {
             var n = seccomp_notif()
             guard cshadow_notif_recv(child.listener, &n) == 0 else { continue }
-            XCTAssertEqual(Int(n.data.nr), SyscallNumber.getppid)
+            XCTAssertEqual(Int(n.data.nr), LinuxABI.Syscall.getppid)
             XCTAssertEqual(n.data.arch, CSHADOW_AUDIT_ARCH_X86_64)
             var r = seccomp_notif_resp()
             r.id = n.id
@@ -130,7 +130,7 @@ final class BPFFilterTests: XCTestCase {
     func testShadowFilterAcceptedByKernel() throws {
         let filter = try SeccompFilter.build(range: .standard)
         XCTAssertLessThan(filter.count, BPFAssembler.maximumLength)
-        let child = try InspectorProcess.spawnSyscallLoop(filter: filter, number: SyscallNumber.getpid, count: 100)
+        let child = try InspectorProcess.spawnSyscallLoop(filter: filter, number: LinuxABI.Syscall.getpid, count: 100)
         XCTAssertEqual(try child.wait(), .exited(0))
     }
 }

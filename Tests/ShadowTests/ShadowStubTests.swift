@@ -28,7 +28,7 @@ final class ShadowStubTests: XCTestCase {
     func testStateFileRoundTrip() throws {
         let dir = "/tmp/swvmm-statefile-test-\(getpid())"
         let file = ShadowStateFile(key: "unix:/x/gdb.sock", directory: dir)
-        let s = ShadowProcess(pid: 42, root: 0x1234000, regionBase: 0x7f00_0000_0000, regionLength: 65536,
+        let s = ShadowProcess(pid: 42, paging: PagingContext(root: 0x1234000, fiveLevel: true, noExecuteEnabled: false), regionBase: 0x7f00_0000_0000, regionLength: 65536,
                               cookie: Array(0 ..< 16), sleepNanoseconds: 20_000_000, borrowedPID: 7)
         try file.save(s)
         XCTAssertEqual(try file.load(), s)

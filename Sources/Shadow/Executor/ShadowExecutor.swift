@@ -167,16 +167,10 @@ public final class ShadowExecutor: GuestSyscallExecutor {
         }
     }
 
-    private var pagingShape: GuestRegisters?
-
     /// S's address space, walked afresh on every access (GuestView does).
     private func view() throws -> GuestView {
         try ensureStopped()
-        if pagingShape == nil, let first = target.vcpus.first { pagingShape = try target.registers(of: first) }
-        guard let shape = pagingShape else { throw ShadowError.badArgument("the target has no vCPUs") }
-        var r = shape
-        r.cr3 = shadow.root
-        return GuestView(memory: target, context: try r.pagingContext)
+        return GuestView(memory: target, context: shadow.paging)
     }
 
     private func checkRange(_ offset: Int, _ count: Int) throws {

@@ -14,10 +14,10 @@ extension SyscallRedirector {
     /// Calls described completely by their argument roles.
     func generic(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void) throws -> SyscallReply {
         // Route first: a path call follows its path, an fd call its fd.
-        var target: PathTarget?
+        var resolved: ResolvedPath?
         if spec.pathArgument != nil {
-            target = try pathTarget(spec, request)
-            switch target {
+            resolved = try resolvedPath(spec, request)
+            switch resolved {
             case .local?: return .continueLocally
             case .unsupported(let why)?: return refuse(spec, ENOSYS, why)
             case nil:
@@ -52,7 +52,7 @@ extension SyscallRedirector {
                 // Filled in with the path.
                 break
             case .path:
-                guard case .guest(let dirfd, let path, _)? = target else { return .error(EFAULT) }
+                guard case .guest(let dirfd, let path, _)? = resolved else { return .error(EFAULT) }
                 arguments[index] = try place(path: path, &cursor)
                 if let d = spec.dirfdArgument {
                     arguments[d] = UInt64(bitPattern: Int64(dirfd))
@@ -69,7 +69,7 @@ extension SyscallRedirector {
                 arguments[lengthIndex] = UInt64(length)
             case .outBuffer(let lengthIndex):
                 var asked = Int(clamping: request.arguments[lengthIndex])
-                if spec.number == SyscallNumber.readlink || spec.number == SyscallNumber.readlinkat {
+                if spec.number == LinuxABI.Syscall.readlink || spec.number == LinuxABI.Syscall.readlinkat {
                     // bufsiz is an int (readlink(2)): ≤ 0 is EINVAL.
                     let bufsiz = request.int32(lengthIndex)
                     guard bufsiz > 0 else { return .error(EINVAL) }
@@ -117,7 +117,7 @@ extension SyscallRedirector {
                 }
                 let length = min(total, cursor.remaining)
                 let offset = try cursor.reserve(length)
-                number = SyscallNumber.read
+                number = LinuxABI.Syscall.read
                 arguments = [arguments[0], cursor.address(offset), UInt64(length), 0, 0, 0]
                 outputs.append(.scatter(offset: offset, iovecs: iovecs, limit: length))
             }

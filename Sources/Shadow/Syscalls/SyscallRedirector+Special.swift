@@ -23,12 +23,13 @@ extension SyscallRedirector {
     static let statModeOffset = 24
 
     /// Calls that need the fd table or the cwd.
-    func special(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void) throws -> SyscallReply {
+    func special(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void,
+                 _ installer: GuestFdInstaller) throws -> SyscallReply {
         let a = request.arguments
         switch spec.number {
-        case SyscallNumber.open, SyscallNumber.openat, SyscallNumber.creat:
-            return try open(spec, request, validate)
-        case SyscallNumber.close:
+        case LinuxABI.Syscall.open, LinuxABI.Syscall.openat, LinuxABI.Syscall.creat:
+            return try open(spec, request, validate, installer)
+        case LinuxABI.Syscall.close:
             guard let entry = table.entry(rawArgument: a[0]) else { return .continueLocally }
             // The guest side closes here; the local placeholder closes when the
             // call continues (so no remote close is needed).
@@ -36,7 +37,7 @@ extension SyscallRedirector {
             table.remove(local: request.int32(0))
             countRedirected(spec)
             return .continueLocally
-        case SyscallNumber.closeRange:
+        case LinuxABI.Syscall.closeRange:
             if a[2] & Self.closeRangeCloexec != 0 { return .continueLocally }
             let first = Int32(clamping: Int64(UInt32(truncatingIfNeeded: a[0])))
             let last = Int32(clamping: Int64(UInt32(truncatingIfNeeded: a[1])))
@@ -44,27 +45,27 @@ extension SyscallRedirector {
                 if let entry = table.remove(local: local) { closeGuest(entry.guestFd) }
             }
             return .continueLocally
-        case SyscallNumber.dup:
+        case LinuxABI.Syscall.dup:
             guard let entry = table.entry(rawArgument: a[0]) else { return .continueLocally }
-            let g = try guestFd(guestCall(SyscallNumber.dup, [UInt64(entry.guestFd)], name: "dup"), "dup")
+            let g = try guestFd(guestCall(LinuxABI.Syscall.dup, [UInt64(entry.guestFd)], name: "dup"), "dup")
             countRedirected(spec)
-            return .installGuestFd(guestFd: g, path: entry.path, cloexec: false, exactly: nil, atLeast: nil)
-        case SyscallNumber.dup2, SyscallNumber.dup3:
-            return try dup2(spec, request)
-        case SyscallNumber.fcntl:
-            return try fcntl(spec, request)
-        case SyscallNumber.chdir:
+            return install(guestFd: g, path: entry.path, cloexec: false, exactly: nil, atLeast: nil, with: installer)
+        case LinuxABI.Syscall.dup2, LinuxABI.Syscall.dup3:
+            return try dup2(spec, request, installer)
+        case LinuxABI.Syscall.fcntl:
+            return try fcntl(spec, request, installer)
+        case LinuxABI.Syscall.chdir:
             return try chdir(spec, request, validate)
-        case SyscallNumber.fchdir:
+        case LinuxABI.Syscall.fchdir:
             return try fchdir(spec, request)
-        case SyscallNumber.getcwd:
+        case LinuxABI.Syscall.getcwd:
             guard case .guest(let directory) = cwd else { return .continueLocally }
             let bytes = Array(directory.utf8) + [0]
             guard a[1] >= UInt64(bytes.count) else { return .error(ERANGE) }
             try InspectorMemory(pid: request.pid).write(a[0], bytes)
             countRedirected(spec)
             return .value(Int64(bytes.count))
-        case SyscallNumber.socket:
+        case LinuxABI.Syscall.socket:
             guard UInt32(truncatingIfNeeded: a[0]) == SyscallSpecTable.addressFamilyNetlink else { return .continueLocally }
             if !netlinkNoticeShown {
                 netlinkNoticeShown = true
@@ -76,17 +77,18 @@ extension SyscallRedirector {
         }
     }
 
-    private func open(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void) throws -> SyscallReply {
+    private func open(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void,
+                      _ installer: GuestFdInstaller) throws -> SyscallReply {
         let a = request.arguments
         let flags: UInt64, mode: UInt64
         switch spec.number {
-        case SyscallNumber.openat: flags = a[2]; mode = a[3]
-        case SyscallNumber.creat: flags = Self.openCreateWriteTruncate; mode = a[1]
+        case LinuxABI.Syscall.openat: flags = a[2]; mode = a[3]
+        case LinuxABI.Syscall.creat: flags = Self.openCreateWriteTruncate; mode = a[1]
         default: flags = a[1]; mode = a[2]
         }
-        guard let target = try pathTarget(spec, request) else { return .error(EFAULT) }
+        guard let resolved = try resolvedPath(spec, request) else { return .error(EFAULT) }
         let dirfd: Int32, path: [UInt8], absolute: String?
-        switch target {
+        switch resolved {
         case .local: return .continueLocally
         case .unsupported(let why): return refuse(spec, ENOSYS, why)
         case .guest(let d, let p, let abs): dirfd = d; path = p; absolute = abs
@@ -99,18 +101,18 @@ extension SyscallRedirector {
         let pathAddress = try place(path: path, &cursor)
         try validate()
         // Every open becomes openat in the guest (it exists on every x86_64 kernel).
-        let result = try guestCall(SyscallNumber.openat,
+        let result = try guestCall(LinuxABI.Syscall.openat,
                                    [UInt64(bitPattern: Int64(dirfd)), pathAddress, flags, mode], name: spec.name)
         countRedirected(spec)
         if result < 0 { return .error(Int32(-result)) }
         let g = try guestFd(result, spec.name)
-        return .installGuestFd(guestFd: g, path: shown, cloexec: flags & Self.openCloexec != 0, exactly: nil, atLeast: nil)
+        return install(guestFd: g, path: shown, cloexec: flags & Self.openCloexec != 0, exactly: nil, atLeast: nil, with: installer)
     }
 
-    private func dup2(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> SyscallReply {
+    private func dup2(_ spec: SyscallSpec, _ request: SyscallRequest, _ installer: GuestFdInstaller) throws -> SyscallReply {
         let a = request.arguments
         let old = request.int32(0), new = request.int32(1)
-        let isDup3 = spec.number == SyscallNumber.dup3
+        let isDup3 = spec.number == LinuxABI.Syscall.dup3
         guard let oldEntry = table.entry(rawArgument: a[0]) else {
             // A local fd onto a placeholder: the local dup replaces it, so the
             // guest fd behind it goes now.
@@ -124,14 +126,14 @@ extension SyscallRedirector {
         guard table.range.contains(rawArgument: a[1]) else {
             return refuse(spec, ENOSYS, "duplicating guest fd \(old) onto local fd \(new), outside the reserved range")
         }
-        let g = try guestFd(guestCall(SyscallNumber.dup, [UInt64(oldEntry.guestFd)], name: spec.name), spec.name)
+        let g = try guestFd(guestCall(LinuxABI.Syscall.dup, [UInt64(oldEntry.guestFd)], name: spec.name), spec.name)
         if let replaced = table.remove(local: new) { closeGuest(replaced.guestFd) }
         countRedirected(spec)
         let cloexec = isDup3 && a[2] & Self.openCloexec != 0
-        return .installGuestFd(guestFd: g, path: oldEntry.path, cloexec: cloexec, exactly: new, atLeast: nil)
+        return install(guestFd: g, path: oldEntry.path, cloexec: cloexec, exactly: new, atLeast: nil, with: installer)
     }
 
-    private func fcntl(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> SyscallReply {
+    private func fcntl(_ spec: SyscallSpec, _ request: SyscallRequest, _ installer: GuestFdInstaller) throws -> SyscallReply {
         guard let entry = table.entry(rawArgument: request.arguments[0]) else { return .continueLocally }
         let command = request.int32(1)
         switch command {
@@ -141,12 +143,12 @@ extension SyscallRedirector {
         case Self.fcntlDupfd, Self.fcntlDupfdCloexec:
             let minimum = request.int32(2)
             guard minimum >= 0, minimum < table.range.upperBound else { return .error(EINVAL) }
-            let g = try guestFd(guestCall(SyscallNumber.dup, [UInt64(entry.guestFd)], name: "fcntl"), "fcntl")
+            let g = try guestFd(guestCall(LinuxABI.Syscall.dup, [UInt64(entry.guestFd)], name: "fcntl"), "fcntl")
             countRedirected(spec)
-            return .installGuestFd(guestFd: g, path: entry.path, cloexec: command == Self.fcntlDupfdCloexec,
-                                   exactly: nil, atLeast: minimum)
+            return install(guestFd: g, path: entry.path, cloexec: command == Self.fcntlDupfdCloexec,
+                           exactly: nil, atLeast: minimum, with: installer)
         case Self.fcntlGetfl, Self.fcntlSetfl:
-            let result = try guestCall(SyscallNumber.fcntl,
+            let result = try guestCall(LinuxABI.Syscall.fcntl,
                                        [UInt64(entry.guestFd), UInt64(UInt32(bitPattern: command)), request.arguments[2]],
                                        name: "fcntl")
             countRedirected(spec)
@@ -157,8 +159,8 @@ extension SyscallRedirector {
     }
 
     private func chdir(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void) throws -> SyscallReply {
-        guard let target = try pathTarget(spec, request) else { return .error(EFAULT) }
-        switch target {
+        guard let resolved = try resolvedPath(spec, request) else { return .error(EFAULT) }
+        switch resolved {
         case .unsupported(let why):
             return refuse(spec, ENOSYS, why)
         case .local:
@@ -177,7 +179,7 @@ extension SyscallRedirector {
             var cursor = RegionCursor(base: executor.regionAddress, size: executor.regionSize)
             let address = try place(path: path, &cursor)
             try validate()
-            let result = try guestCall(SyscallNumber.openat,
+            let result = try guestCall(LinuxABI.Syscall.openat,
                                        [UInt64(bitPattern: Int64(Self.atFdcwd)), address,
                                         Self.openPath | Self.openDirectory | Self.openCloexec, 0], name: "chdir")
             countRedirected(spec)
@@ -196,7 +198,7 @@ extension SyscallRedirector {
         guard entry.path.hasPrefix("/") else { return refuse(spec, ENOSYS, "fchdir to a guest fd of unknown path") }
         var cursor = RegionCursor(base: executor.regionAddress, size: executor.regionSize)
         let offset = try cursor.reserve(KernelStructSize.stat)
-        let result = try guestCall(SyscallNumber.fstat, [UInt64(entry.guestFd), cursor.address(offset)], name: "fchdir")
+        let result = try guestCall(LinuxABI.Syscall.fstat, [UInt64(entry.guestFd), cursor.address(offset)], name: "fchdir")
         countRedirected(spec)
         if result < 0 { return .error(Int32(-result)) }
         let stat = try regionBytes(offset, KernelStructSize.stat)

@@ -2,7 +2,10 @@
 /// rip and rflags, segment selectors, the FS/GS bases (including the swapgs
 /// shadow, MSR_KERNEL_GS_BASE), control registers and EFER.
 ///
-/// A plain value: every field is what the vCPU holds, zero-extended.
+/// A plain value: every field is what the vCPU holds, zero-extended. The one
+/// register model of a target, whatever it reads them from (GDB's register
+/// numbers in GDBRemote; `kvm_regs` and `kvm_sregs` belong in VMM as an
+/// extension here, since Guest cannot see the KVM C types).
 public struct GuestRegisters: Equatable, Hashable, Sendable {
     public var rax: UInt64 = 0, rbx: UInt64 = 0, rcx: UInt64 = 0, rdx: UInt64 = 0
     public var rsi: UInt64 = 0, rdi: UInt64 = 0, rbp: UInt64 = 0, rsp: UInt64 = 0

@@ -30,8 +30,8 @@ struct UserContextFinder {
     func pageFaultEntry(vcpu: VCPUID) throws -> UInt64 {
         let registers = try target.registers(of: vcpu)
         let view = GuestView(memory: target, context: try registers.pagingContext)
-        let tables = try target.descriptorTables(of: vcpu)
-        return try IDTGate.handler(vector: IDTGate.pageFaultVector, tables: tables, view: view)
+        let idtr = try target.idtRegister(of: vcpu)
+        return try IDTGate.handler(vector: IDTGate.pageFaultVector, idtr: idtr, view: view)
     }
 
     /// Stops some process in user mode. Processes whose root is in

@@ -23,8 +23,8 @@ public enum SupervisorBenchmark {
     /// Runs a child that makes `calls` getppid calls, each trapped and
     /// answered per `answer`; returns the mean wall time per call.
     public static func roundTrip(calls: Int, answer: Answer, synchronousWakeUp: Bool) throws -> RoundTrip {
-        let filter = try SeccompFilter.trapping(number: SyscallNumber.getppid)
-        let child = try InspectorProcess.spawnSyscallLoop(filter: filter, number: SyscallNumber.getppid, count: calls)
+        let filter = try SeccompFilter.trapping(number: LinuxABI.Syscall.getppid)
+        let child = try InspectorProcess.spawnSyscallLoop(filter: filter, number: LinuxABI.Syscall.getppid, count: calls)
         let sync = synchronousWakeUp && cshadow_notif_set_flags(child.listener, CSHADOW_USER_NOTIF_FD_SYNC_WAKE_UP) == 0
         var answered = 0
         let start = monotonicNanoseconds()

@@ -87,7 +87,10 @@ public struct ShadowBootstrap {
         guard let shadowPID = fork.shadowPID, let shadowRoot = fork.shadowRoot, let restored = fork.restored else {
             throw ShadowError.wrongContext(expected: "S created", found: "no S after the double fork")
         }
-        return (ShadowProcess(pid: shadowPID, root: shadowRoot, regionBase: region, regionLength: stub.regionLength,
+        // S is a fork of P: P's paging mode, its own root.
+        let paging = PagingContext(root: shadowRoot, fiveLevel: view.context.fiveLevel,
+                                   noExecuteEnabled: view.context.noExecuteEnabled)
+        return (ShadowProcess(pid: shadowPID, paging: paging, regionBase: region, regionLength: stub.regionLength,
                               cookie: cookie, sleepNanoseconds: stub.sleepNanoseconds, borrowedPID: pid), restored)
     }
 }

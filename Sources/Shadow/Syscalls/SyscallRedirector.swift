@@ -8,10 +8,8 @@ import Glibc
 /// guest's return value says, and a return value beyond what was asked is
 /// treated as a broken guest (EIO), never trusted.
 public final class SyscallRedirector {
-    /// AT_FDCWD, include/uapi/linux/fcntl.h.
-    static let atFdcwd: Int32 = -100
-    /// Largest errno a raw syscall returns as -errno (include/linux/err.h MAX_ERRNO).
-    static let maxErrno: Int64 = 4095
+    /// AT_FDCWD as the dirfd argument's int.
+    static let atFdcwd = Int32(LinuxABI.atFDCWD)
     /// UIO_MAXIOV, include/uapi/linux/uio.h.
     static let maxIovecs = 1024
 
@@ -26,6 +24,9 @@ public final class SyscallRedirector {
     public internal(set) var counters = SupervisorCounters()
     /// Executor time of the call being handled; added to `counters` only if it was redirected.
     private var executorNanosecondsInCall: UInt64 = 0
+    /// Set when the call being handled is counted as redirected or refused
+    /// (redirected wins: its time is counted).
+    private var outcomeInCall: SyscallOutcome?
     /// One line per refused call (`--verbose`), plus always-shown notices.
     let verbose: Bool
     let diagnostic: (String) -> Void
@@ -42,23 +43,26 @@ public final class SyscallRedirector {
         self.diagnostic = diagnostic
     }
 
-    /// Handles `request`. `validate` is called after the inspector's memory
-    /// has been read and before anything runs in the guest (the TOCTOU check:
-    /// it throws if the notification is gone).
-    public func handle(_ request: SyscallRequest, validate: () throws -> Void = {}) -> SyscallReply {
+    /// Handles `request` and says what it was. `validate` is called after the
+    /// inspector's memory has been read and before anything runs in the guest
+    /// (the TOCTOU check: it throws if the notification is gone); a guest fd
+    /// the call opened is put into the inspector through `installer`.
+    public func handle(_ request: SyscallRequest, installer: GuestFdInstaller,
+                       validate: () throws -> Void = {}) -> HandledCall {
         let start = monotonicNanoseconds()
-        let redirectedBefore = counters.redirected
         executorNanosecondsInCall = 0
-        let reply = dispatch(request, validate)
-        if counters.redirected != redirectedBefore {
+        outcomeInCall = nil
+        let reply = dispatch(request, validate, installer)
+        let outcome = outcomeInCall ?? (reply == .continueLocally ? .continuedLocally : .failed)
+        if outcome == .redirected {
             // Both figures cover the same calls, so their difference is the host's share.
             counters.redirectedNanoseconds &+= monotonicNanoseconds() &- start
             counters.executorNanoseconds &+= executorNanosecondsInCall
         }
-        return reply
+        return HandledCall(reply: reply, outcome: outcome)
     }
 
-    private func dispatch(_ request: SyscallRequest, _ validate: () throws -> Void) -> SyscallReply {
+    private func dispatch(_ request: SyscallRequest, _ validate: () throws -> Void, _ installer: GuestFdInstaller) -> SyscallReply {
         guard let spec = SyscallSpecTable.byNumber[request.number] else {
             // The filter only traps known calls; anything else is not ours.
             return .continueLocally
@@ -66,7 +70,7 @@ public final class SyscallRedirector {
         do {
             switch spec.handling {
             case .generic: return try generic(spec, request, validate)
-            case .special: return try special(spec, request, validate)
+            case .special: return try special(spec, request, validate, installer)
             case .unsupported(let writes): return try unsupported(spec, request, writes: writes)
             }
         } catch let error as SupervisorError {
@@ -83,7 +87,7 @@ public final class SyscallRedirector {
     // MARK: Routing
 
     /// Where a path argument leads.
-    enum PathTarget: Equatable {
+    enum ResolvedPath: Equatable {
         case local
         /// dirfd and path bytes to give the guest; `absolute` when known.
         case guest(dirfd: Int32, path: [UInt8], absolute: String?)
@@ -93,16 +97,16 @@ public final class SyscallRedirector {
 
     /// Resolves `path` (relative to `dirfd`, a raw argument, if given); the
     /// inspector's own `/proc/<pid>` becomes S's `/proc/self` in the guest.
-    func resolve(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool = false) throws -> PathTarget {
-        let target = try resolveRoute(path: path, dirfd: rawDirfd, pid: pid, forceGuest: forceGuest)
-        if case let .guest(dirfd, _, absolute?) = target, dirfd == Self.atFdcwd, absolute.hasPrefix("/proc/"),
+    func resolve(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool = false) throws -> ResolvedPath {
+        let resolved = try resolveRoute(path: path, dirfd: rawDirfd, pid: pid, forceGuest: forceGuest)
+        if case let .guest(dirfd, _, absolute?) = resolved, dirfd == Self.atFdcwd, absolute.hasPrefix("/proc/"),
            let own = InspectorSelfPath.rewrite(absolute, ownIDs: InspectorSelfPath.ownIDs(ofTask: pid)) {
             return .guest(dirfd: dirfd, path: Array(own.utf8), absolute: own)
         }
-        return target
+        return resolved
     }
 
-    private func resolveRoute(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool) throws -> PathTarget {
+    private func resolveRoute(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool) throws -> ResolvedPath {
         let text = String(decoding: path, as: UTF8.self)
         if text.hasPrefix("/") {
             return forceGuest || policy.route(absolutePath: text) == .guest
@@ -142,7 +146,7 @@ public final class SyscallRedirector {
     }
 
     /// Reads and resolves the path argument of `spec` (nil path pointer: nil).
-    func pathTarget(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> PathTarget? {
+    func resolvedPath(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> ResolvedPath? {
         guard let index = spec.pathArgument else { return nil }
         let address = request.arguments[index]
         if address == 0 { return nil }
@@ -154,6 +158,7 @@ public final class SyscallRedirector {
     // MARK: Refusals
 
     func refuse(_ spec: SyscallSpec, _ errnoValue: Int32, _ why: String) -> SyscallReply {
+        if outcomeInCall == nil { outcomeInCall = .refused }
         counters.refused += 1
         counters.byName[spec.name, default: 0] += 1
         if verbose { diagnostic("swvmm: \(spec.name): \(why): \(errnoText(errnoValue))") }
@@ -164,8 +169,8 @@ public final class SyscallRedirector {
         var onGuest = spec.fdArguments.contains { table.entry(rawArgument: request.arguments[$0]) != nil }
         var what = "guest fd"
         if !onGuest, spec.pathArgument != nil {
-            if let target = try pathTarget(spec, request) {
-                if case .local = target {} else { onGuest = true; what = "guest path" }
+            if let resolved = try resolvedPath(spec, request) {
+                if case .local = resolved {} else { onGuest = true; what = "guest path" }
             } else if let d = spec.dirfdArgument, table.entry(rawArgument: request.arguments[d]) != nil {
                 onGuest = true
             }
@@ -190,7 +195,7 @@ public final class SyscallRedirector {
         } catch {
             throw SupervisorError.executor("\(name): \(error)")
         }
-        guard result >= -Self.maxErrno else {
+        guard result >= -LinuxABI.maximumErrno else {
             throw SupervisorError.guestResultOutOfRange(call: name, result: result, limit: Int64.max)
         }
         return result
@@ -214,7 +219,7 @@ public final class SyscallRedirector {
     /// Closes a guest fd the inspector no longer has; errors are only reported.
     func closeGuest(_ fd: Int32) {
         do {
-            let r = try guestCall(SyscallNumber.close, [UInt64(UInt32(bitPattern: fd))], name: "close")
+            let r = try guestCall(LinuxABI.Syscall.close, [UInt64(UInt32(bitPattern: fd))], name: "close")
             if r < 0 && verbose { diagnostic("swvmm: closing guest fd \(fd): \(errnoText(Int32(-r)))") }
         } catch {
             diagnostic("swvmm: closing guest fd \(fd): \(error)")
@@ -231,6 +236,7 @@ public final class SyscallRedirector {
 
     /// Counts a redirected call.
     func countRedirected(_ spec: SyscallSpec) {
+        outcomeInCall = .redirected
         counters.redirected += 1
         counters.byName[spec.name, default: 0] += 1
     }

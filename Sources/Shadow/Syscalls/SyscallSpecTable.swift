@@ -1,7 +1,7 @@
 /// The calls the supervisor knows, by number. Everything else runs locally
 /// without a trap (the filter never sees a reason to stop it).
 public enum SyscallSpecTable {
-    private typealias N = SyscallNumber
+    private typealias N = LinuxABI.Syscall
 
     /// All specs, in filter order.
     public static let all: [SyscallSpec] = supported + special + unsupported

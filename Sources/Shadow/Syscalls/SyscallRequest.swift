@@ -25,10 +25,6 @@ public enum SyscallReply: Equatable, Sendable {
     case value(Int64)
     /// Fail with this errno.
     case error(Int32)
-    /// The guest opened fd `guestFd`: install a placeholder in the reserved
-    /// range (at `exactly`, or the lowest free number ≥ `atLeast`), record it,
-    /// and return the local number.
-    case installGuestFd(guestFd: Int32, path: String, cloexec: Bool, exactly: Int32?, atLeast: Int32?)
 }
 
 /// The inspector's working directory, as far as routing is concerned.

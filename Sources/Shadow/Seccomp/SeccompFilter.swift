@@ -63,7 +63,7 @@ public enum SeccompFilter {
         asm.ret(CSHADOW_RET_KILL_PROCESS)
         asm.place(archOK)
         asm.load(offset: offsetNumber)
-        asm.jumpIfGreaterOrEqual(SyscallNumber.x32Bit, then: nil, else: numberOK)
+        asm.jumpIfGreaterOrEqual(LinuxABI.Syscall.x32Bit, then: nil, else: numberOK)
         asm.ret(CSHADOW_RET_KILL_PROCESS)
         asm.place(numberOK)
 

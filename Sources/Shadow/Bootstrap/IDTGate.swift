@@ -26,12 +26,12 @@ struct IDTGate: Equatable {
         present = (low >> 47) & 1 == 1
     }
 
-    /// Reads gate `vector` of the IDT described by `tables` through `view`
+    /// Reads gate `vector` of the IDT described by `idtr` through `view`
     /// (a kernel paging context) and returns its handler address.
-    static func handler(vector: UInt64, tables: DescriptorTables, view: GuestView) throws -> UInt64 {
-        let base = tables.idtBase
-        guard UInt64(tables.idtLimit) >= vector * size + size - 1 else {
-            throw ShadowError.badPageFaultGate(idtBase: base, reason: "IDT limit \(tables.idtLimit) does not cover vector \(vector)")
+    static func handler(vector: UInt64, idtr: IDTRegister, view: GuestView) throws -> UInt64 {
+        let base = idtr.base
+        guard UInt64(idtr.limit) >= vector * size + size - 1 else {
+            throw ShadowError.badPageFaultGate(idtBase: base, reason: "IDT limit \(idtr.limit) does not cover vector \(vector)")
         }
         let address = base &+ vector * size
         let low: UInt64, high: UInt64

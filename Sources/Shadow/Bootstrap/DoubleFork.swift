@@ -1,3 +1,5 @@
+import Guest
+
 /// The injected double fork that makes S, as one event loop over the returns
 /// at the borrowed `syscall` site (P, its child C1 and S all share P's stack
 /// layout, so each comes back there; they are told apart by page-table root
@@ -145,7 +147,7 @@ struct DoubleFork {
             guard rax == 0 else { throw ShadowError.injectedCallFailed(call: "prctl(PR_SET_NAME) in S", errno: -rax) }
             if pinned {
                 sStage = .affinity
-                try inject("sched_setaffinity", LinuxABI.Syscall.sched_setaffinity,
+                try inject("sched_setaffinity", LinuxABI.Syscall.schedSetaffinity,
                            [0, UInt64(ShadowStub.cpusetLength), region &+ UInt64(ShadowStub.cpusetOffset)], on: vcpu, r)
             } else {
                 try enterStub(vcpu, r)

@@ -162,63 +162,46 @@ public final class Supervisor: @unchecked Sendable {
             pid: Int32(bitPattern: notification.pid))
         let id = notification.id
         let listener = process.listener
-        let handledBefore = redirector.counters.redirected + redirector.counters.refused
-        let reply = redirector.handle(request) {
+        let installer = ListenerFdInstaller(listener: listener, notification: id, pid: process.pid, placeholder: placeholder)
+        let handled = redirector.handle(request, installer: installer) {
             guard cshadow_notif_id_valid(listener, id) == 0 else { throw SupervisorError.notificationGone }
         }
+        if handled.outcome == .continuedLocally { localCalls += 1 }
         var response = seccomp_notif_resp()
         response.id = id
-        switch reply {
+        switch handled.reply {
         case .continueLocally:
-            // close of a guest fd continues too, but was redirected.
-            if redirector.counters.redirected + redirector.counters.refused == handledBefore { localCalls += 1 }
             response.flags = CSHADOW_USER_NOTIF_FLAG_CONTINUE
         case .value(let value):
             response.val = value
         case .error(let e):
             response.error = -e
-        case .installGuestFd(let guestFd, let path, let cloexec, let exactly, let atLeast):
-            switch install(guestFd: guestFd, path: path, cloexec: cloexec, exactly: exactly, atLeast: atLeast,
-                           notification: id, process: process, placeholder: placeholder) {
-            case .success(let local): response.val = Int64(local)
-            case .failure(let e): response.error = -e
-            }
         }
         // ENOENT here: the inspector thread died or was interrupted; nothing to do.
         _ = cshadow_notif_send(listener, &response)
     }
+}
 
-    private enum InstallResult { case success(Int32), failure(Int32) }
+/// Installs the write-only /dev/null placeholder into the inspector with
+/// SECCOMP_IOCTL_NOTIF_ADDFD, as part of the answer to notification `notification`.
+private struct ListenerFdInstaller: GuestFdInstaller {
+    let listener: Int32
+    let notification: UInt64
+    let pid: Int32
+    let placeholder: Int32
 
-    /// Installs the write-only /dev/null placeholder for `guestFd` in the inspector and records it.
-    private func install(guestFd: Int32, path: String, cloexec: Bool, exactly: Int32?, atLeast: Int32?,
-                         notification id: UInt64, process: InspectorProcess, placeholder: Int32) -> InstallResult {
-        let pid = process.pid
-        let target = exactly ?? redirector.table.lowestFree(atLeast: atLeast ?? Int32.min) { fd in
-            // A local fd the inspector already holds at that number must survive.
-            var link = [CChar](repeating: 0, count: 8)
-            return readlink("/proc/\(pid)/fd/\(fd)", &link, link.count) >= 0
-        }
-        guard let target else {
-            redirector.closeGuest(guestFd)
-            configuration.diagnostic("swvmm: no free fd in the reserved guest range \(configuration.guestFdRange.lowerBound)..<\(configuration.guestFdRange.upperBound)")
-            return .failure(EMFILE)
-        }
+    func isInUse(_ local: Int32) -> Bool {
+        var link = [CChar](repeating: 0, count: 8)
+        return readlink("/proc/\(pid)/fd/\(local)", &link, link.count) >= 0
+    }
+
+    func install(at local: Int32, cloexec: Bool) -> Int32 {
         var request = seccomp_notif_addfd()
-        request.id = id
+        request.id = notification
         request.flags = CSHADOW_ADDFD_FLAG_SETFD
         request.srcfd = UInt32(bitPattern: placeholder)
-        request.newfd = UInt32(bitPattern: target)
+        request.newfd = UInt32(bitPattern: local)
         request.newfd_flags = cloexec ? UInt32(O_CLOEXEC) : 0
-        let installed = cshadow_notif_addfd(process.listener, &request)
-        guard installed == target else {
-            redirector.closeGuest(guestFd)
-            if configuration.verbose {
-                configuration.diagnostic("swvmm: installing guest fd placeholder at \(target): \(errnoText(installed < 0 ? -installed : EBADF))")
-            }
-            return .failure(installed == -ENOENT ? EINTR : EMFILE)
-        }
-        redirector.table.insert(local: target, FileDescriptorTable.Entry(guestFd: guestFd, path: path))
-        return .success(target)
+        return cshadow_notif_addfd(listener, &request)
     }
 }
