@@ -123,7 +123,7 @@ final class BootLoaderTests: XCTestCase {
         ])
         // Dirty the bss range first: the loader must zero it.
         try memory.writeBytes(physical: 0x100_0000 + 3000, [UInt8](repeating: 0xAA, count: 0x2000 - 3000))
-        guard case let .elf(kernel) = try KernelImage.parse(bytes: elf) else { return XCTFail("not ELF") }
+        guard case let .elf(kernel) = try loadKernel(elf) else { return XCTFail("not ELF") }
         let plan = try BootLoader.load(.elf(kernel), configuration: configuration(memory, initrd: [7]), into: memory)
         XCTAssertEqual(plan.entryPoint, 0x100_0000)
         XCTAssertEqual(plan.loadAddress, 0x100_0000)

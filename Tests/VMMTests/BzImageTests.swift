@@ -65,10 +65,10 @@ final class BzImageTests: XCTestCase {
             XCTAssertEqual(error as? BootError, .badBootFlag(found: 0xAA00))
         }
         let garbage = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        XCTAssertThrowsError(try KernelImage.parse(bytes: garbage)) { error in
+        XCTAssertThrowsError(try loadKernel(garbage)) { error in
             guard case BootError.notAKernel? = error as? BootError else { return XCTFail("\(error)") }
         }
-        XCTAssertThrowsError(try KernelImage.parse(bytes: [1, 2, 3])) { error in
+        XCTAssertThrowsError(try loadKernel([1, 2, 3])) { error in
             guard case BootError.notAKernel? = error as? BootError else { return XCTFail("\(error)") }
         }
     }
