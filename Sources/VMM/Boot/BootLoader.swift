@@ -73,12 +73,11 @@ public enum BootLoader {
         let lowEnd = configuration.memoryRegions[0].end  // build() checked there is a first region at 0
 
         var params: BootParams
-        let commandLine: KernelCommandLine
+        let commandLine = try KernelCommandLine(configuration.commandLine, kernelLimit: image.commandLineLimit)
         let loadAddress: UInt64, kernelEnd: UInt64, entryPoint: UInt64, initrdAddrMax: UInt64
         switch image {
         case let .bzImage(bz):
             let header = bz.header
-            commandLine = try KernelCommandLine(configuration.commandLine, kernelLimit: Int(header.cmdlineSize))
             loadAddress = bzImageLoadAddress(header)
             // A non-relocatable kernel runs at pref_address whatever its load address.
             let runStart = header.relocatableKernel ? loadAddress : max(loadAddress, header.prefAddress)
@@ -91,7 +90,6 @@ public enum BootLoader {
             initrdAddrMax = UInt64(header.initrdAddrMax)
             params = BootParams(setupHeader: bz.setupHeaderBytes)
         case let .elf(elf):
-            commandLine = try KernelCommandLine(configuration.commandLine, kernelLimit: KernelCommandLine.defaultKernelLimit)
             loadAddress = elf.lowestAddress
             kernelEnd = elf.end
             guard loadAddress >= Layout.highMemoryStart else { throw BootError.kernelBelowHighMemory(loadAddress: loadAddress) }

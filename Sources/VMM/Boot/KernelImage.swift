@@ -27,6 +27,15 @@ public enum KernelImage: Sendable {
         }
     }
 
+    /// The longest command line the kernel accepts, without the NUL: a
+    /// bzImage's `cmdline_size`, x86's COMMAND_LINE_SIZE for a vmlinux.
+    public var commandLineLimit: Int {
+        switch self {
+        case let .bzImage(image): return Int(image.header.cmdlineSize)
+        case .elf: return KernelCommandLine.defaultKernelLimit
+        }
+    }
+
     /// Lines for `swvmm image-info`.
     public func imageInfoReport() -> [(String, String)] {
         switch self {
