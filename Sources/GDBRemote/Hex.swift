@@ -1,8 +1,10 @@
+import Guest
+
 /// Hex text <-> bytes, as the protocol writes memory and registers.
 enum Hex {
     static func encode(_ bytes: some Sequence<UInt8>) -> String {
         var text = ""
-        for byte in bytes { text += hex2(Int(byte)) }
+        for byte in bytes { text += hex(byte, width: 2) }
         return text
     }
 

@@ -100,7 +100,7 @@ public struct PagingContext: Equatable, Hashable, Sendable, CustomStringConverti
     }
 
     public var description: String {
-        "root 0x\(String(root, radix: 16)), \(levelCount)-level"
+        "root \(root.guestHex), \(levelCount)-level"
     }
 }
 

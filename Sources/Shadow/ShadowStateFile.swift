@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 
 /// The small file that lets a later run find S again (DESIGN.md §1), under
@@ -34,11 +35,11 @@ public struct ShadowStateFile {
         let text = [
             "version=\(ShadowStateFile.formatVersion)",
             "pid=\(shadow.pid)",
-            "root=\(hex(shadow.root))",
-            "region=\(hex(shadow.regionBase))",
+            "root=\(shadow.root.guestHex)",
+            "region=\(shadow.regionBase.guestHex)",
             "length=\(shadow.regionLength)",
             "sleep-ns=\(shadow.sleepNanoseconds)",
-            "cookie=\(shadow.cookie.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined())",
+            "cookie=\(shadow.cookie.map { hex($0, width: 2) }.joined())",
             "borrowed-pid=\(shadow.borrowedPID)",
             "syscall-offset=\(ShadowStub.syscallOffset)",
             "trap-offset=\(ShadowStub.trapOffset)",

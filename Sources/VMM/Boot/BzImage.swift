@@ -1,3 +1,5 @@
+import Guest
+
 /// A parsed bzImage: the setup header and where the protected-mode kernel is in the file.
 ///
 /// swvmm never runs the real-mode setup code: it uses the 64-bit boot protocol

@@ -1,3 +1,4 @@
+import Guest
 import ArgumentParser
 import CShadow
 import GDBRemote
@@ -94,7 +95,7 @@ struct ShadowBenchmark: ParsableCommand {
         let argv = tool.map { strdup($0) } + [nil], envp = environment.map { strdup($0) } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         let rc = posix_spawnp(&pid, tool[0], &actions, nil, argv, envp)
-        guard rc == 0 else { throw ValidationError("cannot run \(tool[0]): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw ValidationError("cannot run \(tool[0]): \(errnoText(rc))") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return monotonicSeconds() - start
