@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 import VMM
 
@@ -11,7 +12,7 @@ enum BootTiming {
     static let stepMarker = "swvmm-startup-step"
 
     static func reportFirstEntryAndExit(machine: Machine) {
-        let now = StartupTimeline.now()
+        let now = Guest.monotonicNanoseconds()
         var text = ""
         for (step, nanoseconds) in machine.timeline.marks {
             text += "\(stepMarker) monotonic-ns=\(nanoseconds) \(step)\n"

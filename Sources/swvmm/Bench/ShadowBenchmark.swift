@@ -150,9 +150,5 @@ enum NotificationRoundTrip {
     }
 }
 
-/// CLOCK_MONOTONIC in seconds.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
+/// The monotonic clock in seconds, for wall times of whole runs.
+private func monotonicSeconds() -> Double { Double(monotonicNanoseconds()) / 1e9 }
