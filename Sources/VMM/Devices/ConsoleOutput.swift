@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Unbuffered console output to a file descriptor (stdout by default), optionally
 /// teed into a `ConsoleCapture`. Usable as the UART's output sink:
@@ -12,7 +13,7 @@ import Glibc
 public final class ConsoleOutput: @unchecked Sendable {
     private let fd: Int32?
     private let capture: ConsoleCapture?
-    private let lock = Lock()
+    private let lock = Mutex(())
     private var failure: Int32?
 
     /// - Parameters:
@@ -24,7 +25,7 @@ public final class ConsoleOutput: @unchecked Sendable {
     }
 
     /// The errno of the write that failed, if writing to the descriptor stopped.
-    public var writeError: Int32? { lock.withLock { failure } }
+    public var writeError: Int32? { lock.withLock { _ in failure } }
 
     /// Writes one byte.
     public func write(byte: UInt8) {
@@ -41,7 +42,7 @@ public final class ConsoleOutput: @unchecked Sendable {
     public func write(_ bytes: UnsafeRawBufferPointer) {
         capture?.append(contentsOf: bytes)
         guard let fd, !bytes.isEmpty, let base = bytes.baseAddress else { return }
-        lock.withLock {
+        lock.withLock { _ in
             guard failure == nil else { return }
             var done = 0
             while done < bytes.count {
