@@ -47,10 +47,9 @@ public struct ShadowStateFile {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ShadowError.stateFile(path: temporary, reason: "open: errno \(errno)") }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let failure = writeAll(fd, text)
         close(fd)
-        guard written == bytes.count, rename(temporary, path) == 0 else {
+        guard failure == nil, rename(temporary, path) == 0 else {
             unlink(temporary)
             throw ShadowError.stateFile(path: path, reason: "write/rename failed: errno \(errno)")
         }

@@ -19,7 +19,7 @@ enum BootTiming {
         }
         text += "\(marker) monotonic-ns=\(now) guest-resident-bytes=\(machine.memory.residentBytes())"
         text += " peak-rss-bytes=\(HostPlatform.peakResidentBytes())\n"
-        _ = text.withCString { write(STDOUT_FILENO, $0, strlen($0)) }
+        writeAll(STDOUT_FILENO, text)
         _exit(ExitStatus.success)
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Guest
 import Synchronization
 
 /// Unbuffered console output to a file descriptor (stdout by default), optionally
@@ -32,34 +33,19 @@ public final class ConsoleOutput: @unchecked Sendable {
         withUnsafeBytes(of: byte) { write($0) }
     }
 
-    /// Writes `bytes` in full.
     /// Writes `text` as UTF-8.
     public func write(_ text: String) {
         var text = text
         text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
     }
 
+    /// Writes `bytes` in full (`writeAll`); after a failure, nothing more is written.
     public func write(_ bytes: UnsafeRawBufferPointer) {
         capture?.append(contentsOf: bytes)
-        guard let fd, !bytes.isEmpty, let base = bytes.baseAddress else { return }
+        guard let fd, !bytes.isEmpty else { return }
         lock.withLock { _ in
             guard failure == nil else { return }
-            var done = 0
-            while done < bytes.count {
-                let written = Glibc.write(fd, base + done, bytes.count - done)
-                if written > 0 { done += written; continue }
-                let error = written < 0 ? errno : EIO
-                if error == EINTR { continue }
-                if error == EAGAIN || error == EWOULDBLOCK { waitWritable(fd); continue }
-                failure = error
-                return
-            }
+            failure = writeAll(fd, bytes)
         }
-    }
-
-    /// A non-blocking descriptor (one shared with another program) is full: wait for room.
-    private func waitWritable(_ fd: Int32) {
-        var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-        _ = poll(&entry, 1, -1)
     }
 }

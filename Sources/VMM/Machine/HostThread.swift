@@ -48,7 +48,7 @@ public final class HostThread: @unchecked Sendable {
         guard fd >= 0 else { return }
         defer { close(fd) }
         let bytes = Array(name.utf8.prefix(15))
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        _ = bytes.withUnsafeBytes { writeAll(fd, $0) }
     }
 
     /// Waits for the thread to finish (once; later calls return at once).
