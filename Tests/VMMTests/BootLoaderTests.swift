@@ -17,7 +17,7 @@ final class BootLoaderTests: XCTestCase {
         let plan = try BootLoader.load(.bzImage(image), configuration: configuration(memory, initrd: initrd), into: memory)
 
         XCTAssertEqual(plan.loadAddress, 0x100_0000, "relocatable, aligned pref_address is used")
-        XCTAssertEqual(plan.entryPoint, 0x100_0200)
+        XCTAssertEqual(plan.registers.rip, 0x100_0200)
         XCTAssertEqual(plan.kernelEnd, 0x200_0000)
         XCTAssertEqual(try memory.readBytes(physical: 0x100_0000, count: 8192), Array(bytes[(5 * 512)...]))
 
@@ -46,16 +46,16 @@ final class BootLoaderTests: XCTestCase {
         XCTAssertEqual(try memory.readBytes(physical: Layout.ebdaStart, count: 4), Array("_MP_".utf8))
         XCTAssertEqual(try memory.readInteger(physical: Layout.gdtAddress + 0x10, as: UInt64.self), 0x00AF_9B00_0000_FFFF)
 
-        XCTAssertEqual(plan.registers.rip, plan.entryPoint)
+        XCTAssertEqual(plan.registers.rip, plan.loadAddress + BzImage.entry64Offset)
         XCTAssertEqual(plan.registers.rsi, Layout.bootParamsAddress)
         XCTAssertEqual(plan.registers.rflags, 0x2)
         XCTAssertEqual(plan.specialRegisters.cr3, Layout.pageTableRootAddress)
         XCTAssertEqual(plan.specialRegisters.cr0 & 0x8000_0001, 0x8000_0001)
         XCTAssertEqual(plan.specialRegisters.efer, 0x500)
         XCTAssertEqual(plan.specialRegisters.cr4, 0x20)
-        XCTAssertEqual(plan.codeSegment.selector, 0x10)
-        XCTAssertEqual(plan.dataSegment.selector, 0x18)
-        XCTAssertEqual(plan.gdt, DescriptorTable(base: 0x500, limit: 31))
+        XCTAssertEqual(plan.specialRegisters.cs.selector, 0x10)
+        XCTAssertEqual(plan.specialRegisters.ds.selector, 0x18)
+        XCTAssertEqual(plan.specialRegisters.gdt, DescriptorTable(base: 0x500, limit: 31))
         XCTAssertTrue(plan.msrs.contains { $0.index == 0x2FF && $0.value == 0x806 })
     }
 
@@ -64,7 +64,7 @@ final class BootLoaderTests: XCTestCase {
         let image = try BzImage(bytes: SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x40_0000, relocatable: false))
         let plan = try BootLoader.load(.bzImage(image), configuration: configuration(memory), into: memory)
         XCTAssertEqual(plan.loadAddress, 0x10_0000)
-        XCTAssertEqual(plan.entryPoint, 0x10_0200)
+        XCTAssertEqual(plan.registers.rip, 0x10_0200)
         XCTAssertEqual(plan.kernelEnd, 0x140_0000, "runs at pref_address, so its working area ends there + init_size")
     }
 
@@ -125,7 +125,7 @@ final class BootLoaderTests: XCTestCase {
         try memory.writeBytes(physical: 0x100_0000 + 3000, [UInt8](repeating: 0xAA, count: 0x2000 - 3000))
         guard case let .elf(kernel) = try loadKernel(elf) else { return XCTFail("not ELF") }
         let plan = try BootLoader.load(.elf(kernel), configuration: configuration(memory, initrd: [7]), into: memory)
-        XCTAssertEqual(plan.entryPoint, 0x100_0000)
+        XCTAssertEqual(plan.registers.rip, 0x100_0000)
         XCTAssertEqual(plan.loadAddress, 0x100_0000)
         XCTAssertEqual(plan.kernelEnd, 0x100_2000)
         XCTAssertEqual(try memory.readBytes(physical: 0x100_0000, count: 3000), text)

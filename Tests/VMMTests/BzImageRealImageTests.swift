@@ -62,7 +62,7 @@ final class BzImageRealImageTests: XCTestCase {
         let plan = try BootLoader.load(.bzImage(image), configuration: BootConfiguration(
             memoryRegions: memory.regions, cpuCount: 2, commandLine: "console=ttyS0 earlyprintk=serial",
             initrd: .bytes([UInt8](repeating: 0x30, count: 1 << 20)[...])), into: memory)
-        XCTAssertEqual(plan.entryPoint, plan.loadAddress + 0x200)
+        XCTAssertEqual(plan.registers.rip, plan.loadAddress + 0x200)
         XCTAssertGreaterThanOrEqual(plan.initrd?.address ?? 0, plan.kernelEnd)
         let loaded = try memory.readBytes(physical: plan.loadAddress, count: 4096)
         XCTAssertEqual(loaded, Array(try image.protectedModeKernel.readAll().prefix(4096)))
