@@ -7,7 +7,7 @@ import Shadow
 import VMM
 
 /// `swvmm bench shadow`: what each inspection tool costs through shadow
-/// context (issue 4's "Measure"): calls redirected and local, notifications,
+/// context: calls redirected and local, notifications,
 /// guest stops, host-side time per redirected call against the seccomp
 /// notification round trip of the same run, and wall time beside the same
 /// tool run natively on the host.
