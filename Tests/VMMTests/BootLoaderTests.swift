@@ -12,7 +12,7 @@ final class BootLoaderTests: XCTestCase {
     func testBzImageBootLayout() throws {
         let memory = try GuestMemory(size: 64 << 20)
         let bytes = SyntheticImage.bzImage(payloadSize: 8192, prefAddress: 0x100_0000, initSize: 0x100_0000, fillSector: 0xFF)
-        let image = try BzImage(bytes: bytes)
+        let image = try loadBzImage(bytes)
         let initrd = (0..<5000).map { UInt8(truncatingIfNeeded: $0) }
         let plan = try BootLoader.load(.bzImage(image), configuration: configuration(memory, initrd: initrd), into: memory)
 
@@ -61,7 +61,7 @@ final class BootLoaderTests: XCTestCase {
 
     func testNonRelocatableKernelLoadsAtOneMiB() throws {
         let memory = try GuestMemory(size: 64 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x40_0000, relocatable: false))
+        let image = try loadBzImage(SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x40_0000, relocatable: false))
         let plan = try BootLoader.load(.bzImage(image), configuration: configuration(memory), into: memory)
         XCTAssertEqual(plan.loadAddress, 0x10_0000)
         XCTAssertEqual(plan.registers.rip, 0x10_0200)
@@ -70,7 +70,7 @@ final class BootLoaderTests: XCTestCase {
 
     func testKernelTooBigForMemory() throws {
         let memory = try GuestMemory(size: 16 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x100_0000))
+        let image = try loadBzImage(SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x100_0000))
         XCTAssertThrowsError(try BootLoader.load(.bzImage(image), configuration: configuration(memory), into: memory)) { error in
             guard case BootError.kernelDoesNotFit? = error as? BootError else { return XCTFail("\(error)") }
         }
@@ -78,7 +78,7 @@ final class BootLoaderTests: XCTestCase {
 
     func testInitrdThatDoesNotFitIsReported() throws {
         let memory = try GuestMemory(size: 40 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x100_0000))
+        let image = try loadBzImage(SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x100_0000))
         let initrd = [UInt8](repeating: 1, count: 9 << 20)  // 32 MiB kernel end + 9 MiB > 40 MiB
         XCTAssertThrowsError(try BootLoader.load(.bzImage(image), configuration: configuration(memory, initrd: initrd),
                                                  into: memory)) { error in
@@ -89,7 +89,7 @@ final class BootLoaderTests: XCTestCase {
 
     func testInitrdRespectsInitrdAddrMax() throws {
         let memory = try GuestMemory(size: 128 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage(initSize: 0x100_0000, initrdAddrMax: 0x3FF_FFFF))
+        let image = try loadBzImage(SyntheticImage.bzImage(initSize: 0x100_0000, initrdAddrMax: 0x3FF_FFFF))
         let plan = try BootLoader.load(.bzImage(image), configuration: configuration(memory, initrd: [1, 2, 3]), into: memory)
         XCTAssertEqual(plan.initrd?.address, 0x400_0000 - 0x1000)
     }
@@ -108,7 +108,7 @@ final class BootLoaderTests: XCTestCase {
         }
         // Through the loader, the header's cmdline_size applies.
         let memory = try GuestMemory(size: 64 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage(cmdlineSize: 10))
+        let image = try loadBzImage(SyntheticImage.bzImage(cmdlineSize: 10))
         XCTAssertThrowsError(try BootLoader.load(.bzImage(image), configuration: configuration(memory, commandLine: "console=ttyS0"),
                                                  into: memory)) { error in
             XCTAssertEqual(error as? BootError, .commandLineTooLong(length: 13, limit: 10))
@@ -140,7 +140,7 @@ final class BootLoaderTests: XCTestCase {
 
     func testMPTableCPUCountErrorSurfaces() throws {
         let memory = try GuestMemory(size: 64 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage())
+        let image = try loadBzImage(SyntheticImage.bzImage())
         XCTAssertThrowsError(try BootLoader.load(.bzImage(image), configuration: configuration(memory, cpus: 1000), into: memory))
     }
 }

@@ -113,4 +113,12 @@ extension XCTestCase {
         }
         return kernel
     }
+
+    /// `bytes` loaded as a bzImage file.
+    func loadBzImage(_ bytes: [UInt8]) throws -> BzImage {
+        guard case let .bzImage(image) = try loadKernel(bytes) else {
+            throw BootError.notAKernel(reason: "synthetic image did not load as a bzImage")
+        }
+        return image
+    }
 }

@@ -17,15 +17,6 @@ public struct BzImage: Sendable {
     /// The protected-mode kernel: the bytes swvmm loads into guest memory.
     public let protectedModeKernel: ImageContents
 
-    /// Parses a whole image held in memory.
-    public init(bytes: [UInt8]) throws {
-        header = try SetupHeader(parsing: bytes)
-        setup = Array(bytes.prefix(header.protectedModeOffset))
-        protectedModeKernel = .bytes(bytes[min(bytes.count, header.protectedModeOffset)...]
-            .prefix(header.protectedModeSize))
-        try validate(fileSize: bytes.count)
-    }
-
     /// Parses the image in `file`, reading only its setup sectors; the
     /// protected-mode kernel stays in the file until it is loaded.
     public init(file: ImageFile) throws {
