@@ -30,7 +30,7 @@ public struct ShadowStateFile {
     public func save(_ shadow: ShadowProcess) throws {
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw ShadowError.stateFile(path: path, reason: "cannot create \(directory): errno \(errno)")
+            throw ShadowError.stateFile(path: path, reason: "cannot create \(directory): \(errnoText(errno))")
         }
         let text = [
             "version=\(ShadowStateFile.formatVersion)",
@@ -46,12 +46,13 @@ public struct ShadowStateFile {
         ].joined(separator: "\n") + "\n"
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ShadowError.stateFile(path: temporary, reason: "open: errno \(errno)") }
-        let failure = writeAll(fd, text)
+        guard fd >= 0 else { throw ShadowError.stateFile(path: temporary, reason: "open: \(errnoText(errno))") }
+        var failure = writeAll(fd, text)
         close(fd)
-        guard failure == nil, rename(temporary, path) == 0 else {
+        if failure == nil, rename(temporary, path) != 0 { failure = errno }
+        if let failure {
             unlink(temporary)
-            throw ShadowError.stateFile(path: path, reason: "write/rename failed: errno \(errno)")
+            throw ShadowError.stateFile(path: path, reason: "write/rename failed: \(errnoText(failure))")
         }
     }
 
@@ -60,7 +61,7 @@ public struct ShadowStateFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
-            throw ShadowError.stateFile(path: path, reason: "open: errno \(errno)")
+            throw ShadowError.stateFile(path: path, reason: "open: \(errnoText(errno))")
         }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: ShadowStateFile.maximumSize + 1)
