@@ -20,16 +20,4 @@ enum Hex {
         }
         return out
     }
-
-    /// A little-endian integer from up to 8 bytes.
-    static func littleEndian(_ bytes: some Collection<UInt8>) -> UInt64 {
-        var value: UInt64 = 0
-        for (i, byte) in bytes.prefix(8).enumerated() { value |= UInt64(byte) << (8 * UInt64(i)) }
-        return value
-    }
-
-    /// `value` as `count` little-endian bytes (zero-extended past 8).
-    static func littleEndianBytes(_ value: UInt64, count: Int) -> [UInt8] {
-        (0..<max(0, count)).map { i in i < 8 ? UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) : 0 }
-    }
 }

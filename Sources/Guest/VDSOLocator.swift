@@ -193,11 +193,8 @@ public struct VDSOLocator {
         return (base + text.offset) ..< (base + text.offset + text.size)
     }
 
-    private static func u64(_ b: [UInt8], _ at: Int) -> UInt64 {
-        (0 ..< 8).reduce(0) { $0 | UInt64(b[at + $1]) << (8 * UInt64($1)) }
-    }
 
     private static func littleEndianWords(_ bytes: [UInt8]) -> [UInt64] {
-        stride(from: 0, to: bytes.count - 7, by: 8).map { u64(bytes, $0) }
+        stride(from: 0, to: bytes.count - 7, by: 8).map { UInt64(littleEndianBytes: bytes[$0 ..< $0 + 8]) }
     }
 }
