@@ -163,7 +163,7 @@ public final class ELFImage {
         elfClass == Self.class64 && dataEncoding == Self.dataLittleEndian && machine == Self.machineX86_64
     }
 
-    /// The file bytes of a segment (`filesz` bytes at `offset`; bounds were checked at parse time).
+    /// The file bytes of a segment (`filesz` bytes at `offset`, checked against the image).
     public func contents(of segment: ELFProgramHeader) throws -> [UInt8] {
         try slice(offset: segment.offset, size: segment.fileSize)
     }

@@ -193,7 +193,6 @@ public struct VDSOLocator {
         return (base + text.offset) ..< (base + text.offset + text.size)
     }
 
-
     private static func littleEndianWords(_ bytes: [UInt8]) -> [UInt64] {
         stride(from: 0, to: bytes.count - 7, by: 8).map { UInt64(littleEndianBytes: bytes[$0 ..< $0 + 8]) }
     }
