@@ -4,9 +4,9 @@ import Guest
 
 final class BootLoaderTests: XCTestCase {
     private func configuration(_ memory: GuestMemory, cpus: Int = 2, commandLine: String = "console=ttyS0",
-                               initrd: [UInt8]? = nil) -> BootConfiguration {
+                               initrd: [UInt8]? = nil) throws -> BootConfiguration {
         BootConfiguration(memoryRegions: memory.regions, cpuCount: cpus, commandLine: commandLine,
-                          initrd: initrd.map { .bytes($0[...]) })
+                          initrd: try initrd.map { ImageContents(file: try ImageFile(path: try scratchFile($0, name: "initrd"))) })
     }
 
     func testBzImageBootLayout() throws {

@@ -24,7 +24,7 @@ public struct BzImage: Sendable {
         header = try SetupHeader(parsing: headerArea)
         setup = headerArea.count >= header.protectedModeOffset ? Array(headerArea.prefix(header.protectedModeOffset))
             : try file.read(offset: 0, count: min(file.size, header.protectedModeOffset), what: "setup sectors")
-        protectedModeKernel = .file(file, offset: header.protectedModeOffset, count: header.protectedModeSize)
+        protectedModeKernel = ImageContents(file: file, offset: header.protectedModeOffset, count: header.protectedModeSize)
         try validate(fileSize: file.size)
     }
 

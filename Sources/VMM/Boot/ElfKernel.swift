@@ -50,7 +50,7 @@ public struct ElfKernel: Sendable {
             }
             // ELFImage checked offset + filesz against the file's size.
             segments.append(Segment(physicalAddress: load.physicalAddress,
-                                    contents: .file(file, offset: Int(load.offset), count: Int(load.fileSize)),
+                                    contents: ImageContents(file: file, offset: Int(load.offset), count: Int(load.fileSize)),
                                     memorySize: load.memorySize))
         }
         self.segments = segments
