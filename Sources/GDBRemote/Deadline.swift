@@ -1,29 +1,23 @@
-import Glibc
+import Guest
 
 /// A point on the monotonic clock after which a wait gives up.
 struct Deadline {
     let nanoseconds: UInt64
 
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
-
     /// `seconds` from now; negative or non-finite values mean "now".
     init(seconds: Double) {
         let clamped = seconds.isFinite ? min(max(seconds, 0), 1e6) : 0
-        nanoseconds = Deadline.now() &+ UInt64(clamped * 1e9)
+        nanoseconds = monotonicNanoseconds() &+ UInt64(clamped * 1e9)
     }
 
     /// Milliseconds left, for poll(2); 0 once passed.
     var remainingMilliseconds: Int32 {
-        let now = Deadline.now()
+        let now = monotonicNanoseconds()
         guard nanoseconds > now else { return 0 }
         return Int32(min((nanoseconds - now + 999_999) / 1_000_000, UInt64(Int32.max)))
     }
 
-    var hasPassed: Bool { Deadline.now() >= nanoseconds }
+    var hasPassed: Bool { monotonicNanoseconds() >= nanoseconds }
 }
 
 extension Duration {

@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 
 /// Everything that can go wrong talking to a GDB stub. Each case carries the
@@ -53,7 +54,7 @@ public enum GDBRemoteError: Error, Equatable, CustomStringConvertible {
         case let .checksumFailures(attempts):
             return "packets kept failing their checksum (\(attempts) attempts): the link is corrupting data"
         case let .errorReply(request, code):
-            return "the GDB stub answered '\(request)' with error E\(hex2(code))"
+            return "the GDB stub answered '\(request)' with error E\(hex(code, width: 2))"
         case let .unsupported(request):
             return "the GDB stub does not support '\(request)' (empty reply)"
         case let .badReply(request, reply):
@@ -70,21 +71,11 @@ public enum GDBRemoteError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-func errnoText(_ code: Int32) -> String {
-    guard let text = strerror(code) else { return "errno \(code)" }
-    return "\(String(cString: text)) (errno \(code))"
-}
-
-func hex2(_ value: Int) -> String {
-    let text = String(value, radix: 16)
-    return text.count < 2 ? "0" + text : text
-}
-
 /// Shortens peer-supplied text for error messages (the peer is untrusted).
 func excerpt(_ bytes: some Collection<UInt8>, limit: Int = 80) -> String {
     var text = ""
     for byte in bytes.prefix(limit) {
-        if byte >= 0x20 && byte < 0x7F { text.unicodeScalars.append(Unicode.Scalar(byte)) } else { text += "\\x" + hex2(Int(byte)) }
+        if byte >= 0x20 && byte < 0x7F { text.unicodeScalars.append(Unicode.Scalar(byte)) } else { text += "\\x" + hex(byte, width: 2) }
     }
     if bytes.count > limit { text += "..." }
     return text

@@ -55,7 +55,7 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
             }
             // Not in the `g` block (or marked unavailable): ask for it alone.
             let value = try bytes ?? client.readRegister(field.number)
-            field.set(&registers, Hex.littleEndian(value))
+            field.set(&registers, UInt64(littleEndianBytes: value))
         }
         return registers
     }
@@ -63,7 +63,7 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
     public func setRegisters(_ registers: GuestRegisters, of vcpu: VCPUID) throws {
         let current = try self.registers(of: vcpu)
         for field in fields where field.get(registers) != field.get(current) {
-            try client.writeRegister(field.number, bytes: Hex.littleEndianBytes(field.get(registers), count: field.byteSize))
+            try client.writeRegister(field.number, bytes: field.get(registers).littleEndianBytes(count: field.byteSize))
         }
     }
 

@@ -1,8 +1,10 @@
+import Guest
+
 /// Hex text <-> bytes, as the protocol writes memory and registers.
 enum Hex {
     static func encode(_ bytes: some Sequence<UInt8>) -> String {
         var text = ""
-        for byte in bytes { text += hex2(Int(byte)) }
+        for byte in bytes { text += hex(byte, width: 2) }
         return text
     }
 
@@ -17,17 +19,5 @@ enum Hex {
             out.append(value)
         }
         return out
-    }
-
-    /// A little-endian integer from up to 8 bytes.
-    static func littleEndian(_ bytes: some Collection<UInt8>) -> UInt64 {
-        var value: UInt64 = 0
-        for (i, byte) in bytes.prefix(8).enumerated() { value |= UInt64(byte) << (8 * UInt64(i)) }
-        return value
-    }
-
-    /// `value` as `count` little-endian bytes (zero-extended past 8).
-    static func littleEndianBytes(_ value: UInt64, count: Int) -> [UInt8] {
-        (0..<max(0, count)).map { i in i < 8 ? UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) : 0 }
     }
 }

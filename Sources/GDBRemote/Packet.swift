@@ -1,3 +1,5 @@
+import Guest
+
 /// Framing of the GDB remote serial protocol ("Remote Protocol" > "Overview"):
 /// `$data#cs` with cs the modulo-256 sum of data's bytes as two hex digits,
 /// `}`-escapes, run-length encoding, and `+`/`-` acknowledgments.
@@ -37,7 +39,7 @@ public enum Packet {
             if mustEscape.contains(byte) { body.append(escape); body.append(byte ^ escapeXor) } else { body.append(byte) }
         }
         let sum = checksum(body)
-        return [start] + body + [end] + Array(hex2(Int(sum)).utf8)
+        return [start] + body + [end] + Array(hex(sum, width: 2).utf8)
     }
 
     /// Frames an ASCII command.
@@ -60,7 +62,7 @@ public enum Packet {
                 let count = Int(countByte) - repeatBias
                 // The count byte is printable ASCII; a count below 1 is meaningless.
                 guard count >= 1, countByte < 0x7F else {
-                    throw GDBRemoteError.garbage("bad run-length count byte 0x\(hex2(Int(countByte)))")
+                    throw GDBRemoteError.garbage("bad run-length count byte 0x\(hex(countByte, width: 2))")
                 }
                 guard out.count + count <= limit else { throw GDBRemoteError.packetTooLarge(limit: limit) }
                 out.append(contentsOf: repeatElement(last, count: count))

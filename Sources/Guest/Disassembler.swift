@@ -89,13 +89,13 @@ public final class Disassembler {
         var lines: [String] = []
         for instruction in instructions {
             let marker = instruction.address == highlight ? "=> " : "   "
-            let hexBytes = instruction.bytes.map(Self.hexByte).joined(separator: " ")
+            let hexBytes = instruction.bytes.map { hex($0, width: 2) }.joined(separator: " ")
             lines.append(marker + instruction.address.guestHex + ": "
                          + hexBytes.padding(toLength: 3 * 10) + " " + instruction.description)
         }
         let consumed = instructions.reduce(0) { $0 + $1.size }
         if instructions.count < maxInstructions, consumed < bytes.count {
-            let rest = bytes[consumed...].prefix(16).map(Self.hexByte).joined(separator: " ")
+            let rest = bytes[consumed...].prefix(16).map { hex($0, width: 2) }.joined(separator: " ")
             let more = bytes.count - consumed > 16 ? " ..." : ""
             lines.append("   " + (address &+ UInt64(consumed)).guestHex + ": " + rest + more + "  (does not decode)")
         }
@@ -126,10 +126,6 @@ public final class Disassembler {
                 }
             }
         }
-    }
-
-    private static func hexByte(_ byte: UInt8) -> String {
-        byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
     }
 }
 

@@ -108,11 +108,6 @@ public enum PageWalkError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-extension UInt64 {
-    /// `0x`-prefixed hexadecimal, for error messages.
-    var guestHex: String { "0x" + String(self, radix: 16) }
-}
-
 /// Translates guest-virtual addresses by reading the guest's page tables from
 /// guest-physical memory.
 ///

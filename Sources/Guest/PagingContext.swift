@@ -1,47 +1,40 @@
-/// Architectural constants for x86-64 paging, each named once with its source.
+/// Architectural constants for x86-64 paging, each named once with its source:
+/// what the page walker reads and what swvmm's own page tables are built from.
 ///
 /// Intel SDM Vol. 3A §4.5 ("4-Level Paging and 5-Level Paging"), tables 4-14
-/// to 4-20 give the entry formats; §2.5 gives CR3/CR4, §2.2.1 gives EFER.
-enum X86Paging {
+/// to 4-20 give the entry formats; CR4 and EFER bits are in `CR4` and `EFER`.
+public enum X86Paging {
     /// Address bits 12..51 of CR3 and of every paging-structure entry. Bits
     /// above MAXPHYADDR are reserved (zero in a valid entry); 52 is the
     /// architectural maximum, so masking to 52 bits never drops a real
     /// address bit. Bits 52..62 are ignored/protection-key bits and bit 63 is
     /// XD (NX): none of them are part of the address (SDM tables 4-14..4-20).
-    static let entryAddressMask: UInt64 = 0x000F_FFFF_FFFF_F000
+    public static let entryAddressMask: UInt64 = 0x000F_FFFF_FFFF_F000
     /// Physical base of a 2 MiB page in a PDE with PS=1: bits 21..51; bit 12
     /// is PAT there, not an address bit (SDM table 4-18).
-    static let largePage2MiBMask: UInt64 = 0x000F_FFFF_FFE0_0000
+    public static let largePage2MiBMask: UInt64 = 0x000F_FFFF_FFE0_0000
     /// Physical base of a 1 GiB page in a PDPTE with PS=1: bits 30..51
     /// (SDM table 4-16).
-    static let largePage1GiBMask: UInt64 = 0x000F_FFFF_C000_0000
+    public static let largePage1GiBMask: UInt64 = 0x000F_FFFF_C000_0000
 
     /// Entry bit 0: present (P).
-    static let presentBit: UInt64 = 1 << 0
+    public static let presentBit: UInt64 = 1 << 0
     /// Entry bit 1: read/write (R/W); 0 means writes are not allowed.
-    static let writableBit: UInt64 = 1 << 1
+    public static let writableBit: UInt64 = 1 << 1
     /// Entry bit 2: user/supervisor (U/S); 0 means supervisor only.
-    static let userBit: UInt64 = 1 << 2
+    public static let userBit: UInt64 = 1 << 2
     /// Entry bit 7 in a PDPTE or PDE: page size (PS), maps a 1 GiB/2 MiB page.
-    static let pageSizeBit: UInt64 = 1 << 7
+    public static let pageSizeBit: UInt64 = 1 << 7
     /// Entry bit 63: execute-disable (XD/NX), honoured when EFER.NXE=1.
-    static let executeDisableBit: UInt64 = 1 << 63
+    public static let executeDisableBit: UInt64 = 1 << 63
 
     /// Each table holds 512 eight-byte entries: 9 index bits per level.
+    public static let entriesPerTable = 512
     static let indexBits = 9
     static let indexMask: UInt64 = 0x1FF
     static let entrySize: UInt64 = 8
     /// Offset bits of a 4 KiB page.
     static let pageShift = 12
-
-    /// CR4 bit 12: LA57, 57-bit linear addresses with 5-level paging (SDM §2.5).
-    static let cr4LA57: UInt64 = 1 << 12
-    /// CR4 bit 5: PAE, required for long-mode paging (SDM §2.5).
-    static let cr4PAE: UInt64 = 1 << 5
-    /// EFER bit 10: LMA, long mode active (SDM §2.2.1, table 2-1).
-    static let eferLMA: UInt64 = 1 << 10
-    /// EFER bit 11: NXE, enables the XD bit (SDM §2.2.1, table 2-1).
-    static let eferNXE: UInt64 = 1 << 11
 
     /// With KPTI (PAGE_TABLE_ISOLATION) Linux allocates an 8 KiB, 8 KiB-aligned
     /// PGD: the kernel half at the lower 4 KiB and the user half at +4 KiB, so
@@ -73,12 +66,12 @@ public struct PagingContext: Equatable, Hashable, Sendable, CustomStringConverti
     /// high flag bits are dropped. Throws unless long mode is active
     /// (EFER.LMA and CR4.PAE): only long-mode paging is supported.
     public init(cr3: UInt64, cr4: UInt64, efer: UInt64) throws {
-        guard efer & X86Paging.eferLMA != 0, cr4 & X86Paging.cr4PAE != 0 else {
+        guard efer & EFER.lma != 0, cr4 & CR4.pae != 0 else {
             throw PageWalkError.notLongMode(cr4: cr4, efer: efer)
         }
         self.init(root: cr3,
-                  fiveLevel: cr4 & X86Paging.cr4LA57 != 0,
-                  noExecuteEnabled: efer & X86Paging.eferNXE != 0)
+                  fiveLevel: cr4 & CR4.la57 != 0,
+                  noExecuteEnabled: efer & EFER.nxe != 0)
     }
 
     /// Number of paging levels: 4 or 5.
@@ -100,7 +93,7 @@ public struct PagingContext: Equatable, Hashable, Sendable, CustomStringConverti
     }
 
     public var description: String {
-        "root 0x\(String(root, radix: 16)), \(levelCount)-level"
+        "root \(root.guestHex), \(levelCount)-level"
     }
 }
 

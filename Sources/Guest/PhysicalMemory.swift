@@ -25,7 +25,7 @@ public enum PhysicalMemoryError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .outOfRange(address, length):
-            return "guest-physical range 0x\(String(address, radix: 16)) + \(length) bytes is not guest RAM"
+            return "guest-physical range \(address.guestHex) + \(length) bytes is not guest RAM"
         }
     }
 }

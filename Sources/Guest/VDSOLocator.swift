@@ -1,20 +1,3 @@
-/// ELF64 facts the vDSO check needs (System V gABI and the x86-64 psABI;
-/// the same values as <elf.h>). Only what is checked is named.
-enum ELF64Layout {
-    static let magic: [UInt8] = [0x7F, 0x45, 0x4C, 0x46] // "\x7fELF"
-    static let classOffset = 4, class64: UInt8 = 2         // e_ident[EI_CLASS] = ELFCLASS64
-    static let dataOffset = 5, dataLSB: UInt8 = 1          // e_ident[EI_DATA] = ELFDATA2LSB
-    static let typeOffset = 16, typeDynamic: UInt16 = 3    // e_type = ET_DYN
-    static let machineOffset = 18, machineX86_64: UInt16 = 62 // e_machine = EM_X86_64
-    static let phoffOffset = 32, shoffOffset = 40
-    static let phentsizeOffset = 54, phnumOffset = 56
-    static let shentsizeOffset = 58, shnumOffset = 60, shstrndxOffset = 62
-    static let headerSize = 64
-    static let programHeaderSize = 56, sectionHeaderSize = 64
-    static let ptLoad: UInt32 = 1, pfExecute: UInt32 = 1   // p_type PT_LOAD, p_flags PF_X
-    static let shtProgbits: UInt32 = 1                     // sh_type SHT_PROGBITS
-}
-
 /// Auxiliary-vector type of the vDSO's ELF header address (Linux
 /// include/uapi/linux/auxvec.h, x86: AT_SYSINFO_EHDR = 33).
 public let auxvSysinfoEHDR: UInt64 = 33
@@ -60,7 +43,7 @@ public enum VDSOLocatorError: Error, Equatable, CustomStringConvertible {
 public struct VDSOLocator {
     /// Largest vDSO image considered (x86-64 vDSOs are a few pages).
     public static let maximumImageSize = 128 << 10
-    /// Most program/section headers read from a candidate image.
+    /// Most program headers a candidate image may have.
     static let maximumHeaders = 64
 
     public let view: GuestView
@@ -114,18 +97,24 @@ public struct VDSOLocator {
         // base + offset arithmetic on bounded offsets never wraps.
         guard base & (PageSize.size4KiB.bytes - 1) == 0,
               base <= UInt64.max - UInt64(Self.maximumImageSize),
-              let header = try? view.read(virtual: base, count: ELF64Layout.headerSize),
-              Array(header[0 ..< 4]) == ELF64Layout.magic,
-              header[ELF64Layout.classOffset] == ELF64Layout.class64,
-              header[ELF64Layout.dataOffset] == ELF64Layout.dataLSB,
-              Self.u16(header, ELF64Layout.typeOffset) == ELF64Layout.typeDynamic,
-              Self.u16(header, ELF64Layout.machineOffset) == ELF64Layout.machineX86_64 else {
+              pageStartsWithELFMagic(base) else {
             throw VDSOLocatorError.notELF(base: base)
         }
-        let segment = try executableSegment(base: base, header: header)
-        let text = (try? textSection(base: base, header: header)) ?? nil
+        let image: ELFImage
+        do {
+            image = try ELFImage(bytes: readImage(base: base))
+        } catch ELFError.notELF {
+            throw VDSOLocatorError.notELF(base: base)
+        } catch let error as ELFError {
+            throw VDSOLocatorError.malformed(base: base, reason: "\(error)")
+        }
+        guard image.isX86_64, image.type == ELFImage.typeSharedObject else {
+            throw VDSOLocatorError.notELF(base: base)
+        }
+        let segment = try executableSegment(base: base, image: image)
         // Prefer .text, but only if it lies inside the executable segment.
-        if let text, text.lowerBound >= segment.lowerBound, text.upperBound <= segment.upperBound {
+        if let text = textSection(base: base, image: image),
+           text.lowerBound >= segment.lowerBound, text.upperBound <= segment.upperBound {
             return VDSOLocation(base: base, text: text)
         }
         return VDSOLocation(base: base, text: segment)
@@ -166,78 +155,45 @@ public struct VDSOLocator {
     private func pageStartsWithELFMagic(_ value: UInt64) -> Bool {
         guard value != 0, value & (PageSize.size4KiB.bytes - 1) == 0,
               let bytes = try? view.read(virtual: value, count: 4) else { return false }
-        return bytes == ELF64Layout.magic
+        return bytes == ELFImage.magic
     }
 
-    /// Reads `count` bytes at image offset `offset`, refusing anything outside
-    /// the bounded image (header values are hostile).
-    private func readImage(base: UInt64, offset: UInt64, count: Int, what: String) throws -> [UInt8] {
-        let cap = UInt64(Self.maximumImageSize)
-        guard count >= 0, offset <= cap, UInt64(count) <= cap - offset else {
-            throw VDSOLocatorError.malformed(base: base, reason: "\(what) at offset \(offset.guestHex) (+\(count)) is outside the image")
+    /// The bounded image at `base` (`maximumImageSize` bytes), page by page.
+    /// The kernel maps vDSO pages on first touch, so some (often the section
+    /// table at the end) may be absent: those read as zeros, which parse as
+    /// empty headers, so a missing section table just means no `.text` name.
+    private func readImage(base: UInt64) -> [UInt8] {
+        let page = Int(PageSize.size4KiB.bytes)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Self.maximumImageSize)
+        for offset in stride(from: 0, to: Self.maximumImageSize, by: page) {
+            bytes += (try? view.read(virtual: base + UInt64(offset), count: page)) ?? [UInt8](repeating: 0, count: page)
         }
-        return try view.read(virtual: base + offset, count: count)
+        return bytes
     }
 
-    private func executableSegment(base: UInt64, header: [UInt8]) throws -> Range<UInt64> {
-        let offset = Self.u64(header, ELF64Layout.phoffOffset)
-        let size = Int(Self.u16(header, ELF64Layout.phentsizeOffset))
-        let count = Int(Self.u16(header, ELF64Layout.phnumOffset))
-        guard size == ELF64Layout.programHeaderSize, count > 0, count <= Self.maximumHeaders else {
-            throw VDSOLocatorError.malformed(base: base, reason: "program header table (\(count) × \(size) bytes)")
+    private func executableSegment(base: UInt64, image: ELFImage) throws -> Range<UInt64> {
+        guard image.programHeaders.count <= Self.maximumHeaders else {
+            throw VDSOLocatorError.malformed(base: base, reason: "\(image.programHeaders.count) program headers")
         }
-        let table = try readImage(base: base, offset: offset, count: size * count, what: "program headers")
-        for index in 0 ..< count {
-            let entry = Array(table[index * size ..< (index + 1) * size])
-            guard Self.u32(entry, 0) == ELF64Layout.ptLoad, Self.u32(entry, 4) & ELF64Layout.pfExecute != 0 else { continue }
-            let fileOffset = Self.u64(entry, 8), fileSize = Self.u64(entry, 32)
-            let cap = UInt64(Self.maximumImageSize)
-            guard fileOffset <= cap, fileSize <= cap - fileOffset, fileSize > 0 else {
-                throw VDSOLocatorError.malformed(base: base, reason: "executable segment outside the image")
-            }
-            // The vDSO image is mapped whole from file offset 0 at `base`.
-            return (base + fileOffset) ..< (base + fileOffset + fileSize)
+        let executable = image.loadSegments.first { $0.flags & ELFProgramHeader.flagExecute != 0 }
+        guard let segment = executable else { throw VDSOLocatorError.noExecutableSegment(base: base) }
+        guard segment.fileSize > 0 else {
+            throw VDSOLocatorError.malformed(base: base, reason: "executable segment is empty")
         }
-        throw VDSOLocatorError.noExecutableSegment(base: base)
+        // The vDSO image is mapped whole from file offset 0 at `base`; ELFImage
+        // bounded offset + size by the image size.
+        return (base + segment.offset) ..< (base + segment.offset + segment.fileSize)
     }
 
     /// The `.text` section's virtual range, or nil if the image has no
-    /// section table or no section of that name.
-    private func textSection(base: UInt64, header: [UInt8]) throws -> Range<UInt64>? {
-        let offset = Self.u64(header, ELF64Layout.shoffOffset)
-        let size = Int(Self.u16(header, ELF64Layout.shentsizeOffset))
-        let count = Int(Self.u16(header, ELF64Layout.shnumOffset))
-        let namesIndex = Int(Self.u16(header, ELF64Layout.shstrndxOffset))
-        guard offset != 0, size == ELF64Layout.sectionHeaderSize, count > 0, count <= Self.maximumHeaders,
-              namesIndex < count else { return nil }
-        let table = try readImage(base: base, offset: offset, count: size * count, what: "section headers")
-        let sections = (0 ..< count).map { Array(table[$0 * size ..< ($0 + 1) * size]) }
-        let names = sections[namesIndex]
-        let namesOffset = Self.u64(names, 24)
-        let namesSize = Int(min(Self.u64(names, 32), 4096))
-        let strings = try readImage(base: base, offset: namesOffset, count: namesSize, what: "section names")
-        for section in sections where Self.u32(section, 4) == ELF64Layout.shtProgbits {
-            let nameOffset = Int(Self.u32(section, 0))
-            guard nameOffset < strings.count else { continue }
-            let name = strings[nameOffset...].prefix { $0 != 0 }
-            guard Array(name) == Array(".text".utf8) else { continue }
-            let start = Self.u64(section, 24), length = Self.u64(section, 32)
-            let cap = UInt64(Self.maximumImageSize)
-            guard start <= cap, length <= cap - start else { return nil }
-            return (base + start) ..< (base + start + length)
-        }
-        return nil
-    }
-
-    private static func u16(_ b: [UInt8], _ at: Int) -> UInt16 { UInt16(b[at]) | UInt16(b[at + 1]) << 8 }
-    private static func u32(_ b: [UInt8], _ at: Int) -> UInt32 {
-        (0 ..< 4).reduce(0) { $0 | UInt32(b[at + $1]) << (8 * UInt32($1)) }
-    }
-    private static func u64(_ b: [UInt8], _ at: Int) -> UInt64 {
-        (0 ..< 8).reduce(0) { $0 | UInt64(b[at + $1]) << (8 * UInt64($1)) }
+    /// section table or no such section.
+    private func textSection(base: UInt64, image: ELFImage) -> Range<UInt64>? {
+        guard let text = image.section(named: ".text"), text.type == ELFSection.typeProgBits else { return nil }
+        return (base + text.offset) ..< (base + text.offset + text.size)
     }
 
     private static func littleEndianWords(_ bytes: [UInt8]) -> [UInt64] {
-        stride(from: 0, to: bytes.count - 7, by: 8).map { u64(bytes, $0) }
+        stride(from: 0, to: bytes.count - 7, by: 8).map { UInt64(littleEndianBytes: bytes[$0 ..< $0 + 8]) }
     }
 }

@@ -1,5 +1,5 @@
-// The baseline `swvmm bench boot` divides swvmm's resident memory by (issue 2
-// asks for swvmm <= 2x): a Swift hello-world. It also prints its own peak RSS
+// The baseline `swvmm bench boot` divides swvmm's resident memory by (the
+// goal is swvmm <= 2x): a Swift hello-world. It also prints its own peak RSS
 // (VmHWM) because the parent cannot measure it from outside: wait4's
 // ru_maxrss charges a posix_spawn'ed child with the parent's memory.
 import Glibc

@@ -21,18 +21,15 @@ public final class MicroVM {
     public let memory: GuestMemory
     public private(set) var vcpus: [VirtualCPU] = []
 
-    /// Page-table entry bits (Intel SDM Vol. 3A §4.5, Table 4-15..4-19).
-    static let present: UInt64 = 1 << 0, writable: UInt64 = 1 << 1, user: UInt64 = 1 << 2, largePage: UInt64 = 1 << 7
-
     public init() throws {
         system = try KVMSystem()
         machine = try system.createVirtualMachine()
         memory = try GuestMemory(size: MicroVM.memorySize)
         try machine.mapMemory(memory)
-        let table = MicroVM.present | MicroVM.writable | MicroVM.user
+        let table = X86Paging.presentBit | X86Paging.writableBit | X86Paging.userBit
         try memory.writeInteger(physical: MicroVM.pml4, MicroVM.pdpt | table)
         try memory.writeInteger(physical: MicroVM.pdpt, MicroVM.pageDirectory | table)
-        try memory.writeInteger(physical: MicroVM.pageDirectory, 0 | table | MicroVM.largePage)
+        try memory.writeInteger(physical: MicroVM.pageDirectory, 0 | table | X86Paging.pageSizeBit)
     }
 
     /// Places `code` at `codeAddress + offset`.

@@ -34,7 +34,7 @@ public enum ShadowError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .badPageFaultGate(base, reason):
-            return "cannot use the page-fault gate of the IDT at \(hex(base)): \(reason)"
+            return "cannot use the page-fault gate of the IDT at \(base.guestHex): \(reason)"
         case let .noUserContext(seconds, detail):
             return "found no user-mode context to borrow within \(seconds) s (\(detail)); the guest needs some user-space activity"
         case let .noSyscallSite(pid, detail):
@@ -50,7 +50,7 @@ public enum ShadowError: Error, Equatable, CustomStringConvertible {
         case let .shadowNotResponding(pid, seconds):
             return "shadow process S (pid \(pid)) did not come back to its trap point within \(seconds) s: it was killed, or the guest hangs"
         case let .stubModified(pid, address):
-            return "the stub of shadow process S (pid \(pid)) at \(hex(address)) was modified"
+            return "the stub of shadow process S (pid \(pid)) at \(address.guestHex) was modified"
         case let .wrongContext(expected, found):
             return "stopped at the shadow trap point in the wrong context: expected \(expected), found \(found)"
         case let .stale(pid, reason):
@@ -64,6 +64,3 @@ public enum ShadowError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
-
-/// `0x...` for addresses in messages.
-func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }

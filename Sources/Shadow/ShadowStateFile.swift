@@ -30,31 +30,31 @@ public struct ShadowStateFile {
     public func save(_ shadow: ShadowProcess) throws {
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw ShadowError.stateFile(path: path, reason: "cannot create \(directory): errno \(errno)")
+            throw ShadowError.stateFile(path: path, reason: "cannot create \(directory): \(errnoText(errno))")
         }
         let text = [
             "version=\(ShadowStateFile.formatVersion)",
             "pid=\(shadow.pid)",
-            "root=\(hex(shadow.root))",
+            "root=\(shadow.root.guestHex)",
             "five-level=\(shadow.paging.fiveLevel ? 1 : 0)",
             "no-execute=\(shadow.paging.noExecuteEnabled ? 1 : 0)",
-            "region=\(hex(shadow.regionBase))",
+            "region=\(shadow.regionBase.guestHex)",
             "length=\(shadow.regionLength)",
             "sleep-ns=\(shadow.sleepNanoseconds)",
-            "cookie=\(shadow.cookie.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined())",
+            "cookie=\(shadow.cookie.map { hex($0, width: 2) }.joined())",
             "borrowed-pid=\(shadow.borrowedPID)",
             "syscall-offset=\(ShadowStub.syscallOffset)",
             "trap-offset=\(ShadowStub.trapOffset)",
         ].joined(separator: "\n") + "\n"
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw ShadowError.stateFile(path: temporary, reason: "open: errno \(errno)") }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard fd >= 0 else { throw ShadowError.stateFile(path: temporary, reason: "open: \(errnoText(errno))") }
+        var failure = writeAll(fd, text)
         close(fd)
-        guard written == bytes.count, rename(temporary, path) == 0 else {
+        if failure == nil, rename(temporary, path) != 0 { failure = errno }
+        if let failure {
             unlink(temporary)
-            throw ShadowError.stateFile(path: path, reason: "write/rename failed: errno \(errno)")
+            throw ShadowError.stateFile(path: path, reason: "write/rename failed: \(errnoText(failure))")
         }
     }
 
@@ -63,7 +63,7 @@ public struct ShadowStateFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
-            throw ShadowError.stateFile(path: path, reason: "open: errno \(errno)")
+            throw ShadowError.stateFile(path: path, reason: "open: \(errnoText(errno))")
         }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: ShadowStateFile.maximumSize + 1)

@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 import VMM
 
@@ -11,14 +12,14 @@ enum BootTiming {
     static let stepMarker = "swvmm-startup-step"
 
     static func reportFirstEntryAndExit(machine: Machine) {
-        let now = StartupTimeline.now()
+        let now = Guest.monotonicNanoseconds()
         var text = ""
         for (step, nanoseconds) in machine.timeline.marks {
             text += "\(stepMarker) monotonic-ns=\(nanoseconds) \(step)\n"
         }
         text += "\(marker) monotonic-ns=\(now) guest-resident-bytes=\(machine.memory.residentBytes())"
         text += " peak-rss-bytes=\(HostPlatform.peakResidentBytes())\n"
-        _ = text.withCString { write(STDOUT_FILENO, $0, strlen($0)) }
+        writeAll(STDOUT_FILENO, text)
         _exit(ExitStatus.success)
     }
 }

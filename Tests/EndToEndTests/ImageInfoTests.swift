@@ -60,7 +60,7 @@ final class ImageInfoTests: XCTestCase {
         XCTAssertEqual(info["command line size"], "\(u32(header, at: 0x238))", file: file, line: line)
         let setupBytes = (setupSects + 1) * 512
         XCTAssertEqual(info["protected-mode kernel"],
-                       "\(fileSize - setupBytes) bytes at file offset 0x\(String(setupBytes, radix: 16, uppercase: true))",
+                       "\(fileSize - setupBytes) bytes at file offset 0x\(String(setupBytes, radix: 16))",
                        file: file, line: line)
 
         // kernel_version (0x20E) points, minus 0x200, at a NUL-terminated string.

@@ -3,8 +3,8 @@ import XCTest
 import GDBRemote
 import Shadow
 
-/// Shadow context end to end against stock Debian kernels under QEMU/TCG
-/// (issue 3): S is created without an agent or symbols, the borrowed process
+/// Shadow context end to end against stock Debian kernels under QEMU/TCG:
+/// S is created without an agent or symbols, the borrowed process
 /// is unchanged, and the guest kernel answers calls made through S.
 final class ShadowEndToEndTests: XCTestCase {
     var guest: ReferenceGuest?

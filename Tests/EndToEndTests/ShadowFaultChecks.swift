@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// Issue 4's bad input and faults, on a booted reference guest: each gives a
+/// Shadow context's bad input and faults, on a booted reference guest: each gives a
 /// clear message and a non-zero status, leaves no inspector or swvmm process
 /// behind, the guest running, and S holding only the fds it had before.
 /// The last check kills the guest (QEMU) itself.

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// Issue 4, "Done when": unmodified host tools run through `swvmm shadow`
+/// Unmodified host tools run through `swvmm shadow`
 /// report the reference guest's state (ground truth from its console), on
 /// Debian 6.1 and 6.12, and a host-only marker process never shows. One guest
 /// boot per kernel serves the tools, then the faults (ShadowFaultChecks.swift),

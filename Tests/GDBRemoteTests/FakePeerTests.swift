@@ -1,6 +1,7 @@
 import XCTest
 import Glibc
 @testable import GDBRemote
+import Guest
 
 /// Protocol-error paths against an in-process fake peer over a socketpair.
 /// A fake is needed here because real QEMU cannot be made to send garbage,
@@ -112,7 +113,7 @@ final class FakePeerTests: XCTestCase {
         defer { close(p2) }
         let small = PacketChannel(connection: c2, limit: 8)
         // Raw body "a*~": 'a' then 126 - 29 = 97 more; framed by hand (no escaping).
-        Self.peerWrite(p2, "$a*~#" + hex2(Int(Packet.checksum(Array("a*~".utf8)))))
+        Self.peerWrite(p2, "$a*~#" + hex(Packet.checksum(Array("a*~".utf8)), width: 2))
         XCTAssertThrowsError(try small.receive(deadline: Deadline(seconds: 2), what: "reply")) { error in
             XCTAssertEqual(error as? GDBRemoteError, .packetTooLarge(limit: 8))
         }

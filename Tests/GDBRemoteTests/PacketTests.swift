@@ -1,5 +1,6 @@
 import XCTest
 @testable import GDBRemote
+import Guest
 
 /// Framing, checksums, escapes and run-length decoding against examples
 /// computed by hand from "Remote Protocol" > "Overview".
@@ -21,7 +22,7 @@ final class PacketTests: XCTestCase {
         let framed = Packet.encode([0x23, 0x24, 0x7D, 0x2A, 0x41])
         let body: [UInt8] = [0x7D, 0x03, 0x7D, 0x04, 0x7D, 0x5D, 0x7D, 0x0A, 0x41]
         let sum = body.reduce(UInt8(0), &+)
-        XCTAssertEqual(framed, [0x24] + body + [0x23] + bytes(hex2(Int(sum))))
+        XCTAssertEqual(framed, [0x24] + body + [0x23] + bytes(hex(sum, width: 2)))
         XCTAssertEqual(try Packet.decode(body), [0x23, 0x24, 0x7D, 0x2A, 0x41])
     }
 

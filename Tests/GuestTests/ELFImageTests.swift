@@ -34,11 +34,11 @@ final class ELFImageTests: XCTestCase {
         let (image, bytes) = try selfImage()
         let text = try XCTUnwrap(image.section(named: ".text"))
         XCTAssertGreaterThan(text.size, 0)
-        let contents = try XCTUnwrap(image.sectionContents(named: ".text"))
+        let contents = try XCTUnwrap(try image.sectionContents(named: ".text"))
         XCTAssertEqual(contents, Array(bytes[Int(text.offset)..<Int(text.offset + text.size)]))
-        XCTAssertEqual(image.sectionContents(named: ".bss"), [], "NOBITS has no file bytes")
+        XCTAssertEqual(try image.sectionContents(named: ".bss"), [], "NOBITS has no file bytes")
         XCTAssertNil(image.section(named: ".no-such-section"))
-        let interp = try XCTUnwrap(image.sectionContents(named: ".interp"))
+        let interp = try XCTUnwrap(try image.sectionContents(named: ".interp"))
         XCTAssertTrue(String(decoding: interp, as: UTF8.self).contains("ld-linux"))
     }
 
@@ -50,6 +50,32 @@ final class ELFImageTests: XCTestCase {
         let (_, bytes) = try selfImage()
         // Keep the headers but cut the file well before its segments end.
         XCTAssertThrowsError(try ELFImage(bytes: bytes.prefix(4096))) { error in
+            XCTAssertNotNil(error as? ELFError, "\(error)")
+        }
+    }
+
+    /// The file path (what the kernel loader uses) reads the same headers as the memory path.
+    func testFileDescriptorMatchesMemory() throws {
+        let (fromMemory, bytes) = try selfImage()
+        let fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        let fromFile = try ELFImage(fileDescriptor: fd, size: bytes.count)
+        XCTAssertEqual(fromFile.entry, fromMemory.entry)
+        XCTAssertEqual(fromFile.programHeaders, fromMemory.programHeaders)
+        XCTAssertEqual(fromFile.sections, fromMemory.sections)
+        let load = try XCTUnwrap(fromFile.loadSegments.first { $0.fileSize > 0 })
+        XCTAssertEqual(try fromFile.contents(of: load), try fromMemory.contents(of: load))
+    }
+
+    /// A file too short for its own ELF header is refused by libelf, not read past its end.
+    func testShortFileIsRefused() throws {
+        let path = NSTemporaryDirectory() + "swvmm-elf-short-\(getpid())"
+        try Data([0x7F, 0x45, 0x4C, 0x46, 2, 1, 1, 0] + [UInt8](repeating: 0, count: 24)).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        defer { close(fd) }
+        XCTAssertThrowsError(try ELFImage(fileDescriptor: fd, size: 32)) { error in
             XCTAssertNotNil(error as? ELFError, "\(error)")
         }
     }

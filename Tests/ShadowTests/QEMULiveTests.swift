@@ -35,7 +35,7 @@ final class QEMULiveTests: XCTestCase {
         XCTAssertEqual(try ask("Qqemu.PhyMemMode:1"), Array("OK".utf8))
         let bytes = try XCTUnwrap(Hex.decode(try ask("m46c,4")))
         channel.connection.close()
-        return UInt32(Hex.littleEndian(bytes))
+        return UInt32(littleEndianBytes: bytes)
     }
 
     func testThreadsRegistersAndDescription() throws {
@@ -51,7 +51,7 @@ final class QEMULiveTests: XCTestCase {
         // p and g agree on the XML's numbers.
         try target.client.selectThread(target.client.threads[0])
         let cr0 = try target.client.readRegister(try XCTUnwrap(d.register(named: "cr0")).number)
-        XCTAssertEqual(Hex.littleEndian(cr0), r0.cr0)
+        XCTAssertEqual(UInt64(littleEndianBytes: cr0), r0.cr0)
         XCTAssertEqual(r0.cr0 & 0x10, 0x10, "CR0.ET is always set on QEMU's x86")
         // The monitor agrees on CR0 too.
         let info = try target.client.monitor("info registers")

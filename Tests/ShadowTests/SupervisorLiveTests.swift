@@ -107,10 +107,10 @@ final class SupervisorLiveTests: XCTestCase {
 
     func testNonexistentCommand() throws {
         XCTAssertThrowsError(try SupervisorHarness.shadow(["/nonexistent/swvmm-no-such-tool"])) { error in
-            XCTAssertEqual("\(error)", "cannot run /nonexistent/swvmm-no-such-tool: No such file or directory")
+            XCTAssertEqual("\(error)", "cannot run /nonexistent/swvmm-no-such-tool: No such file or directory (errno 2)")
         }
         XCTAssertThrowsError(try SupervisorHarness.shadow(["swvmm-no-such-tool-in-path"])) { error in
-            XCTAssertEqual("\(error)", "cannot run swvmm-no-such-tool-in-path: No such file or directory")
+            XCTAssertEqual("\(error)", "cannot run swvmm-no-such-tool-in-path: No such file or directory (errno 2)")
         }
     }
 

@@ -4,20 +4,20 @@ import Guest
 
 final class BootLoaderTests: XCTestCase {
     private func configuration(_ memory: GuestMemory, cpus: Int = 2, commandLine: String = "console=ttyS0",
-                               initrd: [UInt8]? = nil) -> BootConfiguration {
+                               initrd: [UInt8]? = nil) throws -> BootConfiguration {
         BootConfiguration(memoryRegions: memory.regions, cpuCount: cpus, commandLine: commandLine,
-                          initrd: initrd.map { .bytes($0[...]) })
+                          initrd: try initrd.map { ImageContents(file: try ImageFile(path: try scratchFile($0, name: "initrd"))) })
     }
 
     func testBzImageBootLayout() throws {
         let memory = try GuestMemory(size: 64 << 20)
         let bytes = SyntheticImage.bzImage(payloadSize: 8192, prefAddress: 0x100_0000, initSize: 0x100_0000, fillSector: 0xFF)
-        let image = try BzImage(bytes: bytes)
+        let image = try loadBzImage(bytes)
         let initrd = (0..<5000).map { UInt8(truncatingIfNeeded: $0) }
         let plan = try BootLoader.load(.bzImage(image), configuration: configuration(memory, initrd: initrd), into: memory)
 
         XCTAssertEqual(plan.loadAddress, 0x100_0000, "relocatable, aligned pref_address is used")
-        XCTAssertEqual(plan.entryPoint, 0x100_0200)
+        XCTAssertEqual(plan.registers.rip, 0x100_0200)
         XCTAssertEqual(plan.kernelEnd, 0x200_0000)
         XCTAssertEqual(try memory.readBytes(physical: 0x100_0000, count: 8192), Array(bytes[(5 * 512)...]))
 
@@ -46,31 +46,31 @@ final class BootLoaderTests: XCTestCase {
         XCTAssertEqual(try memory.readBytes(physical: Layout.ebdaStart, count: 4), Array("_MP_".utf8))
         XCTAssertEqual(try memory.readInteger(physical: Layout.gdtAddress + 0x10, as: UInt64.self), 0x00AF_9B00_0000_FFFF)
 
-        XCTAssertEqual(plan.registers.rip, plan.entryPoint)
+        XCTAssertEqual(plan.registers.rip, plan.loadAddress + BzImage.entry64Offset)
         XCTAssertEqual(plan.registers.rsi, Layout.bootParamsAddress)
         XCTAssertEqual(plan.registers.rflags, 0x2)
         XCTAssertEqual(plan.specialRegisters.cr3, Layout.pageTableRootAddress)
         XCTAssertEqual(plan.specialRegisters.cr0 & 0x8000_0001, 0x8000_0001)
         XCTAssertEqual(plan.specialRegisters.efer, 0x500)
         XCTAssertEqual(plan.specialRegisters.cr4, 0x20)
-        XCTAssertEqual(plan.codeSegment.selector, 0x10)
-        XCTAssertEqual(plan.dataSegment.selector, 0x18)
-        XCTAssertEqual(plan.gdt, DescriptorTable(base: 0x500, limit: 31))
+        XCTAssertEqual(plan.specialRegisters.cs.selector, 0x10)
+        XCTAssertEqual(plan.specialRegisters.ds.selector, 0x18)
+        XCTAssertEqual(plan.specialRegisters.gdt, DescriptorTable(base: 0x500, limit: 31))
         XCTAssertTrue(plan.msrs.contains { $0.index == 0x2FF && $0.value == 0x806 })
     }
 
     func testNonRelocatableKernelLoadsAtOneMiB() throws {
         let memory = try GuestMemory(size: 64 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x40_0000, relocatable: false))
+        let image = try loadBzImage(SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x40_0000, relocatable: false))
         let plan = try BootLoader.load(.bzImage(image), configuration: configuration(memory), into: memory)
         XCTAssertEqual(plan.loadAddress, 0x10_0000)
-        XCTAssertEqual(plan.entryPoint, 0x10_0200)
+        XCTAssertEqual(plan.registers.rip, 0x10_0200)
         XCTAssertEqual(plan.kernelEnd, 0x140_0000, "runs at pref_address, so its working area ends there + init_size")
     }
 
     func testKernelTooBigForMemory() throws {
         let memory = try GuestMemory(size: 16 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x100_0000))
+        let image = try loadBzImage(SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x100_0000))
         XCTAssertThrowsError(try BootLoader.load(.bzImage(image), configuration: configuration(memory), into: memory)) { error in
             guard case BootError.kernelDoesNotFit? = error as? BootError else { return XCTFail("\(error)") }
         }
@@ -78,7 +78,7 @@ final class BootLoaderTests: XCTestCase {
 
     func testInitrdThatDoesNotFitIsReported() throws {
         let memory = try GuestMemory(size: 40 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x100_0000))
+        let image = try loadBzImage(SyntheticImage.bzImage(prefAddress: 0x100_0000, initSize: 0x100_0000))
         let initrd = [UInt8](repeating: 1, count: 9 << 20)  // 32 MiB kernel end + 9 MiB > 40 MiB
         XCTAssertThrowsError(try BootLoader.load(.bzImage(image), configuration: configuration(memory, initrd: initrd),
                                                  into: memory)) { error in
@@ -89,7 +89,7 @@ final class BootLoaderTests: XCTestCase {
 
     func testInitrdRespectsInitrdAddrMax() throws {
         let memory = try GuestMemory(size: 128 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage(initSize: 0x100_0000, initrdAddrMax: 0x3FF_FFFF))
+        let image = try loadBzImage(SyntheticImage.bzImage(initSize: 0x100_0000, initrdAddrMax: 0x3FF_FFFF))
         let plan = try BootLoader.load(.bzImage(image), configuration: configuration(memory, initrd: [1, 2, 3]), into: memory)
         XCTAssertEqual(plan.initrd?.address, 0x400_0000 - 0x1000)
     }
@@ -108,7 +108,7 @@ final class BootLoaderTests: XCTestCase {
         }
         // Through the loader, the header's cmdline_size applies.
         let memory = try GuestMemory(size: 64 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage(cmdlineSize: 10))
+        let image = try loadBzImage(SyntheticImage.bzImage(cmdlineSize: 10))
         XCTAssertThrowsError(try BootLoader.load(.bzImage(image), configuration: configuration(memory, commandLine: "console=ttyS0"),
                                                  into: memory)) { error in
             XCTAssertEqual(error as? BootError, .commandLineTooLong(length: 13, limit: 10))
@@ -123,9 +123,9 @@ final class BootLoaderTests: XCTestCase {
         ])
         // Dirty the bss range first: the loader must zero it.
         try memory.writeBytes(physical: 0x100_0000 + 3000, [UInt8](repeating: 0xAA, count: 0x2000 - 3000))
-        guard case let .elf(kernel) = try KernelImage.parse(bytes: elf) else { return XCTFail("not ELF") }
+        guard case let .elf(kernel) = try loadKernel(elf) else { return XCTFail("not ELF") }
         let plan = try BootLoader.load(.elf(kernel), configuration: configuration(memory, initrd: [7]), into: memory)
-        XCTAssertEqual(plan.entryPoint, 0x100_0000)
+        XCTAssertEqual(plan.registers.rip, 0x100_0000)
         XCTAssertEqual(plan.loadAddress, 0x100_0000)
         XCTAssertEqual(plan.kernelEnd, 0x100_2000)
         XCTAssertEqual(try memory.readBytes(physical: 0x100_0000, count: 3000), text)
@@ -140,7 +140,7 @@ final class BootLoaderTests: XCTestCase {
 
     func testMPTableCPUCountErrorSurfaces() throws {
         let memory = try GuestMemory(size: 64 << 20)
-        let image = try BzImage(bytes: SyntheticImage.bzImage())
+        let image = try loadBzImage(SyntheticImage.bzImage())
         XCTAssertThrowsError(try BootLoader.load(.bzImage(image), configuration: configuration(memory, cpus: 1000), into: memory))
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import XCTest
+@testable import VMM
 
 /// Builders for synthetic kernel images, written from the field tables in
 /// boot.rst and the ELF gABI (not from any loader's code).
@@ -86,5 +88,37 @@ enum SyntheticImage {
         }
         for segment in segments { bytes += segment.contents }
         return bytes
+    }
+}
+
+extension XCTestCase {
+    /// `bytes` written to a scratch file (removed at teardown): the path the
+    /// product takes, which streams kernels from their files.
+    func scratchFile(_ bytes: [UInt8], name: String = "image") throws -> String {
+        let path = NSTemporaryDirectory() + "swvmm-\(name)-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        addTeardownBlock { unlink(path) }
+        return path
+    }
+
+    /// `bytes` loaded as a kernel file, the way `swvmm run` loads one.
+    func loadKernel(_ bytes: [UInt8]) throws -> KernelImage {
+        try KernelImage.load(path: try scratchFile(bytes, name: "kernel"))
+    }
+
+    /// `bytes` loaded as an ELF vmlinux file.
+    func loadElfKernel(_ bytes: [UInt8]) throws -> ElfKernel {
+        guard case let .elf(kernel) = try loadKernel(bytes) else {
+            throw BootError.notAKernel(reason: "synthetic image did not load as ELF")
+        }
+        return kernel
+    }
+
+    /// `bytes` loaded as a bzImage file.
+    func loadBzImage(_ bytes: [UInt8]) throws -> BzImage {
+        guard case let .bzImage(image) = try loadKernel(bytes) else {
+            throw BootError.notAKernel(reason: "synthetic image did not load as a bzImage")
+        }
+        return image
     }
 }

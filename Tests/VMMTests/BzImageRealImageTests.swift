@@ -61,8 +61,9 @@ final class BzImageRealImageTests: XCTestCase {
         let memory = try GuestMemory(size: 256 << 20)
         let plan = try BootLoader.load(.bzImage(image), configuration: BootConfiguration(
             memoryRegions: memory.regions, cpuCount: 2, commandLine: "console=ttyS0 earlyprintk=serial",
-            initrd: .bytes([UInt8](repeating: 0x30, count: 1 << 20)[...])), into: memory)
-        XCTAssertEqual(plan.entryPoint, plan.loadAddress + 0x200)
+            initrd: ImageContents(file: try ImageFile(path: try scratchFile([UInt8](repeating: 0x30, count: 1 << 20), name: "initrd")))),
+            into: memory)
+        XCTAssertEqual(plan.registers.rip, plan.loadAddress + 0x200)
         XCTAssertGreaterThanOrEqual(plan.initrd?.address ?? 0, plan.kernelEnd)
         let loaded = try memory.readBytes(physical: plan.loadAddress, count: 4096)
         XCTAssertEqual(loaded, Array(try image.protectedModeKernel.readAll().prefix(4096)))

@@ -36,7 +36,7 @@ final class PageTableTests: XCTestCase {
         try PageTables.write(into: memory)
         let pde: UInt64 = try memory.readInteger(physical: PageTables.directory(1) + 3 * 8)
         XCTAssertEqual(pde, 0x4060_0000 | 0x83)  // 1 GiB + 3 x 2 MiB, P|RW|PS
-        XCTAssertEqual(pde & PageTables.user, 0)
+        XCTAssertEqual(pde & X86Paging.userBit, 0)
         XCTAssertLessThanOrEqual(PageTables.end, Layout.commandLineAddress)
         XCTAssertGreaterThanOrEqual(PageTables.root, Layout.bootParamsAddress + 0x1000)
     }

@@ -46,7 +46,7 @@ struct IDTGate: Equatable {
             throw ShadowError.badPageFaultGate(idtBase: base, reason: "gate \(vector) is not a present interrupt/trap gate (type \(gate.type))")
         }
         guard view.context.isCanonical(gate.offset), gate.offset != 0 else {
-            throw ShadowError.badPageFaultGate(idtBase: base, reason: "gate \(vector) points to non-canonical \(hex(gate.offset))")
+            throw ShadowError.badPageFaultGate(idtBase: base, reason: "gate \(vector) points to non-canonical \(gate.offset.guestHex)")
         }
         return gate.offset
     }

@@ -79,7 +79,7 @@ public struct ShadowBootstrap {
         } catch {
             p = try injector.call("munmap", LinuxABI.Syscall.munmap, [region, length], at: p, loop: &loop, timeout: timeout)
             try target.setRegisters(p.registers.restoringUserState(saved), of: p.vcpu)
-            throw ShadowError.wrongContext(expected: "a writable populated region at \(hex(region))", found: "\(error)")
+            throw ShadowError.wrongContext(expected: "a writable populated region at \(region.guestHex)", found: "\(error)")
         }
         var fork = DoubleFork(target: target, injector: injector, saved: saved, region: region, length: length,
                               pinned: configuration.dedicatedCPU != nil)

@@ -30,7 +30,7 @@ enum SiteSelection {
         for site in sites where (try? isUserExecutable(view, site.virtual &+ X86.syscallLength)) == true {
             return site.virtual
         }
-        throw ShadowError.noSyscallSite(pid: nil, detail: "none in the vDSO's present text nor in \(fallbackSweep) bytes after rip \(hex(stop.rip))")
+        throw ShadowError.noSyscallSite(pid: nil, detail: "none in the vDSO's present text nor in \(fallbackSweep) bytes after rip \(stop.rip.guestHex)")
     }
 
     /// The return address must be in a present, user, executable page too

@@ -3,9 +3,9 @@
 /// memory for buffers.
 ///
 /// This is the line between the two halves of shadow context: above it, the
-/// supervisor (issue 4) catches an inspector's calls, copies their input
+/// supervisor catches an inspector's calls, copies their input
 /// buffers into the region, rewrites pointers to region addresses, and copies
-/// results back; below it, the executor (issue 3) makes the guest kernel run
+/// results back; below it, the executor makes the guest kernel run
 /// the call through S, over any `Target` (swvmm's KVM machine or a GDB stub).
 ///
 /// All offsets and lengths are checked against `regionSize` by conformers;

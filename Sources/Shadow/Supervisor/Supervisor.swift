@@ -1,3 +1,4 @@
+import Guest
 import CShadow
 import Glibc
 import Synchronization
@@ -67,15 +68,7 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Writes `line` and a newline to fd 2.
     public static func writeToStandardError(_ line: String) {
-        let bytes = Array((line + "\n").utf8)
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count, let base = buffer.baseAddress {
-                let n = Glibc.write(2, base + offset, buffer.count - offset)
-                if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
-                offset += n
-            }
-        }
+        writeAll(STDERR_FILENO, line + "\n")
     }
 
     /// Runs `arguments` (arguments[0] searched in PATH) until it exits;

@@ -1,3 +1,4 @@
+import Guest
 import CShadow
 import Glibc
 

@@ -28,10 +28,3 @@ public struct SupervisorCounters: Equatable, Sendable {
         return Double(host) / Double(redirected) / 1000
     }
 }
-
-/// Monotonic time in nanoseconds.
-func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-}

@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 
 /// Why the supervisor, or one redirected call, failed.
@@ -28,8 +29,8 @@ public enum SupervisorError: Error, Equatable, CustomStringConvertible {
                                    : "cannot run \(command): \(stage): \(errnoText(e))"
         case .systemCall(let what, let e): return "\(what): \(errnoText(e))"
         case .inspectorMemory(let address, let count, let e):
-            return "inspector memory at 0x\(String(address, radix: 16)) (\(count) bytes): \(errnoText(e))"
-        case .pathTooLong(let address): return "inspector path at 0x\(String(address, radix: 16)) exceeds PATH_MAX"
+            return "inspector memory at \(address.guestHex) (\(count) bytes): \(errnoText(e))"
+        case .pathTooLong(let address): return "inspector path at \(address.guestHex) exceeds PATH_MAX"
         case .regionExhausted(let needed, let available):
             return "guest region exhausted: need \(needed) bytes, \(available) left"
         case .guestResultOutOfRange(let call, let result, let limit):
@@ -51,8 +52,3 @@ public enum SupervisorError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// strerror text of `e`.
-func errnoText(_ e: Int32) -> String {
-    guard let text = strerror(e) else { return "errno \(e)" }
-    return String(cString: text)
-}

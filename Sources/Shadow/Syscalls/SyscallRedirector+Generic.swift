@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 
 extension SyscallRedirector {
@@ -159,10 +160,6 @@ extension SyscallRedirector {
 
     /// Little-endian 64-bit load from `bytes` at `offset` (the caller sized `bytes`).
     static func loadUInt64(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
-        var value: UInt64 = 0
-        for i in 0..<8 where offset + i < bytes.count {
-            value |= UInt64(bytes[offset + i]) << (8 * UInt64(i))
-        }
-        return value
+        UInt64(littleEndianBytes: bytes.dropFirst(offset))
     }
 }

@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 
 /// Decides and performs one trapped call: local, refused, or marshalled into

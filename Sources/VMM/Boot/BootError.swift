@@ -53,7 +53,7 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .fileUnreadable(path, code):
-            return "cannot read \(path): \(String(cString: strerror(code)))"
+            return "cannot read \(path): \(errnoText(code))"
         case let .notAKernel(reason):
             return "not a Linux kernel image (neither a bzImage nor an ELF vmlinux): \(reason)"
         case let .truncated(what, needed, actual):
@@ -97,8 +97,6 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
-
-func hex<T: BinaryInteger>(_ value: T) -> String { String(value, radix: 16, uppercase: true) }
 
 /// "2.15" for 0x020F.
 func protocolString(_ version: UInt16) -> String { "\(version >> 8).\(format2(version & 0xFF))" }

@@ -19,7 +19,9 @@ public struct BootConfiguration: Sendable {
     }
 }
 
-/// Where things were put and how to start the bootstrap vCPU.
+/// Where things were put and how to start the bootstrap vCPU. The entry
+/// point, zero page, page tables, GDT and segments are where the vCPU
+/// state says: `registers` (rip, rsi) and `specialRegisters` (cr3, gdt, cs, ds).
 public struct BootPlan: Sendable {
     /// Guest-physical range of the initrd.
     public struct Placement: Sendable, Equatable {
@@ -27,31 +29,17 @@ public struct BootPlan: Sendable {
         public let size: UInt64
     }
 
-    /// The 64-bit entry: bzImage load address + 0x200, or the vmlinux ELF entry.
-    public let entryPoint: UInt64
-    /// The zero page, for %rsi.
-    public let bootParamsAddress: UInt64
-    /// The PML4, for CR3.
-    public let pageTableRoot: UInt64
-    public let gdt: DescriptorTable
-    public let idt: DescriptorTable
-    /// __BOOT_CS.
-    public let codeSegment: Segment
-    /// __BOOT_DS (also ES, FS, GS, SS).
-    public let dataSegment: Segment
-    /// The memory map given to the guest.
-    public let e820: [E820Entry]
     /// Where the (protected-mode) kernel was copied.
     public let loadAddress: UInt64
     /// End of the kernel's working area (load address + init_size, or vmlinux's end).
     public let kernelEnd: UInt64
-    /// Where the command line was written.
-    public let commandLineAddress: UInt64
     /// The initrd, if one was loaded.
     public let initrd: Placement?
-    /// General-purpose registers of the bootstrap vCPU.
+    /// General-purpose registers of the bootstrap vCPU: rip is the 64-bit
+    /// entry (bzImage load address + 0x200, or the vmlinux ELF entry), rsi the zero page.
     public let registers: BootRegisters
-    /// Special registers of the bootstrap vCPU.
+    /// Special registers of the bootstrap vCPU: cr3 is the PML4, cs/ds are
+    /// __BOOT_CS/__BOOT_DS.
     public let specialRegisters: BootSpecialRegisters
     /// MSRs to set on every vCPU.
     public let msrs: [(index: UInt32, value: UInt64)]
@@ -73,12 +61,11 @@ public enum BootLoader {
         let lowEnd = configuration.memoryRegions[0].end  // build() checked there is a first region at 0
 
         var params: BootParams
-        let commandLine: KernelCommandLine
+        let commandLine = try KernelCommandLine(configuration.commandLine, kernelLimit: image.commandLineLimit)
         let loadAddress: UInt64, kernelEnd: UInt64, entryPoint: UInt64, initrdAddrMax: UInt64
         switch image {
         case let .bzImage(bz):
             let header = bz.header
-            commandLine = try KernelCommandLine(configuration.commandLine, kernelLimit: Int(header.cmdlineSize))
             loadAddress = bzImageLoadAddress(header)
             // A non-relocatable kernel runs at pref_address whatever its load address.
             let runStart = header.relocatableKernel ? loadAddress : max(loadAddress, header.prefAddress)
@@ -91,7 +78,6 @@ public enum BootLoader {
             initrdAddrMax = UInt64(header.initrdAddrMax)
             params = BootParams(setupHeader: bz.setupHeaderBytes)
         case let .elf(elf):
-            commandLine = try KernelCommandLine(configuration.commandLine, kernelLimit: KernelCommandLine.defaultKernelLimit)
             loadAddress = elf.lowestAddress
             kernelEnd = elf.end
             guard loadAddress >= Layout.highMemoryStart else { throw BootError.kernelBelowHighMemory(loadAddress: loadAddress) }
@@ -128,10 +114,7 @@ public enum BootLoader {
         try guarded("the MP table") { try memory.writeBytes(physical: Layout.ebdaStart, mpTable) }
 
         let sregs = BootSpecialRegisters(pageTableRoot: root)
-        return BootPlan(entryPoint: entryPoint, bootParamsAddress: Layout.bootParamsAddress, pageTableRoot: root,
-                        gdt: sregs.gdt, idt: sregs.idt, codeSegment: sregs.cs, dataSegment: sregs.ds,
-                        e820: e820, loadAddress: loadAddress, kernelEnd: kernelEnd,
-                        commandLineAddress: Layout.commandLineAddress, initrd: initrd,
+        return BootPlan(loadAddress: loadAddress, kernelEnd: kernelEnd, initrd: initrd,
                         registers: BootRegisters(entryPoint: entryPoint, bootParams: Layout.bootParamsAddress),
                         specialRegisters: sregs, msrs: BootMSRs.entries)
     }

@@ -1,3 +1,5 @@
+import Guest
+
 /// The zero page (`struct boot_params`, 4096 bytes) swvmm hands the kernel in %rsi.
 ///
 /// Offsets are from Documentation/arch/x86/zero-page.rst (fields outside the
@@ -85,6 +87,6 @@ public struct BootParams: Sendable, Equatable {
     }
 
     private mutating func put<T: FixedWidthInteger>(_ value: T, at offset: Int) {
-        for index in 0..<MemoryLayout<T>.size { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
+        bytes.replaceSubrange(offset ..< offset + MemoryLayout<T>.size, with: value.littleEndianBytes())
     }
 }

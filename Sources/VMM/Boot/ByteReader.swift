@@ -1,3 +1,5 @@
+import Guest
+
 /// Little-endian reads from an image held in memory, bounds-checked.
 ///
 /// Image headers are untrusted input: every read names the field it is for,
@@ -12,9 +14,7 @@ struct ByteReader {
         guard offset >= 0, offset <= bytes.count - size else {
             throw BootError.truncated(what: field, needed: offset + size, actual: bytes.count)
         }
-        var value: T = 0
-        for index in 0..<size { value |= T(bytes[offset + index]) << (8 * index) }
-        return value
+        return T(littleEndianBytes: bytes[offset ..< offset + size])
     }
 
     /// The NUL-terminated string at `offset` (at most `limit` bytes), or nil if it is not terminated.
@@ -34,7 +34,7 @@ struct ByteWriter {
 
     /// Writes `value` at `offset`; callers pass offsets of fixed layouts inside `bytes`.
     mutating func put<T: FixedWidthInteger>(_ value: T, at offset: Int) {
-        for index in 0..<MemoryLayout<T>.size { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
+        bytes.replaceSubrange(offset ..< offset + MemoryLayout<T>.size, with: value.littleEndianBytes())
     }
 
     mutating func put<C: Collection>(bytes source: C, at offset: Int) where C.Element == UInt8 {

@@ -1,3 +1,5 @@
+import Guest
+
 /// A parsed bzImage: the setup header and where the protected-mode kernel is in the file.
 ///
 /// swvmm never runs the real-mode setup code: it uses the 64-bit boot protocol
@@ -15,15 +17,6 @@ public struct BzImage: Sendable {
     /// The protected-mode kernel: the bytes swvmm loads into guest memory.
     public let protectedModeKernel: ImageContents
 
-    /// Parses a whole image held in memory.
-    public init(bytes: [UInt8]) throws {
-        header = try SetupHeader(parsing: bytes)
-        setup = Array(bytes.prefix(header.protectedModeOffset))
-        protectedModeKernel = .bytes(bytes[min(bytes.count, header.protectedModeOffset)...]
-            .prefix(header.protectedModeSize))
-        try validate(fileSize: bytes.count)
-    }
-
     /// Parses the image in `file`, reading only its setup sectors; the
     /// protected-mode kernel stays in the file until it is loaded.
     public init(file: ImageFile) throws {
@@ -31,7 +24,7 @@ public struct BzImage: Sendable {
         header = try SetupHeader(parsing: headerArea)
         setup = headerArea.count >= header.protectedModeOffset ? Array(headerArea.prefix(header.protectedModeOffset))
             : try file.read(offset: 0, count: min(file.size, header.protectedModeOffset), what: "setup sectors")
-        protectedModeKernel = .file(file, offset: header.protectedModeOffset, count: header.protectedModeSize)
+        protectedModeKernel = ImageContents(file: file, offset: header.protectedModeOffset, count: header.protectedModeSize)
         try validate(fileSize: file.size)
     }
 

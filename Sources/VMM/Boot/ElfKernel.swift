@@ -28,53 +28,38 @@ public struct ElfKernel: Sendable {
     /// First physical address past every segment (the kernel's `_end`).
     public var end: UInt64 { segments.map { $0.physicalAddress + $0.memorySize }.max() ?? 0 }
 
-    /// Parses an ELF vmlinux from `bytes`.
-    public init(bytes: [UInt8]) throws {
-        let image: ELFImage
-        do { image = try ELFImage(bytes: bytes) } catch let error as ELFError { throw BootError.elf(error) }
-        guard image.elfClass == ELFImage.class64, image.machine == ELFImage.machineX86_64 else {
-            throw BootError.notX86_64(elfClass: image.elfClass, machine: image.machine)
-        }
-        try self.init(entry: image.entry, loads: image.loadSegments.map(ElfFileHeader.ProgramHeader.init), fileSize: bytes.count) { load in
-            .bytes(bytes[Int(load.offset) ..< Int(load.offset + load.fileSize)])  // ELFImage checked the bounds
-        }
-    }
-
-    /// Parses the vmlinux in `file`, reading only its ELF and program
-    /// headers; segments stay in the file until they are loaded.
+    /// Parses the vmlinux in `file` through libelf, which maps the file
+    /// lazily and so reads only its headers; segments stay in the file until
+    /// they are loaded.
     public init(file: ImageFile) throws {
-        let header = try ElfFileHeader(file: file)
-        try self.init(entry: header.entry, loads: header.loadSegments, fileSize: file.size) { load in
-            .file(file, offset: Int(load.offset), count: Int(load.fileSize))  // ElfFileHeader checked the bounds
-        }
-    }
-
-    /// Checks the PT_LOAD headers `loads` and keeps them as segments whose
-    /// file bytes `contents` gives.
-    private init(entry: UInt64, loads: [ElfFileHeader.ProgramHeader], fileSize: Int,
-                 contents: (ElfFileHeader.ProgramHeader) -> ImageContents) throws {
+        let image: ELFImage
+        do { image = try file.elfImage() } catch let error as ELFError { throw BootError.elf(error) }
+        guard image.isX86_64 else { throw BootError.notX86_64(elfClass: image.elfClass, machine: image.machine) }
+        let loads = image.loadSegments
         guard !loads.isEmpty else { throw BootError.noLoadableSegments }
         var segments: [Segment] = []
         for load in loads {
             guard load.fileSize <= load.memorySize else {
                 throw BootError.elf(.outOfBounds(what: "PT_LOAD with filesz > memsz", offset: load.offset,
-                                                 size: load.fileSize, imageSize: fileSize))
+                                                 size: load.fileSize, imageSize: image.imageSize))
             }
             let (_, overflow) = load.physicalAddress.addingReportingOverflow(load.memorySize)
             guard !overflow else {
                 throw BootError.elf(.outOfBounds(what: "PT_LOAD physical range", offset: load.physicalAddress,
-                                                 size: load.memorySize, imageSize: fileSize))
+                                                 size: load.memorySize, imageSize: image.imageSize))
             }
-            segments.append(Segment(physicalAddress: load.physicalAddress, contents: contents(load),
+            // ELFImage checked offset + filesz against the file's size.
+            segments.append(Segment(physicalAddress: load.physicalAddress,
+                                    contents: ImageContents(file: file, offset: Int(load.offset), count: Int(load.fileSize)),
                                     memorySize: load.memorySize))
         }
         self.segments = segments
-        entryPoint = try Self.physicalEntry(entry, loads: loads)
+        entryPoint = try Self.physicalEntry(image.entry, loads: loads)
     }
 
     /// `e_entry` as a physical address: as is when it falls in a segment's
     /// physical range, translated when it falls in a virtual range.
-    static func physicalEntry(_ entry: UInt64, loads: [ElfFileHeader.ProgramHeader]) throws -> UInt64 {
+    static func physicalEntry(_ entry: UInt64, loads: [ELFProgramHeader]) throws -> UInt64 {
         if loads.contains(where: { entry >= $0.physicalAddress && entry - $0.physicalAddress < $0.memorySize }) {
             return entry
         }

@@ -1,40 +1,35 @@
 import Guest
 
-/// Bytes that go into guest memory: already in memory (tests, images built on
-/// the fly) or a range of a file, read straight into guest RAM when loaded.
-public enum ImageContents: Sendable {
-    case bytes(ArraySlice<UInt8>)
-    case file(ImageFile, offset: Int, count: Int)
-
-    /// A whole file.
-    public init(file: ImageFile) { self = .file(file, offset: 0, count: file.size) }
-
+/// Bytes that go into guest memory: a range of a kernel or initrd file, read
+/// straight into guest RAM when loaded (swvmm never holds a whole image).
+public struct ImageContents: Sendable {
+    /// The file the bytes are in.
+    public let file: ImageFile
+    /// Where they start in the file.
+    public let offset: Int
     /// How many bytes there are.
-    public var count: Int {
-        switch self {
-        case let .bytes(bytes): return bytes.count
-        case let .file(_, _, count): return count
-        }
+    public let count: Int
+
+    /// `count` bytes of `file` from `offset`.
+    public init(file: ImageFile, offset: Int, count: Int) {
+        self.file = file
+        self.offset = offset
+        self.count = count
     }
 
-    /// Copies the bytes to guest-physical `address`; from a file, with no
-    /// intermediate buffer when `memory` is swvmm's own RAM.
+    /// A whole file.
+    public init(file: ImageFile) { self.init(file: file, offset: 0, count: file.size) }
+
+    /// Copies the bytes to guest-physical `address`, with no intermediate
+    /// buffer when `memory` is swvmm's own RAM.
     public func copy(into memory: PhysicalMemory, at address: UInt64, what: String) throws {
-        switch self {
-        case let .bytes(bytes):
-            try memory.writeBytes(physical: address, bytes)
-        case let .file(file, offset, count):
-            try memory.write(physical: address, count: count) { buffer, done in
-                try file.read(offset: offset + done, into: buffer, what: what)
-            }
+        try memory.write(physical: address, count: count) { buffer, done in
+            try file.read(offset: offset + done, into: buffer, what: what)
         }
     }
 
     /// All the bytes, read into memory (for tests and diagnostics, not loading).
     public func readAll(what: String = "contents") throws -> [UInt8] {
-        switch self {
-        case let .bytes(bytes): return Array(bytes)
-        case let .file(file, offset, count): return try file.read(offset: offset, count: count, what: what)
-        }
+        try file.read(offset: offset, count: count, what: what)
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Guest
 
 /// A kernel or initrd file, open for positioned reads.
 ///
@@ -28,6 +29,10 @@ public final class ImageFile: @unchecked Sendable {
     }
 
     deinit { close(fd) }
+
+    /// The file read as ELF through libelf (mapped lazily, not read whole).
+    /// The image must not outlive this file, whose descriptor it uses.
+    func elfImage() throws -> ELFImage { try ELFImage(fileDescriptor: fd, size: size) }
 
     /// `count` bytes at `offset` (`what` names them in a truncation error).
     public func read(offset: Int, count: Int, what: String) throws -> [UInt8] {

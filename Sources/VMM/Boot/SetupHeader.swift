@@ -1,3 +1,5 @@
+import Guest
+
 /// The real-mode setup header of a bzImage (`struct setup_header`).
 ///
 /// Offsets are from the start of the image file, as tabulated in the kernel's

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The address decoding shared by `PortIOBus` and `MMIOBus`: a sorted table of
 /// non-overlapping ranges, binary search on dispatch, and counters.
 ///
@@ -10,7 +12,7 @@ final class BusCore<Device>: @unchecked Sendable {
     final class Slot {
         let device: Device
         let identity: ObjectIdentifier
-        let lock = Lock()
+        let lock = Mutex(())
         init(device: Device, identity: ObjectIdentifier) { self.device = device; self.identity = identity }
     }
 
@@ -35,7 +37,7 @@ final class BusCore<Device>: @unchecked Sendable {
     let space: BusAddressSpace
     /// One past the highest address of the space (0x1_0000 for ports); nil for the full 64-bit space.
     let spaceEnd: UInt64?
-    private let tableLock = Lock()
+    private let tableLock = Mutex(())
     private var entries: [Entry] = []
     private var unclaimedReads: UInt64 = 0
     private var unclaimedWrites: UInt64 = 0
@@ -52,7 +54,7 @@ final class BusCore<Device>: @unchecked Sendable {
         if wrapped || (spaceEnd.map { last >= $0 } ?? false) {
             throw BusError.rangeWrapsAround(space: space, name: name, base: base, length: length)
         }
-        try tableLock.withLock {
+        try tableLock.withLock { _ in
             // Both ranges are inclusive [base, last]; they intersect unless one ends before the other starts.
             if let clash = entries.first(where: { !($0.last < base || last < $0.base) }) {
                 throw BusError.overlap(space: space, name: name, base: base, length: length,
@@ -69,7 +71,7 @@ final class BusCore<Device>: @unchecked Sendable {
 
     /// The range containing `address`, or nil after counting the access as unclaimed.
     func claim(_ address: UInt64, isWrite: Bool) -> Entry? {
-        tableLock.withLock {
+        tableLock.withLock { _ in
             // Binary search for the last entry whose base is <= address.
             var low = 0, high = entries.count
             while low < high {
@@ -88,11 +90,11 @@ final class BusCore<Device>: @unchecked Sendable {
     }
 
     func statistics() -> BusStatistics {
-        let (snapshot, reads, writes, byAddress) = tableLock.withLock {
+        let (snapshot, reads, writes, byAddress) = tableLock.withLock { _ in
             (entries, unclaimedReads, unclaimedWrites, unclaimedByAddress)
         }
         let ranges = snapshot.map { entry in
-            entry.slot.lock.withLock {
+            entry.slot.lock.withLock { _ in
                 BusRangeStatistics(name: entry.name, base: entry.base, length: entry.length,
                                    reads: entry.reads, writes: entry.writes)
             }

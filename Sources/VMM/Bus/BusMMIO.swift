@@ -17,7 +17,7 @@ public final class MMIOBus: @unchecked Sendable {
     /// Handles a guest MMIO read: fills `data` (its count is the access size).
     public func read(address: UInt64, into data: UnsafeMutableRawBufferPointer) {
         guard let entry = core.claim(address, isWrite: false) else { return fillUnclaimed(data) }
-        entry.slot.lock.withLock {
+        entry.slot.lock.withLock { _ in
             entry.reads &+= 1
             entry.slot.device.read(address: address, offset: address - entry.base, into: data)
         }
@@ -26,7 +26,7 @@ public final class MMIOBus: @unchecked Sendable {
     /// Handles a guest MMIO write of `data`.
     public func write(address: UInt64, data: UnsafeRawBufferPointer) {
         guard let entry = core.claim(address, isWrite: true) else { return }
-        entry.slot.lock.withLock {
+        entry.slot.lock.withLock { _ in
             entry.writes &+= 1
             entry.slot.device.write(address: address, offset: address - entry.base, data: data)
         }

@@ -22,7 +22,7 @@ public final class PortIOBus: @unchecked Sendable {
     public func read(port: UInt16, into data: UnsafeMutableRawBufferPointer) {
         guard let entry = core.claim(UInt64(port), isWrite: false) else { return fillUnclaimed(data) }
         let offset = UInt16(truncatingIfNeeded: UInt64(port) - entry.base)
-        entry.slot.lock.withLock {
+        entry.slot.lock.withLock { _ in
             entry.reads &+= 1
             entry.slot.device.read(port: port, offset: offset, into: data)
         }
@@ -32,7 +32,7 @@ public final class PortIOBus: @unchecked Sendable {
     public func write(port: UInt16, data: UnsafeRawBufferPointer) {
         guard let entry = core.claim(UInt64(port), isWrite: true) else { return }
         let offset = UInt16(truncatingIfNeeded: UInt64(port) - entry.base)
-        entry.slot.lock.withLock {
+        entry.slot.lock.withLock { _ in
             entry.writes &+= 1
             entry.slot.device.write(port: port, offset: offset, data: data)
         }

@@ -24,7 +24,7 @@ public final class TerminalConsole: @unchecked Sendable {
     private let context: ReaderContext
     private let savedAttributes: UnsafeMutablePointer<termios>
     private let rawModeActive = Atomic<Bool>(false)
-    private let startLock = Lock()
+    private let startLock = Mutex(())
     private var thread: pthread_t?
 
     /// Whether the input descriptor is a terminal (raw mode and escapes apply).
@@ -63,7 +63,7 @@ public final class TerminalConsole: @unchecked Sendable {
     /// - Throws: `ConsoleError` if the terminal settings or the thread fail (the
     ///   terminal is left as it was).
     public func start() throws {
-        try startLock.withLock {
+        try startLock.withLock { _ in
             guard thread == nil, !context.stopping.load(ordering: .acquiring) else {
                 throw ConsoleError.alreadyStarted
             }
@@ -98,7 +98,7 @@ public final class TerminalConsole: @unchecked Sendable {
     /// it, e.g. inside `onQuit`).
     public func stop() {
         restore()
-        let handle: pthread_t? = startLock.withLock {
+        let handle: pthread_t? = startLock.withLock { _ in
             defer { thread = nil }
             return thread
         }

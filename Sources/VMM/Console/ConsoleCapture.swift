@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The last `capacity` bytes of console output, kept in memory for tests and for
 /// the early-boot diagnostic (what did the guest print before it stopped?).
 /// Thread-safe.
@@ -5,7 +7,7 @@ public final class ConsoleCapture: @unchecked Sendable {
     /// Default capacity: 1 MiB, far more than a kernel's boot log.
     public static let defaultCapacity = 1 << 20
 
-    private let lock = Lock()
+    private let lock = Mutex(())
     private var ring: [UInt8]
     private var next = 0
     private var wrapped = false
@@ -18,28 +20,28 @@ public final class ConsoleCapture: @unchecked Sendable {
 
     /// Appends one byte.
     public func append(_ byte: UInt8) {
-        lock.withLock { store(byte) }
+        lock.withLock { _ in store(byte) }
     }
 
     /// Appends bytes in order.
     public func append<Bytes: Sequence>(contentsOf bytes: Bytes) where Bytes.Element == UInt8 {
-        lock.withLock { for byte in bytes { store(byte) } }
+        lock.withLock { _ in for byte in bytes { store(byte) } }
     }
 
     /// The kept bytes, oldest first.
     public var bytes: [UInt8] {
-        lock.withLock { wrapped ? Array(ring[next...] + ring[..<next]) : Array(ring[..<next]) }
+        lock.withLock { _ in wrapped ? Array(ring[next...] + ring[..<next]) : Array(ring[..<next]) }
     }
 
     /// The kept bytes as text (invalid UTF-8 becomes U+FFFD).
     public var text: String { String(decoding: bytes, as: UTF8.self) }
 
     /// Every byte ever appended, including forgotten ones.
-    public var totalBytes: UInt64 { lock.withLock { total } }
+    public var totalBytes: UInt64 { lock.withLock { _ in total } }
 
     /// Forgets everything.
     public func clear() {
-        lock.withLock { next = 0; wrapped = false; total = 0 }
+        lock.withLock { _ in next = 0; wrapped = false; total = 0 }
     }
 
     private func store(_ byte: UInt8) {

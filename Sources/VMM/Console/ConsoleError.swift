@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 
 /// Why the terminal console could not start.
@@ -14,17 +15,13 @@ public enum ConsoleError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .terminalAttributes(operation, fd, code):
-            return "\(operation) on fd \(fd) failed: \(Self.message(code))"
+            return "\(operation) on fd \(fd) failed: \(errnoText(code))"
         case let .wakePipe(code):
-            return "cannot create the console's wake-up pipe: \(Self.message(code))"
+            return "cannot create the console's wake-up pipe: \(errnoText(code))"
         case let .readerThread(code):
-            return "cannot start the console input thread: \(Self.message(code))"
+            return "cannot start the console input thread: \(errnoText(code))"
         case .alreadyStarted:
             return "the terminal console was already started (or stopped); make a new one"
         }
-    }
-
-    private static func message(_ code: Int32) -> String {
-        String(cString: strerror(code)) + " (errno \(code))"
     }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A 16550A UART (National Semiconductor PC16550D) as a pure state machine.
 ///
 /// Register it on a `PortIOBus` at `SerialCOM1.base` (8 ports) and wire
@@ -30,7 +32,7 @@ public final class Serial16550: PortIODevice, ConsoleInputSink, @unchecked Senda
 
     private let output: (UInt8) -> Void
     private let interruptLine: (Bool) -> Void
-    private let lock = Lock()
+    private let lock = Mutex(())
 
     private var interruptEnable: UInt8 = 0
     private var lineControl: UInt8 = 0
@@ -65,7 +67,7 @@ public final class Serial16550: PortIODevice, ConsoleInputSink, @unchecked Senda
     /// Queues host bytes for the guest; what does not fit is dropped, counted and
     /// reported to the guest as an overrun (LSR.OE).
     public func enqueueInput(_ bytes: [UInt8]) {
-        lock.withLock {
+        lock.withLock { _ in
             let accepted = acceptInput(bytes[...])
             if accepted < bytes.count {
                 counters.droppedBytes &+= UInt64(bytes.count - accepted)
@@ -78,7 +80,7 @@ public final class Serial16550: PortIODevice, ConsoleInputSink, @unchecked Senda
     /// Queues as many of `bytes` as fit without loss and returns how many; for
     /// producers that can wait (piped stdin).
     public func offerInput(_ bytes: ArraySlice<UInt8>) -> Int {
-        lock.withLock {
+        lock.withLock { _ in
             let accepted = acceptInput(bytes)
             updateInterruptLine()
             return accepted
@@ -86,16 +88,16 @@ public final class Serial16550: PortIODevice, ConsoleInputSink, @unchecked Senda
     }
 
     /// Current level of the interrupt output.
-    public var interruptAsserted: Bool { lock.withLock { interruptLevel } }
+    public var interruptAsserted: Bool { lock.withLock { _ in interruptLevel } }
 
     /// A snapshot of the byte and interrupt counters.
-    public func statistics() -> SerialStatistics { lock.withLock { counters } }
+    public func statistics() -> SerialStatistics { lock.withLock { _ in counters } }
 
     // MARK: Guest side (PortIODevice)
 
     /// A wider access touches consecutive registers, as an 8-bit ISA device sees it.
     public func read(port: UInt16, offset: UInt16, into data: UnsafeMutableRawBufferPointer) {
-        lock.withLock {
+        lock.withLock { _ in
             for index in data.indices {
                 let (register, wrapped) = offset.addingReportingOverflow(UInt16(truncatingIfNeeded: index))
                 data[index] = wrapped || register >= SerialRegister.count ? 0xFF : readRegister(register)
@@ -105,7 +107,7 @@ public final class Serial16550: PortIODevice, ConsoleInputSink, @unchecked Senda
     }
 
     public func write(port: UInt16, offset: UInt16, data: UnsafeRawBufferPointer) {
-        lock.withLock {
+        lock.withLock { _ in
             for index in data.indices {
                 let (register, wrapped) = offset.addingReportingOverflow(UInt16(truncatingIfNeeded: index))
                 if !wrapped && register < SerialRegister.count { writeRegister(register, data[index]) }

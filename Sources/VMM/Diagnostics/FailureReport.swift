@@ -103,9 +103,3 @@ public struct FailureReport: CustomStringConvertible, Sendable {
             + "  efer=\(hex(sregs.efer, width: 16)) cs=\(hex(UInt64(sregs.cs.selector), width: 4)) (cpl \(sregs.cs.dpl)) idt=\(hex(sregs.idt.base, width: 16))\n"
     }
 }
-
-/// Lower-case hex, zero-padded to `width` digits.
-func hex(_ value: UInt64, width: Int = 0) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: max(0, width - digits.count)) + digits
-}

@@ -1,4 +1,4 @@
-import Glibc
+import Guest
 
 /// Monotonic timestamps of the steps that build a machine, so `swvmm bench
 /// boot` can say where start-up time goes (swvmm's own work vs KVM's ioctls).
@@ -10,13 +10,6 @@ public struct StartupTimeline: Sendable {
 
     /// Records that `step` finished now.
     public mutating func mark(_ step: String) {
-        marks.append((step, StartupTimeline.now()))
-    }
-
-    /// CLOCK_MONOTONIC in nanoseconds (system-wide: comparable across processes).
-    public static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+        marks.append((step, monotonicNanoseconds()))
     }
 }

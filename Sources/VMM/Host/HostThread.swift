@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 
 /// A joinable POSIX thread running one closure: each vCPU gets one.
@@ -12,7 +13,7 @@ public final class HostThread: @unchecked Sendable {
     /// Errors starting a thread.
     public enum StartError: Error, CustomStringConvertible {
         case createFailed(errno: Int32)
-        public var description: String { "cannot start a thread: \(String(cString: strerror(errnoValue))) (errno \(errnoValue))" }
+        public var description: String { "cannot start a thread: \(errnoText(errnoValue))" }
         private var errnoValue: Int32 { if case let .createFailed(value) = self { return value }; return 0 }
     }
 
@@ -47,7 +48,7 @@ public final class HostThread: @unchecked Sendable {
         guard fd >= 0 else { return }
         defer { close(fd) }
         let bytes = Array(name.utf8.prefix(15))
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        _ = bytes.withUnsafeBytes { writeAll(fd, $0) }
     }
 
     /// Waits for the thread to finish (once; later calls return at once).

@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 
 /// A failure talking to KVM: what swvmm was doing, and the errno the kernel gave.
@@ -18,7 +19,7 @@ public enum KVMError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .deviceUnavailable(path, errno):
-            var text = "cannot open \(path): \(KVMError.describe(errno))"
+            var text = "cannot open \(path): \(errnoText(errno))"
             if errno == ENOENT { text += " (is the kvm module loaded? is this a virtual machine without nested virtualization?)" }
             if errno == EACCES { text += " (add yourself to the 'kvm' group or run as root)" }
             return text
@@ -27,16 +28,11 @@ public enum KVMError: Error, Equatable, CustomStringConvertible {
         case let .missingCapability(name):
             return "this host's KVM lacks \(name), which swvmm needs"
         case let .ioctlFailed(operation, errno):
-            return "\(operation) failed: \(KVMError.describe(errno))"
+            return "\(operation) failed: \(errnoText(errno))"
         case let .runAreaMapFailed(errno):
-            return "cannot map the vCPU run area: \(KVMError.describe(errno))"
+            return "cannot map the vCPU run area: \(errnoText(errno))"
         case let .invalidArgument(text):
             return text
         }
-    }
-
-    /// `strerror` text with the symbolic number, e.g. "Invalid argument (errno 22)".
-    static func describe(_ errno: Int32) -> String {
-        "\(String(cString: strerror(errno))) (errno \(errno))"
     }
 }

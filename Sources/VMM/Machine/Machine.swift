@@ -32,15 +32,16 @@ public final class Machine: @unchecked Sendable {
     /// `console` receives the guest's serial output.
     public init(configuration: MachineConfiguration, console: @escaping @Sendable (UInt8) -> Void) throws {
         self.configuration = configuration
-        system = try KVMSystem()
-        try system.require(Capability.required)
-        try configuration.validate(maximumVCPUs: system.maximumVCPUs)
-        timeline.mark("open /dev/kvm, check capabilities")
-
         let image = try KernelImage.load(path: configuration.kernelPath)
         let initrd = try configuration.initrdPath.map { ImageContents(file: try ImageFile(path: $0)) }
-        timeline.mark("read kernel and initrd")
-        effectiveCommandLine = Machine.commandLine(for: configuration, hardwareVirtualization: HostPlatform.hasHardwareVirtualization)
+        effectiveCommandLine = try configuration.validate(
+            kernel: image, hardwareVirtualization: HostPlatform.hasHardwareVirtualization).text
+        timeline.mark("read kernel and initrd, check configuration")
+
+        system = try KVMSystem()
+        try system.require(Capability.required)
+        try configuration.checkCPUCount(maximumVCPUs: system.maximumVCPUs)
+        timeline.mark("open /dev/kvm, check capabilities")
 
         memory = try GuestMemory(size: configuration.memory.bytes)
         virtualMachine = try system.createVirtualMachine()
@@ -90,15 +91,6 @@ public final class Machine: @unchecked Sendable {
         // Ports Linux touches during boot whose effects swvmm does not model (port 0x61
         // belongs to the in-kernel PIT, which KVM decodes before user space sees it).
         try ports.register(IgnoredPorts(), name: "POST diagnostic", base: DevicePorts.postDiagnostic, length: 1)
-    }
-
-    /// The kernel command line after platform workarounds: on a host without
-    /// VT-x/AMD-V, `noxsave`, because that KVM's emulator lacks `xrstor`
-    /// (shared/PLATFORM.md, "Emulator gaps").
-    static func commandLine(for configuration: MachineConfiguration, hardwareVirtualization: Bool) -> String {
-        let words = configuration.commandLine.split(separator: " ")
-        if hardwareVirtualization || words.contains("noxsave") { return configuration.commandLine }
-        return configuration.commandLine.isEmpty ? "noxsave" : configuration.commandLine + " noxsave"
     }
 
     /// Runs every vCPU on its own thread until the machine stops; returns how it ended.

@@ -34,8 +34,12 @@ public struct MachineConfiguration: Sendable {
         self.traceExits = traceExits
     }
 
-    /// Checks what can be checked without KVM; `maximumVCPUs` comes from the host's KVM.
-    public func validate(maximumVCPUs: Int, hostMemory: UInt64 = MachineConfiguration.hostPhysicalMemory()) throws {
+    /// Checks everything that can be checked before any KVM object exists:
+    /// RAM, the CPU count against the MP table, and the command line the guest
+    /// would get (`effectiveCommandLine`) against `kernel`'s limit. Returns
+    /// that command line.
+    public func validate(kernel: KernelImage, hardwareVirtualization: Bool,
+                         hostMemory: UInt64 = MachineConfiguration.hostPhysicalMemory()) throws -> KernelCommandLine {
         guard memory.bytes >= MachineConfiguration.minimumMemory.bytes else {
             throw ConfigurationError.memoryTooSmall(memory, minimum: MachineConfiguration.minimumMemory)
         }
@@ -43,11 +47,33 @@ public struct MachineConfiguration: Sendable {
         if hostMemory > 0, memory.bytes > hostMemory {
             throw ConfigurationError.memoryExceedsHost(memory, host: MemorySize(bytes: hostMemory))
         }
-        // KVM's limit, and the MP table's (the entries that fit in the EBDA; the MADT holds as many).
+        try checkCPUCount(maximumVCPUs: MachineConfiguration.maximumCPUsInMPTable)
+        let text = effectiveCommandLine(hardwareVirtualization: hardwareVirtualization)
+        do {
+            return try KernelCommandLine(text, kernelLimit: kernel.commandLineLimit)
+        } catch let BootError.commandLineTooLong(length, limit) {
+            let appended = text == commandLine ? nil : String(text.dropFirst(commandLine.count))
+            throw ConfigurationError.commandLineTooLong(length: length, limit: limit, appended: appended)
+        }
+    }
+
+    /// Checks the CPU count against KVM's limit (`maximumVCPUs`, from the
+    /// host's KVM) and the boot tables' (the MP table entries that fit in the
+    /// EBDA; the MADT holds as many).
+    public func checkCPUCount(maximumVCPUs: Int) throws {
         let maximumCPUs = min(maximumVCPUs, MachineConfiguration.maximumCPUsInMPTable)
         guard (1...maximumCPUs).contains(cpuCount) else {
             throw ConfigurationError.invalidCPUCount(cpuCount, maximum: maximumCPUs)
         }
+    }
+
+    /// The kernel command line after platform workarounds: on a host without
+    /// VT-x/AMD-V, `noxsave`, because that KVM's emulator lacks `xrstor`
+    /// (shared/PLATFORM.md, "Emulator gaps").
+    public func effectiveCommandLine(hardwareVirtualization: Bool) -> String {
+        let words = commandLine.split(separator: " ")
+        if hardwareVirtualization || words.contains("noxsave") { return commandLine }
+        return commandLine.isEmpty ? "noxsave" : commandLine + " noxsave"
     }
 
     /// The CPUs the MP table can describe: as many entries as fit in the EBDA,
@@ -68,6 +94,9 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case memoryNotMiBAligned(MemorySize)
     case memoryExceedsHost(MemorySize, host: MemorySize)
     case invalidCPUCount(Int, maximum: Int)
+    /// The command line the guest would get (with what swvmm `appended`, if
+    /// anything) is longer than the kernel or swvmm's boot area accepts.
+    case commandLineTooLong(length: Int, limit: Int, appended: String?)
 
     public var description: String {
         switch self {
@@ -79,6 +108,9 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
             return "--memory \(size) is more than this host's \(host) of RAM"
         case let .invalidCPUCount(count, maximum):
             return "--cpus \(count) is out of range: swvmm on this host allows 1 to \(maximum)"
+        case let .commandLineTooLong(length, limit, appended):
+            let note = appended.map { ", counting the \"\($0.drop { $0 == " " })\" swvmm appends on this host" } ?? ""
+            return "command line is \(length) bytes\(note); the kernel accepts at most \(limit)"
         }
     }
 }

@@ -24,7 +24,7 @@ public enum GuestMemoryError: Error, Equatable, CustomStringConvertible {
         case let .invalidSize(size):
             return "guest memory size \(size) must be a non-zero multiple of 4 KiB"
         case let .mapFailed(size, errno):
-            return "cannot map \(size) bytes of guest memory: \(String(cString: strerror(errno)))"
+            return "cannot map \(size) bytes of guest memory: \(errnoText(errno))"
         }
     }
 }

@@ -1,3 +1,5 @@
+import Guest
+
 /// Where swvmm puts things in guest-physical memory when it boots Linux.
 ///
 /// One table, so the e820 map, the loaders and the device models agree. The
@@ -49,5 +51,5 @@ public enum Layout {
     public static let ioAPICAddress: UInt64 = 0xFEC0_0000
 
     /// x86 small page size.
-    public static let pageSize: UInt64 = 0x1000
+    public static let pageSize = PageSize.size4KiB.bytes
 }

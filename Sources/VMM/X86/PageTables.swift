@@ -5,25 +5,16 @@ import Guest
 /// The 64-bit entry needs paging on and the kernel, zero page and command
 /// line identity-mapped (boot.rst, "64-bit Boot Protocol"). Layout: the PML4
 /// at `Layout.pageTableRootAddress`, then one PDPT, then four page
-/// directories (one per GiB). Entry formats: Intel SDM Vol. 3A §4.5, Tables 4-15 to 4-18.
+/// directories (one per GiB). Entry bits: `X86Paging` (Intel SDM Vol. 3A §4.5).
 public enum PageTables {
-    /// P: present (bit 0).
-    public static let present: UInt64 = 1 << 0
-    /// R/W: writable (bit 1).
-    public static let writable: UInt64 = 1 << 1
-    /// U/S: user accessible (bit 2).
-    public static let user: UInt64 = 1 << 2
-    /// PS: in a page-directory entry, maps a 2 MiB page (bit 7).
-    public static let pageSize: UInt64 = 1 << 7
-    /// Bits 51:12 of an entry: the physical address it points to.
-    public static let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000
-
     /// Bytes one page directory maps (512 x 2 MiB).
-    static let gibibyte: UInt64 = 1 << 30
+    static let gibibyte = PageSize.size1GiB.bytes
     /// Size of a 2 MiB page.
-    static let largePage: UInt64 = 1 << 21
+    static let largePage = PageSize.size2MiB.bytes
     /// Entries in one table.
-    static let entriesPerTable = 512
+    static let entriesPerTable = X86Paging.entriesPerTable
+    /// Entry bits of every table: present and writable (supervisor only).
+    static let tableEntry = X86Paging.presentBit | X86Paging.writableBit
     /// Page directories: one per GiB of the 4 GiB mapped.
     static let directoryCount = 4
 
@@ -40,15 +31,15 @@ public enum PageTables {
     @discardableResult
     public static func write(into memory: PhysicalMemory) throws -> UInt64 {
         var pml4 = [UInt64](repeating: 0, count: entriesPerTable)
-        pml4[0] = pdpt | present | writable
+        pml4[0] = pdpt | tableEntry
         try writeTable(pml4, at: root, into: memory)
 
         var pdptEntries = [UInt64](repeating: 0, count: entriesPerTable)
         for index in 0..<directoryCount {
-            pdptEntries[index] = directory(index) | present | writable
+            pdptEntries[index] = directory(index) | tableEntry
             var pd = [UInt64](repeating: 0, count: entriesPerTable)
             for slot in 0..<entriesPerTable {
-                pd[slot] = (UInt64(index) * gibibyte + UInt64(slot) * largePage) | present | writable | pageSize
+                pd[slot] = (UInt64(index) * gibibyte + UInt64(slot) * largePage) | tableEntry | X86Paging.pageSizeBit
             }
             try writeTable(pd, at: directory(index), into: memory)
         }

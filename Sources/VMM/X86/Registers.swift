@@ -1,3 +1,5 @@
+import Guest
+
 /// General-purpose register state at the kernel's 64-bit entry (plain Swift; the KVM layer makes a `kvm_regs`).
 public struct BootRegisters: Sendable, Equatable {
     /// RFLAGS bit 1 is reserved and always reads 1 (SDM Vol. 1 §3.4.3); IF is clear.

@@ -1,3 +1,4 @@
+import Guest
 import ArgumentParser
 import Glibc
 import VMM
@@ -32,7 +33,7 @@ struct BootBenchmark: ParsableCommand {
         var startups: [Double] = [], swvmmRSS: [Double] = [], helloRSS: [Double] = []
         var stepTimes: [String: [Double]] = [:], stepOrder: [String] = []
         for _ in 0..<max(1, runs) {
-            let start = StartupTimeline.now()
+            let start = Guest.monotonicNanoseconds()
             let child = try reportingErrors { try ChildProcess.spawn(executable, arguments) }
             let result = child.finish()
             guard let report = FirstEntryReport(parsing: result.output) else {

@@ -1,3 +1,4 @@
+import Guest
 import Glibc
 import VMM
 
@@ -9,7 +10,7 @@ struct ChildProcess {
     enum SpawnError: Error, CustomStringConvertible {
         case failed(path: String, errno: Int32)
         var description: String {
-            if case let .failed(path, code) = self { return "cannot start \(path): \(String(cString: strerror(code)))" }
+            if case let .failed(path, code) = self { return "cannot start \(path): \(errnoText(code))" }
             return "cannot start a child process"
         }
     }

@@ -1,3 +1,4 @@
+import Guest
 import ArgumentParser
 import CShadow
 import GDBRemote
@@ -6,7 +7,7 @@ import Shadow
 import VMM
 
 /// `swvmm bench shadow`: what each inspection tool costs through shadow
-/// context (issue 4's "Measure"): calls redirected and local, notifications,
+/// context: calls redirected and local, notifications,
 /// guest stops, host-side time per redirected call against the seccomp
 /// notification round trip of the same run, and wall time beside the same
 /// tool run natively on the host.
@@ -94,7 +95,7 @@ struct ShadowBenchmark: ParsableCommand {
         let argv = tool.map { strdup($0) } + [nil], envp = environment.map { strdup($0) } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         let rc = posix_spawnp(&pid, tool[0], &actions, nil, argv, envp)
-        guard rc == 0 else { throw ValidationError("cannot run \(tool[0]): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw ValidationError("cannot run \(tool[0]): \(errnoText(rc))") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return monotonicSeconds() - start
@@ -149,9 +150,5 @@ enum NotificationRoundTrip {
     }
 }
 
-/// CLOCK_MONOTONIC in seconds.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
+/// The monotonic clock in seconds, for wall times of whole runs.
+private func monotonicSeconds() -> Double { Double(monotonicNanoseconds()) / 1e9 }

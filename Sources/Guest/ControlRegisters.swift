@@ -1,4 +1,5 @@
-/// Control-register and EFER bits swvmm sets to enter 64-bit mode directly.
+/// Control-register and EFER bits: the ones swvmm sets to enter 64-bit mode
+/// directly and the ones a page walk reads.
 ///
 /// CR0 and CR4: Intel SDM Vol. 3A §2.5, Figure 2-7. EFER (MSR 0xC0000080):
 /// SDM Vol. 3A §2.2.1, Table 2-1, and Vol. 4 Table 2-2.
