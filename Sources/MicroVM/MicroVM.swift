@@ -20,12 +20,17 @@ public final class MicroVM {
     public let machine: VirtualMachine
     public let memory: GuestMemory
     public private(set) var vcpus: [VirtualCPU] = []
+    /// What KVM supports, given to every vCPU as its CPUID: hardware KVM refuses
+    /// long mode in KVM_SET_SREGS unless the guest's CPUID has LM (Intel SDM
+    /// CPUID.80000001H:EDX bit 29), and SYSCALL in EFER unless it has SYSCALL.
+    private let supportedCPUID: [kvm_cpuid_entry2]
 
     /// Page-table entry bits (Intel SDM Vol. 3A §4.5, Table 4-15..4-19).
     static let present: UInt64 = 1 << 0, writable: UInt64 = 1 << 1, user: UInt64 = 1 << 2, largePage: UInt64 = 1 << 7
 
     public init() throws {
         system = try KVMSystem()
+        supportedCPUID = try system.supportedCPUID()
         machine = try system.createVirtualMachine()
         memory = try GuestMemory(size: MicroVM.memorySize)
         try machine.mapMemory(memory)
@@ -46,6 +51,7 @@ public final class MicroVM {
     @discardableResult
     public func addVCPU(cpl: UInt8, entryOffset: UInt64 = 0, configure: (inout kvm_regs) -> Void = { _ in }) throws -> VirtualCPU {
         let vcpu = try machine.createVirtualCPU(id: vcpus.count)
+        try vcpu.setCPUID(supportedCPUID)
         let privilege = cpl == 0 ? UInt8(0) : 3
         // Selectors: index 1/2 for CPL 0 code/data, 3/4 for CPL 3 (RPL 3); the GDT itself is never read.
         let code = Segment(limit: 0xFFFFF, selector: privilege == 0 ? 0x08 : 0x1B, type: 0xB, present: true,
