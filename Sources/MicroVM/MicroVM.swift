@@ -20,9 +20,14 @@ public final class MicroVM {
     public let machine: VirtualMachine
     public let memory: GuestMemory
     public private(set) var vcpus: [VirtualCPU] = []
+    /// What KVM supports, given to every vCPU as its CPUID: hardware KVM refuses
+    /// long mode in KVM_SET_SREGS unless the guest's CPUID has LM (Intel SDM
+    /// CPUID.80000001H:EDX bit 29), and SYSCALL in EFER unless it has SYSCALL.
+    private let supportedCPUID: [kvm_cpuid_entry2]
 
     public init() throws {
         system = try KVMSystem()
+        supportedCPUID = try system.supportedCPUID()
         machine = try system.createVirtualMachine()
         memory = try GuestMemory(size: MicroVM.memorySize)
         try machine.mapMemory(memory)
@@ -43,6 +48,7 @@ public final class MicroVM {
     @discardableResult
     public func addVCPU(cpl: UInt8, entryOffset: UInt64 = 0, configure: (inout kvm_regs) -> Void = { _ in }) throws -> VirtualCPU {
         let vcpu = try machine.createVirtualCPU(id: vcpus.count)
+        try vcpu.setCPUID(supportedCPUID)
         let privilege = cpl == 0 ? UInt8(0) : 3
         // Selectors: index 1/2 for CPL 0 code/data, 3/4 for CPL 3 (RPL 3); the GDT itself is never read.
         let code = Segment(limit: 0xFFFFF, selector: privilege == 0 ? 0x08 : 0x1B, type: 0xB, present: true,

@@ -30,8 +30,11 @@ final class BootLoaderTests: XCTestCase {
         let zp = Layout.bootParamsAddress
         let header = try memory.readBytes(physical: zp + 0x1F1, count: 0x26C - 0x1F1)
         XCTAssertEqual(header[0..<(0x210 - 0x1F1)], bytes[0x1F1..<0x210], "setup header copied up to type_of_loader")
-        XCTAssertEqual(try memory.readBytes(physical: zp, count: 0x1E8), Array(repeating: 0, count: 0x1E8),
-                       "the 0xFF-filled boot sector is not copied")
+        var start = try memory.readBytes(physical: zp, count: 0x1E8)
+        XCTAssertEqual(start[0x70..<0x78].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) },
+                       Layout.acpiTablesAddress, "acpi_rsdp_addr points at the RSDP")
+        start.replaceSubrange(0x70..<0x78, with: repeatElement(0, count: 8))
+        XCTAssertEqual(start, Array(repeating: 0, count: 0x1E8), "the 0xFF-filled boot sector is not copied")
         XCTAssertEqual(try memory.readInteger(physical: zp + 0x26C, as: UInt32.self), 0, "nothing past the header")
         XCTAssertEqual(try memory.readInteger(physical: zp + 0x210, as: UInt8.self), 0xFF)
         XCTAssertEqual(try memory.readInteger(physical: zp + 0x211, as: UInt8.self), 0x81, "LOADED_HIGH|CAN_USE_HEAP")
