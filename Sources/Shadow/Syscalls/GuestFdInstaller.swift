@@ -1,4 +1,5 @@
 import Glibc
+import Guest
 
 /// Puts the local placeholder of a guest fd into the inspector: the one
 /// effect of a redirected call the redirector cannot have by itself (the

@@ -1,6 +1,5 @@
-import Guest
 import Glibc
-import VMM
+import Guest
 
 /// A child process started with posix_spawn whose stdout the parent reads.
 struct ChildProcess {
@@ -46,9 +45,9 @@ struct ChildProcess {
         var bytes: [UInt8] = []
         let needle = Array(marker.utf8)
         var chunk = [UInt8](repeating: 0, count: 4096)
-        while StartupTimeline.now() < deadline {
+        while monotonicNanoseconds() < deadline {
             var poller = pollfd(fd: stdoutRead, events: Int16(POLLIN), revents: 0)
-            let remaining = Int32(min(1000, (deadline - StartupTimeline.now()) / 1_000_000 + 1))
+            let remaining = Int32(min(1000, (deadline - monotonicNanoseconds()) / 1_000_000 + 1))
             guard poll(&poller, 1, remaining) >= 0 || errno == EINTR else { break }
             guard poller.revents != 0 else { continue }
             let count = chunk.withUnsafeMutableBytes { Glibc.read(stdoutRead, $0.baseAddress, $0.count) }
@@ -56,7 +55,7 @@ struct ChildProcess {
             if count <= 0 { break }
             let searchFrom = max(0, bytes.count - needle.count)
             bytes.append(contentsOf: chunk[0..<count])
-            if bytes[searchFrom...].firstRange(of: needle) != nil { return (StartupTimeline.now(), bytes) }
+            if bytes[searchFrom...].firstRange(of: needle) != nil { return (monotonicNanoseconds(), bytes) }
         }
         return (nil, bytes)
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import Guest
 import VMM
 
 /// `swvmm bench init`: swvmm against QEMU's microvm machine, booting the same
@@ -87,7 +88,7 @@ struct InitBenchmark: ParsableCommand {
     /// One boot to the marker; the VMM is then ended (it usually has ended itself by the guest's reset).
     private func boot(_ path: String, _ arguments: [String], name: String, counters: KVMExitCounters?) throws
         -> (seconds: Double, exits: KVMExitCounters.Snapshot?) {
-        let start = StartupTimeline.now()
+        let start = monotonicNanoseconds()
         let child = try reportingErrors { try ChildProcess.spawn(path, arguments) }
         let reached = child.read(until: Self.marker, deadline: start + UInt64(timeout) * 1_000_000_000)
         let snapshot = reached.time.flatMap { _ in counters?.snapshot(pid: child.pid) }
