@@ -29,7 +29,8 @@
 #   --l1               use the L1 even on a host with vmx/svm [KVM_HOST_FORCE_L1=1]
 # Test knobs: KVM_HOST_KERNEL, KVM_HOST_INITRD (the L1's images),
 #   KVM_HOST_SKIP_KVM=1 (the L1 does not load kvm_amd: no /dev/kvm),
-#   KVM_HOST_BOOT_TIMEOUT (seconds until the L1 must be ready, default 180).
+#   KVM_HOST_BOOT_TIMEOUT (seconds until the L1 must be ready, default 180),
+#   KVM_HOST_TCG=single (one host thread for all L1 vCPUs; default multi).
 #
 # Output: the command's stdout and stderr arrive on this script's stdout and
 # stderr unchanged (in the L1: two raw serial ports). The script's own
@@ -213,7 +214,7 @@ run_l1() {
     # measured to cost too much for swvmm boots (see the commit message);
     # the rare L1 oops of multi-threaded TCG is handled by the retry.
     setpriv --pdeathsig KILL -- qemu-system-x86_64 \
-        -accel tcg -cpu max -smp 2 -m "$memory" \
+        -accel "tcg,thread=${KVM_HOST_TCG:-multi}" -cpu max -smp 2 -m "$memory" \
         -nodefaults -no-user-config -display none -monitor none -no-reboot \
         -kernel "$kernel" -initrd "$initrd" -append "$append" \
         -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
