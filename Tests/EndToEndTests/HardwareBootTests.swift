@@ -3,7 +3,7 @@ import VMM
 import XCTest
 
 /// Boots to the initramfs's /init, which prints SWVMM-INIT-OK and resets the
-/// machine (`swvmm.mode=poweroff` with `reboot=k`), so swvmm exits 0. Needs
+/// machine (`swvmm.mode=reboot` with `reboot=k`), so swvmm exits 0. Needs
 /// hardware-assisted KVM: runs through the KVM host (images/kvm-host.sh),
 /// directly on a host with VT-x/AMD-V, else in a QEMU/TCG L1 with emulated
 /// SVM. All boots of the class run in one batch, one L1 boot.
@@ -50,7 +50,7 @@ final class HardwareBootTests: XCTestCase {
                 continue
             }
             let token = UUID().uuidString.prefix(8).lowercased()
-            let commandLine = "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd swvmm.mode=poweroff swvmm.testtoken=\(token)"
+            let commandLine = "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd swvmm.mode=reboot swvmm.testtoken=\(token)"
             tokens[boot.name] = token
             commandLines[boot.name] = commandLine
             batch.add(boot.name, ["--kernel", kernel, "--initrd", initrd, "--cpus", "\(boot.cpus)", "--memory", boot.memory,
@@ -107,6 +107,7 @@ final class HardwareBootTests: XCTestCase {
         XCTAssertEqual(KernelLog(serialOutput: result.stdout).first(after: "Command line: "), commandLine, result.summary)
         XCTAssertTrue(result.stdout.contains("swvmm.testtoken=\(token)"), result.summary)
         XCTAssertEqual(StartLine(stderr: result.stderr)?.cpus, boot.cpus, result.summary)
+        XCTAssertTrue(result.stdout.contains("SWVMM-CPUS \(boot.cpus)"), "the guest should count \(boot.cpus) CPU(s)\n\(result.summary)")
         print("HardwareBootTests: \(name) took \(String(format: "%.1f", result.seconds)) s in a batch of \(String(format: "%.1f", batch.seconds)) s")
         return result
     }

@@ -74,10 +74,10 @@ final class KVMHostTests: XCTestCase {
     /// The timeout kills QEMU, says so, and leaves no process behind.
     func testTimeoutKillsTheL1() throws {
         let marker = "kvmhost-timeout-\(UUID().uuidString.prefix(8))"
-        let result = try KVMHost.runAllowingFailure(batch: "sleep 600 # \(marker)", timeout: 45, options: ["--l1"])
+        let result = try KVMHost.runAllowingFailure(batch: "sleep 600 # \(marker)", timeout: 30, options: ["--l1"])
         XCTAssertEqual(result.status, KVMHost.timedOutStatus, result.summary)
-        XCTAssertTrue(result.stderr.contains("kvm-host: timed out after 45 s; QEMU killed"), result.summary)
-        XCTAssertLessThan(result.seconds, 70, result.summary)
+        XCTAssertTrue(result.stderr.contains("kvm-host: timed out after 30 s; QEMU killed"), result.summary)
+        XCTAssertLessThan(result.seconds, 50, result.summary)
         XCTAssertEqual(KVMHost.processes(mentioning: result.scratch), [], "QEMU or a helper outlived kvm-host.sh")
     }
 }

@@ -153,15 +153,24 @@ struct SwvmmBatch {
         runs.append(Run(name: name, arguments: arguments, timeout: timeout))
     }
 
-    /// The bash script: each run bounded by `timeout` (status 124 = timed out).
+    /// The bash script: each run bounded by `timeout` (status 124 = timed
+    /// out). swvmm writes the guest's console a few bytes at a time: into the
+    /// scratch directory (virtio-9p in the L1) each write would be a round
+    /// trip to QEMU, so the files are written to /tmp and copied afterwards.
     var script: String {
-        var text = "swvmm=\(shellQuoted(Swvmm.binary.path))\ncd \"$KVM_HOST_SCRATCH\"\n"
+        var text = """
+            swvmm=\(shellQuoted(Swvmm.binary.path))
+            work=$(mktemp -d)
+            trap 'rm -rf "$work"' EXIT
+
+            """
         for run in runs {
             let arguments = run.arguments.map(shellQuoted).joined(separator: " ")
             text += """
             start=$(date +%s.%N)
-            timeout -k 5 \(run.timeout) "$swvmm" \(arguments) </dev/null >\(run.name).stdout 2>\(run.name).stderr && status=0 || status=$?
-            echo "$status $start $(date +%s.%N)" >\(run.name).status
+            timeout -k 5 \(run.timeout) "$swvmm" \(arguments) </dev/null >"$work/\(run.name).stdout" 2>"$work/\(run.name).stderr" && status=0 || status=$?
+            echo "$status $start $(date +%s.%N)" >"$work/\(run.name).status"
+            cp "$work/\(run.name)".* "$KVM_HOST_SCRATCH/"
             echo "swvmm run \(run.name): status $status" >&2
 
             """
