@@ -183,7 +183,7 @@ COLS=$cols
 EOF
 case "$scratch" in *\'*) die "the scratch path must not contain a single quote: $scratch" ;; esac
 
-if [ "$interactive" = 1 ]; then
+if [ "$interactive" = 1 ] && [ "$force_l1" != 1 ]; then
     say "no VT-x/AMD-V on this host: running in the KVM host, a QEMU/TCG L1 with emulated AMD SVM (slow: every instruction emulated); a host with VT-x/AMD-V runs the same command directly, at full speed"
 fi
 
