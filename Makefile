@@ -10,7 +10,8 @@ ifneq ($(wildcard $(SWIFT_BIN)/swift),)
 export PATH := $(SWIFT_BIN):$(PATH)
 endif
 SWIFT ?= swift
-SWVMM := .build/release/swvmm
+# The binary `make run` boots with (built by `make build` when it is this default).
+SWVMM ?= .build/release/swvmm
 IMAGES := images/out
 
 # Every Debian 12 package the project needs, in one list. By use:
@@ -23,6 +24,8 @@ IMAGES := images/out
 #   small kernel: linux-source-6.1 make gcc flex bison bc perl libssl-dev libelf-dev
 #   stock kernels: apt-get download + dpkg-deb (apt, dpkg: always present), file, lz4
 #   reference guest and tests: qemu-system-x86 socat util-linux (setpriv)
+#   KVM host (images/kvm-host.sh, an L1 under QEMU/TCG): qemu-system-x86 (its
+#     virtio-9p), util-linux (setpriv), coreutils (timeout), busybox-static, kmod, xz-utils
 #   host inspectors the shadow tests run: procps psmisc net-tools iproute2 coreutils
 APT_PACKAGES := \
 	libcapstone-dev libelf-dev pkg-config \
@@ -46,13 +49,18 @@ images:
 test: images
 	$(SWIFT) test --disable-swift-testing
 
-# Boots the small kernel with the shell initramfs. On a host without
-# hardware virtualization (no vmx/svm flag) KVM emulates kernel code: the
-# bzImage's decompressor alone would take ~90 s, so boot the same kernel's
-# vmlinux there; swvmm then stops with a platform explanation (status 3).
-RUN_KERNEL ?= $(if $(shell grep -qwE 'vmx|svm' /proc/cpuinfo && echo yes),bzImage-tiny,vmlinux-tiny)
-run: build images
-	$(SWVMM) --kernel $(IMAGES)/$(RUN_KERNEL) --initrd $(IMAGES)/initramfs.cpio.gz
+# Boots the small kernel with the shell initramfs, ending at the guest's
+# shell (swvmm-guest#; Ctrl-A x quits). On a host without hardware
+# virtualization (no vmx/svm flag: its KVM cannot boot Linux) the same
+# command runs in the KVM host (images/kvm-host.sh): a QEMU/TCG L1 with
+# emulated AMD SVM, the terminal passed through to swvmm in it.
+RUN_KERNEL ?= bzImage-tiny
+run: $(if $(filter .build/release/swvmm,$(SWVMM)),build) images
+	images/kvm-host.sh --interactive -- $(SWVMM) --kernel $(IMAGES)/$(RUN_KERNEL) --initrd $(IMAGES)/initramfs.cpio.gz
+
+# Only the KVM host's L1 initramfs (make images builds it too).
+kvm-host-image:
+	nice $(MAKE) -C images kvm-host
 
 bench: build
 	$(SWVMM) bench
@@ -68,4 +76,4 @@ clean:
 	rm -rf .build
 	$(MAKE) -C images clean
 
-.PHONY: all build images test run bench setup clean
+.PHONY: all build images kvm-host-image test run bench setup clean

@@ -25,6 +25,7 @@ line() { # file description
         line "vmlinux-$series" "Linux $rel, extracted from bzImage-$series (stripped, no symbols)"
         line "initramfs-$series.cpio.gz" "busybox-static $(pkgver busybox-static), /init, modules of $rel: $*"
     done
+    [ -e release-6.12 ] && line kvm-host-initramfs.cpio.gz "busybox-static $(pkgver busybox-static), kvm-host-init, KVM and 9p modules of $(cat release-6.12) (the KVM host's L1)"
     line initramfs.cpio.gz "busybox-static $(pkgver busybox-static), /init, no modules (for bzImage-tiny)"
 } > MANIFEST.tmp
 mv MANIFEST.tmp MANIFEST
