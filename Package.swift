@@ -41,9 +41,11 @@ let package = Package(
         .target(name: "Shadow", dependencies: ["Guest", "CShadow"]),
         // A Shadow Target over the GDB remote serial protocol (QEMU's gdbstub).
         .target(name: "GDBRemote", dependencies: ["Shadow", "Guest"]),
+        // Shadow context on swvmm's own machine: the dedicated vCPU and its syscall-entry trap.
+        .target(name: "KVMShadow", dependencies: ["VMM", "Guest", "CKVM"]),
         // The command line.
         .executableTarget(name: "swvmm", dependencies: [
-            "VMM", "MicroVM", "Shadow", "GDBRemote", "Guest",
+            "VMM", "MicroVM", "KVMShadow", "Shadow", "GDBRemote", "Guest",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

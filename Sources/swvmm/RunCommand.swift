@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import KVMShadow
 import VMM
 
 /// `swvmm run` (the default): boot a Linux kernel with the terminal as its serial console.
@@ -29,12 +30,18 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print every VM exit with the instruction that caused it, and a histogram at the end.")
     var traceExits = false
 
+    @Flag(help: ArgumentHelp(
+        "Add one vCPU for shadow context: the guest sees --cpus + 1 CPUs, keeps the last one free (isolcpus, nohz_full, rcu_nocbs, irqaffinity), and swvmm traps the system calls made there at syscall entry.",
+        discussion: "The other vCPUs are never stopped for it. On exit swvmm reports the trap's counts."))
+    var shadow = false
+
     @Flag(help: .private)
     var exitAtFirstEntry = false
 
     func run() throws {
-        let configuration = MachineConfiguration(kernelPath: kernel, initrdPath: initrd, commandLine: commandLine,
-                                                 memory: memory, cpuCount: cpus, traceExits: traceExits)
+        var configuration = MachineConfiguration(kernelPath: kernel, initrdPath: initrd, commandLine: commandLine,
+                                                 memory: memory, cpuCount: shadow ? cpus + 1 : cpus, traceExits: traceExits)
+        configuration.dedicatedShadowVCPU = shadow
         let signals = SignalWatcher()
         let output = ConsoleOutput()
         let machine = try reportingErrors {
@@ -56,8 +63,10 @@ struct RunCommand: ParsableCommand {
                 machine.stop(.stoppedByUser("signal \(String(cString: strsignal(signal)))"))
             }
         }
+        let shadowVCPU = try reportingErrors { try configuration.shadowVCPUIndex.map { try ShadowVCPU(machine: machine, index: $0) } }
         let outcome = machine.run()
         console.restore()
+        if let shadowVCPU { printError("swvmm: \(shadowVCPU.finish())") }
         console.stop()
         printError("swvmm: \(outcome)")
         throw ExitCode(outcome.exitStatus)

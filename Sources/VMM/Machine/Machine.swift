@@ -18,15 +18,18 @@ public final class Machine: @unchecked Sendable {
     public let serial: Serial16550
     let system: KVMSystem
     let virtualMachine: VirtualMachine
-    let vcpus: [VirtualCPU]
+    /// The vCPUs' threads and control.
+    public let runner: VCPURunner
     let ports = PortIOBus()
-    private let runnerSlot = Mutex<VCPURunner?>(nil)
     /// Decides, once, that the machine is done.
     public let stopController = StopController()
     /// When each start-up step finished (see `swvmm bench boot`).
     public private(set) var timeline = StartupTimeline()
-    /// Called on the vCPU thread just before its first KVM_RUN (benchmarks time it).
-    public var onFirstEntry: (@Sendable () -> Void)?
+    /// Called on the vCPU thread just before its first KVM_RUN (benchmarks time it); set before `run()`.
+    public var onFirstEntry: (@Sendable () -> Void)? {
+        get { runner.onFirstEntry }
+        set { runner.onFirstEntry = newValue }
+    }
 
     /// Creates the VM, loads the kernel, and prepares every vCPU and device.
     /// `console` receives the guest's serial output.
@@ -67,7 +70,8 @@ public final class Machine: @unchecked Sendable {
                                     clearCX16: !HostPlatform.hasHardwareVirtualization)
             vcpus.append(vcpu)
         }
-        self.vcpus = vcpus
+        runner = VCPURunner(vcpus: vcpus, memory: memory, ports: ports, stopController: stopController,
+                            statistics: statistics, traceExits: configuration.traceExits)
         timeline.mark("create and set up vCPUs")
 
         let machine = virtualMachine
@@ -96,10 +100,7 @@ public final class Machine: @unchecked Sendable {
     /// Runs every vCPU on its own thread until the machine stops; returns how it ended.
     /// Call once.
     public func run() -> MachineOutcome {
-        let runner = VCPURunner(vcpus: vcpus, memory: memory, ports: ports, stopController: stopController,
-                                statistics: statistics, traceExits: configuration.traceExits, onFirstEntry: onFirstEntry)
-        runnerSlot.withLock { $0 = runner }
-        return runner.run()
+        runner.run()
     }
 
     /// Ends the run with `reason` (the first reason wins) and kicks every vCPU
@@ -108,6 +109,9 @@ public final class Machine: @unchecked Sendable {
         stopController.stop(reason)
     }
 
-    /// The vCPUs' control, once `run()` has started.
-    public var runner: VCPURunner? { runnerSlot.withLock { $0 } }
+    /// One control handle per vCPU, in index order.
+    public var vcpuHandles: [VCPUHandle] { runner.handles }
+
+    /// The handle of vCPU `index`, or nil when there is no such vCPU.
+    public func vcpuHandle(_ index: Int) -> VCPUHandle? { runner.vcpu(index) }
 }

@@ -15,6 +15,22 @@ public struct MachineConfiguration: Sendable {
     public var cpuCount: Int
     /// Print every exit with its decoded instruction, and a histogram at the end.
     public var traceExits: Bool
+    /// Whether the last of the `cpuCount` vCPUs is kept for shadow context:
+    /// the guest is told to leave it alone (`isolationParameters`).
+    public var dedicatedShadowVCPU: Bool = false
+
+    /// The index of the vCPU kept for shadow context, if there is one.
+    public var shadowVCPUIndex: Int? { dedicatedShadowVCPU ? cpuCount - 1 : nil }
+
+    /// The kernel parameters that keep everything but the shadow vCPU's own
+    /// work off CPU `index` (all in Debian's kernels: CPU_ISOLATION, NO_HZ_FULL,
+    /// RCU_NOCB_CPU): no scheduler load balancing or unbound work there, no
+    /// timer tick while one task runs, RCU callbacks elsewhere, device
+    /// interrupts on the other CPUs.
+    public static func isolationParameters(shadowVCPU index: Int) -> String {
+        let others = index == 1 ? "0" : "0-\(index - 1)"
+        return "isolcpus=\(index) nohz_full=\(index) rcu_nocbs=\(index) irqaffinity=\(others)"
+    }
 
     /// The command line used when the user gives none: serial console on the
     /// UART swvmm emulates, reboot through the i8042 (which swvmm turns into a
@@ -48,6 +64,7 @@ public struct MachineConfiguration: Sendable {
             throw ConfigurationError.memoryExceedsHost(memory, host: MemorySize(bytes: hostMemory))
         }
         try checkCPUCount(maximumVCPUs: MachineConfiguration.maximumCPUsInMPTable)
+        if dedicatedShadowVCPU, cpuCount < 2 { throw ConfigurationError.shadowVCPUAlone }
         let text = effectiveCommandLine(hardwareVirtualization: hardwareVirtualization)
         do {
             return try KernelCommandLine(text, kernelLimit: kernel.commandLineLimit)
@@ -67,13 +84,19 @@ public struct MachineConfiguration: Sendable {
         }
     }
 
-    /// The kernel command line after platform workarounds: on a host without
-    /// VT-x/AMD-V, `noxsave`, because that KVM's emulator lacks `xrstor`
-    /// (shared/PLATFORM.md, "Emulator gaps").
+    /// The kernel command line swvmm passes: the user's, then the shadow
+    /// vCPU's isolation (`isolationParameters`), then platform workarounds:
+    /// on a host without VT-x/AMD-V, `noxsave`, because that KVM's emulator
+    /// lacks `xrstor` (shared/PLATFORM.md, "Emulator gaps").
     public func effectiveCommandLine(hardwareVirtualization: Bool) -> String {
-        let words = commandLine.split(separator: " ")
-        if hardwareVirtualization || words.contains("noxsave") { return commandLine }
-        return commandLine.isEmpty ? "noxsave" : commandLine + " noxsave"
+        var words = commandLine.split(separator: " ").map(String.init)
+        if let index = shadowVCPUIndex {
+            words += MachineConfiguration.isolationParameters(shadowVCPU: index).split(separator: " ").map(String.init)
+        }
+        if !hardwareVirtualization, !words.contains("noxsave") { words.append("noxsave") }
+        let appended = words.dropFirst(commandLine.split(separator: " ").count).joined(separator: " ")
+        guard !appended.isEmpty else { return commandLine }
+        return commandLine.isEmpty ? appended : commandLine + " " + appended
     }
 
     /// The CPUs the MP table can describe: as many entries as fit in the EBDA,
@@ -94,6 +117,8 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case memoryNotMiBAligned(MemorySize)
     case memoryExceedsHost(MemorySize, host: MemorySize)
     case invalidCPUCount(Int, maximum: Int)
+    /// A shadow vCPU needs at least one other vCPU for the guest.
+    case shadowVCPUAlone
     /// The command line the guest would get (with what swvmm `appended`, if
     /// anything) is longer than the kernel or swvmm's boot area accepts.
     case commandLineTooLong(length: Int, limit: Int, appended: String?)
@@ -106,6 +131,8 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
             return "--memory \(size) must be a whole number of MiB"
         case let .memoryExceedsHost(size, host):
             return "--memory \(size) is more than this host's \(host) of RAM"
+        case .shadowVCPUAlone:
+            return "--shadow adds a vCPU for the shadow process; the guest needs at least one other (--cpus 1 or more)"
         case let .invalidCPUCount(count, maximum):
             return "--cpus \(count) is out of range: swvmm on this host allows 1 to \(maximum)"
         case let .commandLineTooLong(length, limit, appended):

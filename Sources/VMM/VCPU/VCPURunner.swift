@@ -1,4 +1,5 @@
 import Guest
+import Synchronization
 
 /// Runs a set of vCPUs, one host thread each, and routes their exits: first
 /// to each vCPU's exit handler, then to the port and MMIO buses, the rest to
@@ -21,13 +22,17 @@ public final class VCPURunner: Sendable {
     public let stopController: StopController
     let memory: GuestMemory
     let exitTracer: ExitTracer?
-    /// Called on vCPU 0's thread just before its first KVM_RUN (benchmarks time it).
-    let onFirstEntry: (@Sendable () -> Void)?
+    private let firstEntryHook = Mutex<(@Sendable () -> Void)?>(nil)
+    /// Called on vCPU 0's thread just before its first KVM_RUN (benchmarks time it); set before `run()`.
+    public var onFirstEntry: (@Sendable () -> Void)? {
+        get { firstEntryHook.withLock { $0 } }
+        set { firstEntryHook.withLock { $0 = newValue } }
+    }
 
     /// Wraps `vcpus` (in index order); `memory` is read for failure reports.
     public init(vcpus: [VirtualCPU], memory: GuestMemory, ports: PortIOBus = PortIOBus(), mmio: MMIOBus = MMIOBus(),
                 stopController: StopController = StopController(), statistics: ExitStatistics = ExitStatistics(),
-                traceExits: Bool = false, onFirstEntry: (@Sendable () -> Void)? = nil) {
+                traceExits: Bool = false) {
         handles = vcpus.map(VCPUHandle.init(vcpu:))
         self.ports = ports
         self.mmio = mmio
@@ -35,7 +40,6 @@ public final class VCPURunner: Sendable {
         self.stopController = stopController
         self.statistics = statistics
         exitTracer = traceExits ? ExitTracer(memory: memory) : nil
-        self.onFirstEntry = onFirstEntry
         stopController.attach(handles)
     }
 

@@ -33,6 +33,14 @@ public enum CPUIDNormalizer {
     static let leafTopology: UInt32 = 0xB
     static let leafTopologyV2: UInt32 = 0x1F
     /// Hypervisor CPUID range base (Linux: arch/x86/include/uapi/asm/kvm_para.h KVM_CPUID_SIGNATURE).
+    /// Leaf 7, structured extended features: sub-leaf 0 EDX bit 20 is CET-IBT,
+    /// sub-leaf 1 EAX bit 17 is FRED (SDM Vol. 2A, CPUID leaf 07H). Both are
+    /// hidden from the guest: with either, a 64-bit `syscall` does not enter
+    /// the kernel at MSR_LSTAR by a plain jump (IBT demands an ENDBR64 there;
+    /// FRED does not use LSTAR at all), and swvmm's syscall-entry trap needs that jump.
+    static let leafExtendedFeatures: UInt32 = 0x7
+    static let indirectBranchTracking: UInt32 = 1 << 20
+    static let flexibleReturnAndEventDelivery: UInt32 = 1 << 17
     static let leafHypervisor: UInt32 = 0x4000_0000
     static let leafKVMFeatures: UInt32 = 0x4000_0001
 
@@ -58,7 +66,8 @@ public enum CPUIDNormalizer {
 
     /// The table for vCPU `vcpuIndex` of `cpuCount` (one core per package
     /// thread, all in one package): APIC ids in leaves 1, 0xB and 0x1F, core
-    /// counts in leaves 1 and 4, the hypervisor bit and signature, and CX16
+    /// counts in leaves 1 and 4, the hypervisor bit and signature, IBT and
+    /// FRED hidden (see `leafExtendedFeatures`), and CX16
     /// cleared when `clearCX16` (an emulating KVM backend cannot run
     /// `lock cmpxchg16b`, shared/PLATFORM.md).
     public static func normalize(_ supported: [CPUIDEntry], vcpuIndex: Int, cpuCount: Int,
@@ -84,6 +93,10 @@ public enum CPUIDNormalizer {
                     result += topologyLeaves(entry.function, apicID: apicID, cpuCount: count)
                 }
                 continue
+            case leafExtendedFeatures where entry.index == 0:
+                entry.edx &= ~indirectBranchTracking
+            case leafExtendedFeatures where entry.index == 1:
+                entry.eax &= ~flexibleReturnAndEventDelivery
             case leafHypervisor:
                 entry.eax = hasKVMFeatures ? leafKVMFeatures : leafHypervisor
                 (entry.ebx, entry.ecx, entry.edx) = kvmSignature
