@@ -65,6 +65,10 @@ kvm-host-image:
 bench: build
 	$(SWVMM) bench
 
+# swvmm against QEMU microvm to the same /init marker (needs hardware KVM: the KVM host gives it one).
+bench-init: build images
+	images/kvm-host.sh --timeout 1800 -- $(SWVMM) bench init
+
 # Installing packages needs root: through sudo when run as a user.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -76,4 +80,4 @@ clean:
 	rm -rf .build
 	$(MAKE) -C images clean
 
-.PHONY: all build images kvm-host-image test run bench setup clean
+.PHONY: all build images kvm-host-image test run bench bench-init setup clean

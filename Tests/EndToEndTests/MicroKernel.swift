@@ -32,6 +32,18 @@ struct MicroKernel {
         outInstructions = outs
     }
 
+    /// A kernel of exactly `code`, with no `out` to report.
+    init(code: [UInt8]) {
+        message = []
+        self.code = code
+        outInstructions = []
+    }
+
+    /// A kernel that triple-faults at once: `ud2` raises #UD, which the empty
+    /// IDT swvmm boots with cannot deliver, nor the #DF that follows
+    /// (Intel SDM Vol. 3A §6.15, "Interrupt 8: double fault"): the CPU shuts down.
+    static let tripleFault = MicroKernel(code: [0x0F, 0x0B, 0xEB, 0xFE])   // ud2; jmp $
+
     /// The ELF file: header, one PT_LOAD (R+X) program header, padding, code.
     /// Layout per the System V gABI and the x86-64 psABI (EM_X86_64 = 62).
     var elf: [UInt8] {

@@ -45,6 +45,7 @@ public struct FailureReport: CustomStringConvertible, Sendable {
             return
         }
         registers = FailureReport.format(regs, sregs)
+            + (FailureReport.isResetState(regs, sregs) && exit.name == "SHUTDOWN" ? FailureReport.resetStateNote : "")
         let bytes = FailureReport.codeBytes(at: regs.rip, sregs: sregs, memory: memory)
         instructionBytes = bytes
         if bytes.isEmpty {
@@ -89,6 +90,15 @@ public struct FailureReport: CustomStringConvertible, Sendable {
         }
         return (try? memory.readBytes(physical: linear, count: codeWindow)) ?? []
     }
+
+    /// The x86 reset vector: CS 0xF000, IP 0xFFF0 (Intel SDM Vol. 3A §10.1.4).
+    static func isResetState(_ regs: kvm_regs, _ sregs: kvm_sregs) -> Bool {
+        regs.rip == 0xFFF0 && sregs.cs.selector == 0xF000
+    }
+
+    /// On AMD SVM the VMCB is undefined after a shutdown intercept, so KVM
+    /// resets the vCPU before reporting it (arch/x86/kvm/svm: shutdown_interception).
+    static let resetStateNote = "  (these are reset values: on AMD SVM, KVM resets the vCPU after a shutdown, so the faulting state is gone)\n"
 
     static func format(_ regs: kvm_regs, _ sregs: kvm_sregs) -> String {
         func row(_ pairs: [(String, UInt64)]) -> String {

@@ -84,8 +84,9 @@ enum KVMHost {
         try Data(("set -u\n" + batch).utf8).write(to: batchFile)
 
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        var arguments = [script.path, "--scratch", scratch.path, "--timeout", "\(Int(timeout))"]
+        // If this test process dies, the script gets SIGTERM and takes QEMU down with it.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        var arguments = ["--pdeathsig", "TERM", "/bin/bash", script.path, "--scratch", scratch.path, "--timeout", "\(Int(timeout))"]
         if let memory { arguments += ["--memory", memory] }
         process.arguments = arguments + options + ["--", "/bin/bash", batchFile.path]
         process.currentDirectoryURL = Swvmm.packageRoot
@@ -143,6 +144,9 @@ struct SwvmmBatch {
         var name: String
         var arguments: [String]
         var timeout: Int
+        /// Bash that runs in place of plain swvmm (`$swvmm` is the binary,
+        /// `$out` the prefix of the run's files, `status` what to record), or nil.
+        var shell: String?
     }
 
     private(set) var runs: [Run] = []
@@ -150,7 +154,30 @@ struct SwvmmBatch {
     /// Adds one swvmm run (`name`: letters, digits, '-', '.').
     mutating func add(_ name: String, _ arguments: [String], timeout: Int = 300) {
         precondition(name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }, "bad run name \(name)")
-        runs.append(Run(name: name, arguments: arguments, timeout: timeout))
+        runs.append(Run(name: name, arguments: arguments, timeout: timeout, shell: nil))
+    }
+
+    /// Adds a run of swvmm that is sent SIGTERM once its stdout shows
+    /// `marker`; its stdout then gets a last line `swvmm-left=N`: the swvmm
+    /// processes still alive a second after it ended (0: no strays).
+    mutating func add(_ name: String, _ arguments: [String], terminateAfter marker: String, timeout: Int = 300) {
+        let quoted = arguments.map(shellQuoted).joined(separator: " ")
+        let shell = """
+            "$swvmm" \(quoted) </dev/null >"$out.stdout" 2>"$out.stderr" & pid=$!
+            for _ in $(seq \(timeout)); do grep -q \(shellQuoted(marker)) "$out.stdout" && break; kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+            kill -TERM "$pid"; wait "$pid" && status=0 || status=$?
+            sleep 1; echo "swvmm-left=$(pgrep -c -x swvmm || true)" >>"$out.stdout"
+            """
+        runs.append(Run(name: name, arguments: arguments, timeout: timeout, shell: shell))
+    }
+
+    /// Adds a command that is not swvmm (a test binary that needs hardware KVM, say).
+    mutating func add(_ name: String, command: [String], timeout: Int = 300) {
+        let quoted = command.map(shellQuoted).joined(separator: " ")
+        let shell = """
+            timeout -k 5 \(timeout) \(quoted) </dev/null >"$out.stdout" 2>"$out.stderr" && status=0 || status=$?
+            """
+        runs.append(Run(name: name, arguments: command, timeout: timeout, shell: shell))
     }
 
     /// The bash script: each run bounded by `timeout` (status 124 = timed
@@ -166,9 +193,13 @@ struct SwvmmBatch {
             """
         for run in runs {
             let arguments = run.arguments.map(shellQuoted).joined(separator: " ")
+            let command = run.shell ?? """
+                timeout -k 5 \(run.timeout) "$swvmm" \(arguments) </dev/null >"$out.stdout" 2>"$out.stderr" && status=0 || status=$?
+                """
             text += """
             start=$(date +%s.%N)
-            timeout -k 5 \(run.timeout) "$swvmm" \(arguments) </dev/null >"$work/\(run.name).stdout" 2>"$work/\(run.name).stderr" && status=0 || status=$?
+            out="$work/\(run.name)"
+            \(command)
             echo "$status $start $(date +%s.%N)" >"$work/\(run.name).status"
             cp "$work/\(run.name)".* "$KVM_HOST_SCRATCH/"
             echo "swvmm run \(run.name): status $status" >&2
