@@ -51,9 +51,11 @@ public final class GDBRemoteClient {
     public static let sigint = 2, sigtrap = 5
 
     /// Connects to a stub at `address` ("unix:PATH" or "tcp:HOST:PORT").
-    public convenience init(address: String, timeout: Double = 5) throws {
+    /// Every wait (the connection, the handshake, later requests) ends with
+    /// `GDBRemoteError.cancelled` once `cancellation` is cancelled.
+    public convenience init(address: String, timeout: Double = 5, cancellation: Cancellation? = nil) throws {
         let parsed = try GDBRemoteAddress(parsing: address)
-        try self.init(connection: Connection(to: parsed, timeout: timeout), timeout: timeout)
+        try self.init(connection: Connection(to: parsed, timeout: timeout, cancellation: cancellation), timeout: timeout)
     }
 
     /// Runs the handshake over an established connection: qSupported,
@@ -123,6 +125,7 @@ public final class GDBRemoteClient {
                 let reply = try channel.receive(deadline: deadline, what: what)
                 if command != "?" && StopReply.looksLikeStop(reply) {
                     noteUnsolicited(try StopReply(parsing: reply, request: command))
+                    try deadline.check(waitingFor: what)
                     continue
                 }
                 return reply
@@ -146,7 +149,7 @@ public final class GDBRemoteClient {
     /// (best effort) and drop the connection.
     private func breakIfFatal(_ error: GDBRemoteError) {
         switch error {
-        case .timeout, .closed, .garbage, .packetTooLarge, .checksumFailures, .system:
+        case .timeout, .closed, .garbage, .packetTooLarge, .checksumFailures, .system, .cancelled:
             abandon()
         default: break
         }
@@ -385,6 +388,8 @@ public final class GDBRemoteClient {
             if packet.first == UInt8(ascii: "O"), packet.count > 1, let text = Hex.decode(packet.dropFirst()) {
                 consoleOutput.append(contentsOf: text)
                 if consoleOutput.count > GDBRemoteClient.maxConsoleOutput { consoleOutput.removeFirst(consoleOutput.count - GDBRemoteClient.maxConsoleOutput) }
+                // Console output does not extend the wait.
+                if deadline.hasPassed { return nil }
                 continue
             }
             let stop = try StopReply(parsing: packet, request: "continue")
@@ -433,7 +438,9 @@ public final class GDBRemoteClient {
             output.append(contentsOf: bytes)
             guard output.count <= GDBRemoteClient.maxMonitorOutput else { throw GDBRemoteError.packetTooLarge(limit: GDBRemoteClient.maxMonitorOutput) }
             do {
-                reply = try channel.receive(deadline: deadline, what: "the output of 'monitor \(command)'")
+                let what = "the output of 'monitor \(command)'"
+                try deadline.check(waitingFor: what)
+                reply = try channel.receive(deadline: deadline, what: what)
             } catch let error as GDBRemoteError {
                 breakIfFatal(error)
                 throw error

@@ -12,6 +12,8 @@ public enum GDBRemoteError: Error, Equatable, CustomStringConvertible {
     case connectFailed(address: String, errno: Int32, hint: String)
     /// The peer sent nothing (or no complete packet) within `seconds`.
     case timeout(waitingFor: String, seconds: Double)
+    /// The wait was ended on purpose (`Cancellation.cancel()`, e.g. on Ctrl-C).
+    case cancelled(while: String)
     /// The peer closed the connection.
     case closed(while: String)
     /// The peer sent bytes that are not the GDB remote protocol.
@@ -45,6 +47,8 @@ public enum GDBRemoteError: Error, Equatable, CustomStringConvertible {
             return "cannot connect to GDB stub at \(address): \(errnoText(code)); \(hint)"
         case let .timeout(what, seconds):
             return "no answer from the GDB stub within \(seconds) s while waiting for \(what)"
+        case let .cancelled(what):
+            return "stopped on request while waiting for \(what)"
         case let .closed(what):
             return "the GDB stub closed the connection while \(what)"
         case let .garbage(detail):
