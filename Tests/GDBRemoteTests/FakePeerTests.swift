@@ -225,4 +225,28 @@ final class FakePeerTests: XCTestCase {
         }
         XCTAssertLessThan(Date().timeIntervalSince(start), 2)
     }
+
+    // MARK: - Stop replies
+
+    /// A stop reply naming a thread the stub never listed is refused, not
+    /// taken as vCPU 0.
+    func testStopReplyForAnUnknownThreadIsAnError() throws {
+        let (connection, peer) = try makePair()
+        defer { close(peer) }
+        let stub = FakeStub(fd: peer) { command, stub in
+            // The one listed thread is 1; the stop names thread 7.
+            if command.hasPrefix("vCont;c") || command == "c" { stub.reply("T02thread:07;") } else { stub.reply("") }
+        }
+        stub.start()
+        defer {
+            connection.close()
+            stub.join()
+        }
+        let target = try GDBRemoteTarget(client: GDBRemoteClient(connection: connection, timeout: 2))
+        XCTAssertEqual(target.vcpus.count, 1)
+        XCTAssertThrowsError(try target.resume(until: .seconds(2), stoppingAt: { _, _ in true })) { error in
+            guard case let GDBRemoteError.badReply(_, reply) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reply.contains("thread 7"), reply)
+        }
+    }
 }

@@ -16,7 +16,13 @@ final class FakeStub: @unchecked Sendable {
     private var stopFlag = false
     var isStopped: Bool { stopped.withLock { stopFlag } }
 
-    static let targetXML = #"<target><feature name="core"><reg name="rip" bitsize="64" regnum="0"/></feature></target>"#
+    /// The registers `GDBRemoteTarget` needs, all 64-bit, numbered in order.
+    static let shadowRegisters = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11",
+                                  "r12", "r13", "r14", "r15", "rip", "eflags", "cs", "ss", "ds", "es", "fs", "gs",
+                                  "fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3", "cr4", "efer"]
+    static let targetXML = "<target><feature name=\"core\">"
+        + shadowRegisters.enumerated().map { "<reg name=\"\($0.element)\" bitsize=\"64\" regnum=\"\($0.offset)\"/>" }.joined()
+        + "</feature></target>"
 
     init(fd: Int32, onCommand: @escaping @Sendable (String, FakeStub) -> Void) {
         self.fd = fd
