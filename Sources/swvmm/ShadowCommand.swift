@@ -38,6 +38,15 @@ struct ShadowCommand: ParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
     var command: [String] = []
 
+    func validate() throws {
+        // A relative path would be taken from /, not from the current directory: refuse it.
+        for (option, paths) in [("--guest-path", guestPaths), ("--local-path", localPaths)] {
+            if let relative = paths.first(where: { !$0.hasPrefix("/") }) {
+                throw ValidationError("\(option) \(relative): give an absolute path (paths are the guest's or this host's, from /)")
+            }
+        }
+    }
+
     func run() throws {
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
         guard !arguments.isEmpty else {

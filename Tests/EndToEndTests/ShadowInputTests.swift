@@ -1,11 +1,26 @@
 import Foundation
+import VMM
 import XCTest
 
-/// `swvmm shadow` told to stop (Ctrl-C, SIGTERM) while it connects: it ends
-/// at once with a clear message and status 1, not after its 10 s timeout.
-/// The stub is a unix socket that is listened on but never answers: the
-/// kernel completes the connection from the backlog and the handshake waits.
-final class ShadowSignalTests: XCTestCase {
+/// `swvmm shadow` input that needs no guest: options refused before anything
+/// connects, and stop signals while it connects.
+final class ShadowInputTests: XCTestCase {
+    /// A relative --guest-path (or --local-path) is refused, not silently taken from /.
+    func testRelativeGuestOrLocalPathIsRefused() throws {
+        for option in ["--guest-path", "--local-path"] {
+            let result = try Swvmm.run(["shadow", "--gdb", "unix:/nonexistent", option, "relative/dir", "--", "true"], timeout: 20)
+            Swvmm.assertEndedCleanly(result)
+            XCTAssertEqual(result.status, ExitStatus.usage, result.summary)
+            XCTAssertTrue(result.stderr.contains("\(option) relative/dir"), result.summary)
+            XCTAssertTrue(result.stderr.contains("absolute"), result.summary)
+        }
+    }
+
+    // MARK: - Stop signals while connecting
+
+    // The stub is a unix socket that is listened on but never answers: the kernel
+    // completes the connection from the backlog and the handshake waits. swvmm
+    // ends at once with a clear message and status 1, not after its 10 s timeout.
     func testSIGINTDuringTheHandshakeEndsTheRunAtOnce() throws {
         try assertStopsPromptly(on: SIGINT)
     }
