@@ -240,6 +240,11 @@ public final class GDBRemoteClient {
     public func readRegisterBlock() throws -> [UInt8?] {
         let reply = try request("g")
         try throwIfError(reply, "g")
+        return try GDBRemoteClient.decodeRegisterBlock(reply)
+    }
+
+    /// A `g` reply's bytes: two hex digits each, `xx` (unavailable) as nil.
+    static func decodeRegisterBlock(_ reply: [UInt8]) throws -> [UInt8?] {
         guard reply.count % 2 == 0 else { throw GDBRemoteError.badReply(request: "g", reply: excerpt(reply)) }
         var block: [UInt8?] = []
         block.reserveCapacity(reply.count / 2)
