@@ -2,9 +2,10 @@ import Glibc
 
 // libFuzzer targets over swvmm's parsers of untrusted input (see Makefile,
 // `make fuzz`). One binary holds every target; SWVMM_FUZZ_TARGET picks it.
-// Built with -D FUZZING and -sanitize=fuzzer, libFuzzer supplies `main`; the
-// plain build (part of `swift build`) gets a replay `main` instead:
-// `swvmm-fuzz TARGET FILE...` runs each file once, for regressions.
+// Built with -D FUZZING and -sanitize=fuzzer, `main` runs libFuzzer's driver
+// (SwiftPM points the executable's entry at this module's `main`, so
+// libFuzzer's own is not used); the plain build (part of `swift build`)
+// replays instead: `swvmm-fuzz TARGET FILE...` runs each file once.
 
 /// A fuzz target: takes the input, traps (`fuzzCheck`) when an invariant breaks.
 typealias FuzzTarget = @Sendable ([UInt8]) -> Void
@@ -49,7 +50,26 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     return 0
 }
 
-#if !FUZZING
+#if FUZZING
+/// libFuzzer's entry for programs with their own `main` (extern "C" in
+/// FuzzerDriver.cpp); pointer and integer arguments only, which Swift passes
+/// as C does.
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+
+@main
+enum FuzzDriver {
+    static func main() {
+        _ = selectedTarget
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(runFuzzerDriver(&argc, &argv, { data, size in fuzzOneInput(data, size) }))
+    }
+}
+#else
 @main
 enum Replay {
     static func main() {
