@@ -23,6 +23,9 @@ public final class GDBRemoteClient {
     public var isRunning: Bool { lock.withLock { _ in running } }
     /// False after `detach()`, `close()` or a broken stream.
     public private(set) var isAttached = false
+    /// What broke the stream (the stub closed it, a timeout...), if that is
+    /// why the client is no longer attached: later calls report it.
+    public private(set) var breakage: GDBRemoteError?
 
     private let channel: PacketChannel
     private let lock = Mutex(())
@@ -115,7 +118,7 @@ public final class GDBRemoteClient {
 
     /// Sends `command` and returns the first reply that is not an unsolicited stop.
     private func request(_ command: String) throws -> [UInt8] {
-        guard isAttached else { throw GDBRemoteError.notConnected }
+        guard isAttached else { throw detachedError }
         guard !isRunning else { throw GDBRemoteError.wrongState("'\(command)' needs the target stopped, but it is running") }
         let what = "the reply to '\(excerpt(Array(command.utf8), limit: 40))'"
         do {
@@ -150,9 +153,15 @@ public final class GDBRemoteClient {
     private func breakIfFatal(_ error: GDBRemoteError) {
         switch error {
         case .timeout, .closed, .garbage, .packetTooLarge, .checksumFailures, .system, .cancelled:
+            if isAttached { breakage = error }
             abandon()
         default: break
         }
+    }
+
+    /// Why a call cannot be made: what broke the stream, or a plain detach.
+    private var detachedError: GDBRemoteError {
+        breakage.map { .broken(by: $0) } ?? .notConnected
     }
 
     /// Best-effort detach (a blind `D;1`/`D` with a short deadline), then close.
@@ -357,7 +366,7 @@ public final class GDBRemoteClient {
 
     /// Sends a run command (`c`, `vCont;...`); the stub answers when it stops.
     private func run(_ command: String) throws {
-        guard isAttached else { throw GDBRemoteError.notConnected }
+        guard isAttached else { throw detachedError }
         guard !isRunning else { return }
         unsolicitedStops.removeAll()
         // The stub picks its own current thread when it stops next.
@@ -376,7 +385,7 @@ public final class GDBRemoteClient {
     /// Waits up to `timeout` seconds for the running target to stop; nil if it
     /// is still running then. `O` console packets are collected on the way.
     public func waitForStop(timeout seconds: Double) throws -> StopReply? {
-        guard isAttached else { throw GDBRemoteError.notConnected }
+        guard isAttached else { throw detachedError }
         guard isRunning else { throw GDBRemoteError.wrongState("waitForStop: the target is not running") }
         let deadline = Deadline(seconds: seconds)
         while true {

@@ -34,6 +34,9 @@ public enum GDBRemoteError: Error, Equatable, CustomStringConvertible {
     case missingRegister(String)
     /// The client was detached or closed and cannot be used any more.
     case notConnected
+    /// The stream broke earlier (`cause`: the stub closed it, a timeout...),
+    /// so nothing more can be asked of the stub.
+    indirect case broken(by: GDBRemoteError)
     /// A call needs the guest stopped but it is running (or the reverse).
     case wrongState(String)
 
@@ -69,6 +72,8 @@ public enum GDBRemoteError: Error, Equatable, CustomStringConvertible {
             return "the GDB stub does not describe register '\(name)'"
         case .notConnected:
             return "the GDB remote client is detached or closed"
+        case let .broken(cause):
+            return "the connection to the GDB stub is gone (\(cause))"
         case let .wrongState(detail):
             return detail
         }

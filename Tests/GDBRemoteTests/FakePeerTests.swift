@@ -249,4 +249,29 @@ final class FakePeerTests: XCTestCase {
             XCTAssertTrue(reply.contains("thread 7"), reply)
         }
     }
+
+    /// After the stub closes the connection, every later call says so
+    /// (instead of a bare "detached"), and the client is no longer attached.
+    func testCallsAfterTheStubClosedSayWhy() throws {
+        let (connection, peer) = try makePair()
+        defer { close(peer) }
+        let stub = FakeStub(fd: peer) { command, stub in
+            if command == "g" { shutdown(stub.fd, Int32(SHUT_RDWR)) } else { stub.reply("") }
+        }
+        stub.start()
+        defer {
+            connection.close()
+            stub.join()
+        }
+        let client = try GDBRemoteClient(connection: connection, timeout: 2)
+        XCTAssertThrowsError(try client.readRegisterBlock()) { error in
+            guard case GDBRemoteError.closed = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertFalse(client.isAttached)
+        XCTAssertThrowsError(try client.readRegister(0)) { error in
+            guard case GDBRemoteError.broken(by: .closed)? = error as? GDBRemoteError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("the connection to the GDB stub is gone"), "\(error)")
+            XCTAssertTrue("\(error)".contains("closed the connection"), "\(error)")
+        }
+    }
 }

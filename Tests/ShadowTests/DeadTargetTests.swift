@@ -4,15 +4,16 @@ import GDBRemote
 import XCTest
 @testable import Shadow
 
-/// An executor whose target died: its stub connection is closed, so every
+/// An executor whose target died: the stub closed its connection, so every
 /// access to S fails the way `GDBRemoteTarget` then fails (a stand-in,
 /// because a real stub cannot be made to die at a chosen call).
 final class DeadTargetExecutor: GuestSyscallExecutor {
+    static let failure = GDBRemoteError.broken(by: .closed(while: "waiting for a stop reply"))
     let regionAddress: UInt64 = 0x7f00_0000_0000
     let regionSize = 8192
-    func writeRegion(offset: Int, _ bytes: [UInt8]) throws { throw GDBRemoteError.notConnected }
-    func readRegion(offset: Int, count: Int) throws -> [UInt8] { throw GDBRemoteError.notConnected }
-    func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 { throw GDBRemoteError.notConnected }
+    func writeRegion(offset: Int, _ bytes: [UInt8]) throws { throw Self.failure }
+    func readRegion(offset: Int, count: Int) throws -> [UInt8] { throw Self.failure }
+    func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 { throw Self.failure }
 }
 
 /// A target that dies mid-run ends the run: the inspector is killed and the
@@ -32,7 +33,7 @@ final class DeadTargetTests: XCTestCase {
             arguments: ["sh", "-c", "while :; do cat /proc/loadavg; sleep 0.05; done"],
             environment: SupervisorHarness.environment, stdio: [-1, null, null])) { error in
             guard case let SupervisorError.executor(message)? = error as? SupervisorError else { return XCTFail("\(error)") }
-            XCTAssertTrue(message.contains("detached or closed"), message)
+            XCTAssertTrue(message.contains("the connection to the GDB stub is gone"), message)
         }
         XCTAssertLessThan(Date().timeIntervalSince(start), 5, "the run went on after the target died")
     }
