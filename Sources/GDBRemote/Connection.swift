@@ -163,7 +163,8 @@ public final class Connection {
             try poll(fd, for: Int16(POLLOUT), deadline: Deadline(seconds: timeout), cancellation: cancellation,
                      what: "the connection to \(address)")
         } catch GDBRemoteError.timeout {
-            throw GDBRemoteError.connectFailed(address: address.description, errno: ETIMEDOUT, hint: hint(for: ETIMEDOUT))
+            throw GDBRemoteError.connectFailed(address: address.description, errno: ETIMEDOUT,
+                                               hint: "no answer within \(Deadline(seconds: timeout).seconds) s")
         }
         var soError: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
