@@ -274,4 +274,18 @@ final class FakePeerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("closed the connection"), "\(error)")
         }
     }
+
+    /// Packets sent instead of the ack of ours are kept only up to a bound:
+    /// a peer cannot make the client queue without end while it waits.
+    func testPacketsInsteadOfAnAckAreBounded() throws {
+        let (connection, peer) = try makePair()
+        defer { close(peer) }
+        let channel = PacketChannel(connection: connection)
+        let stop = String(decoding: Packet.encode(Array("T05thread:01;".utf8)), as: UTF8.self)
+        Self.peerWrite(peer, String(repeating: stop, count: PacketChannel.maxQueued + 1))
+        XCTAssertThrowsError(try channel.send(Array("g".utf8), deadline: Deadline(seconds: 2), what: "g")) { error in
+            guard case let GDBRemoteError.garbage(detail)? = error as? GDBRemoteError else { return XCTFail("\(error)") }
+            XCTAssertTrue(detail.contains("more than \(PacketChannel.maxQueued) packets"), detail)
+        }
+    }
 }
