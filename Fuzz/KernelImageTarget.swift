@@ -40,7 +40,11 @@ func fuzzKernelImage(_ bytes: [UInt8]) {
     close(fd)
     fuzzCheck(written == bytes.count, "short write to \(imagePath)")
 
-    guard let image = try? KernelImage.load(path: imagePath) else { return }
+    // The loaded image reads through its own descriptor: the name can go now,
+    // so no run leaves a file behind.
+    let loaded = try? KernelImage.load(path: imagePath)
+    unlink(imagePath)
+    guard let image = loaded else { return }
     _ = image.imageInfoReport()
     let configuration = BootConfiguration(memoryRegions: fuzzMemoryRegions, cpuCount: 1,
                                           commandLine: "console=ttyS0")
