@@ -80,4 +80,31 @@ clean:
 	rm -rf .build
 	$(MAKE) -C images clean
 
-.PHONY: all build images kvm-host-image test run bench bench-init setup clean
+# libFuzzer over the parsers of untrusted input (Fuzz/README.md): each target
+# runs FUZZ_SECONDS from the committed seeds in Fuzz/corpus/TARGET (new inputs
+# go to $(FUZZ_SCRATCH)/corpus/TARGET, crashes to $(FUZZ_SCRATCH)/artifacts/).
+# CI runs a short pass: make fuzz FUZZ_SECONDS=10.
+FUZZ_SCRATCH := .build-fuzz
+FUZZ_BINARY := $(FUZZ_SCRATCH)/release/swvmm-fuzz
+FUZZ_TARGETS := bzimage elf gdb-packets gdb-stop-registers target-xml syscall-marshalling
+FUZZ_SECONDS ?= 60
+
+fuzz-build:
+	nice $(SWIFT) build -c release --scratch-path $(FUZZ_SCRATCH) --product swvmm-fuzz \
+		-Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING
+
+fuzz: fuzz-build
+	mkdir -p $(FUZZ_SCRATCH)/artifacts
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_SCRATCH)/corpus/$$target; \
+		echo "=== fuzz $$target ($(FUZZ_SECONDS) s)"; \
+		log=$(FUZZ_SCRATCH)/$$target.log; \
+		if ! SWVMM_FUZZ_TARGET=$$target nice $(FUZZ_BINARY) -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_SCRATCH)/artifacts/$$target- \
+			$(FUZZ_SCRATCH)/corpus/$$target Fuzz/corpus/$$target > $$log 2>&1; then \
+			tail -n 40 $$log; echo "fuzz target $$target failed: the input is in $(FUZZ_SCRATCH)/artifacts/"; exit 1; \
+		fi; \
+		grep -E '^stat::(number_of_executed_units|peak_rss_mb)|DONE' $$log || true; \
+	done
+
+.PHONY: all build images kvm-host-image test run bench bench-init setup clean fuzz fuzz-build

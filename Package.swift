@@ -50,6 +50,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // libFuzzer targets over the parsers of untrusted input (`make fuzz`; Fuzz/README.md).
+        // Plainly built, a replay tool for the committed corpus.
+        .executableTarget(name: "swvmm-fuzz", dependencies: ["VMM", "Guest", "GDBRemote", "Shadow"],
+                          path: "Fuzz", exclude: ["corpus", "README.md"]),
+
         // The RSS baseline for `swvmm bench boot`: a Swift hello-world.
         .executableTarget(name: "swvmm-hello-baseline", path: "Sources/HelloBaseline"),
 

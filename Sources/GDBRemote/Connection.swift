@@ -39,23 +39,26 @@ public enum GDBRemoteAddress: Equatable, CustomStringConvertible {
 }
 
 /// A connected stream socket to a GDB stub. Owns its file descriptor; every
-/// wait is bounded by poll(2).
+/// wait is bounded by poll(2) and ends early when `cancellation` is cancelled.
 public final class Connection {
     private var fd: Int32
+    private let cancellation: Cancellation?
 
-    /// Connects to `address`, giving up after `timeout` seconds.
-    public init(to address: GDBRemoteAddress, timeout: Double) throws {
+    /// Connects to `address`, giving up after `timeout` seconds or when `cancellation` is cancelled.
+    public init(to address: GDBRemoteAddress, timeout: Double, cancellation: Cancellation? = nil) throws {
+        self.cancellation = cancellation
         switch address {
         case let .unix(path):
-            fd = try Connection.connectUnix(path: path, address: address, timeout: timeout)
+            fd = try Connection.connectUnix(path: path, address: address, timeout: timeout, cancellation: cancellation)
         case let .tcp(host, port):
-            fd = try Connection.connectTCP(host: host, port: port, address: address, timeout: timeout)
+            fd = try Connection.connectTCP(host: host, port: port, address: address, timeout: timeout, cancellation: cancellation)
         }
     }
 
     /// Takes ownership of an already connected stream socket (tests use a socketpair).
-    public init(adopting fd: Int32) throws {
+    public init(adopting fd: Int32, cancellation: Cancellation? = nil) throws {
         self.fd = fd
+        self.cancellation = cancellation
         try Connection.makeNonBlocking(fd)
     }
 
@@ -108,15 +111,24 @@ public final class Connection {
     }
 
     private func wait(for events: Int16, deadline: Deadline, what: String) throws {
+        try Connection.poll(fd, for: events, deadline: deadline, cancellation: cancellation, what: what)
+    }
+
+    /// Waits until `fd` has `events` (or hung up): throws `timeout` at the
+    /// deadline, stating the whole wait, and `cancelled` once `cancellation` is.
+    private static func poll(_ fd: Int32, for events: Int16, deadline: Deadline, cancellation: Cancellation?,
+                             what: String) throws {
+        var fds = [pollfd(fd: fd, events: events, revents: 0),
+                   pollfd(fd: cancellation?.fd ?? -1, events: Int16(POLLIN), revents: 0)]
         while true {
-            var pfd = pollfd(fd: fd, events: events, revents: 0)
-            let timeout = deadline.remainingMilliseconds
-            let n = poll(&pfd, 1, timeout)
-            if n > 0 { return }  // readable, writable, or hung up: the next call says which
-            if n == 0 {
-                throw GDBRemoteError.timeout(waitingFor: what, seconds: Double(timeout) / 1000)
+            let n = Glibc.poll(&fds, nfds_t(fds.count), deadline.remainingMilliseconds)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw GDBRemoteError.system(operation: "poll", errno: errno)
             }
-            if errno != EINTR { throw GDBRemoteError.system(operation: "poll", errno: errno) }
+            if fds[1].revents != 0 { throw GDBRemoteError.cancelled(while: what) }
+            if n > 0 { return }  // readable, writable, or hung up: the next call says which
+            throw GDBRemoteError.timeout(waitingFor: what, seconds: deadline.seconds)
         }
     }
 
@@ -140,18 +152,19 @@ public final class Connection {
     }
 
     /// Connects a non-blocking socket and waits for completion with poll(2).
-    private static func finishConnect(fd: Int32, result: Int32, address: GDBRemoteAddress, timeout: Double) throws {
+    private static func finishConnect(fd: Int32, result: Int32, address: GDBRemoteAddress, timeout: Double,
+                                      cancellation: Cancellation?) throws {
         if result == 0 { return }
         let code = errno
         guard code == EINPROGRESS || code == EAGAIN else {
             throw GDBRemoteError.connectFailed(address: address.description, errno: code, hint: hint(for: code))
         }
-        var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-        let deadline = Deadline(seconds: timeout)
-        var n: Int32
-        repeat { n = poll(&pfd, 1, deadline.remainingMilliseconds) } while n < 0 && errno == EINTR
-        if n == 0 {
-            throw GDBRemoteError.connectFailed(address: address.description, errno: ETIMEDOUT, hint: hint(for: ETIMEDOUT))
+        do {
+            try poll(fd, for: Int16(POLLOUT), deadline: Deadline(seconds: timeout), cancellation: cancellation,
+                     what: "the connection to \(address)")
+        } catch GDBRemoteError.timeout {
+            throw GDBRemoteError.connectFailed(address: address.description, errno: ETIMEDOUT,
+                                               hint: "no answer within \(Deadline(seconds: timeout).seconds) s")
         }
         var soError: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
@@ -163,7 +176,8 @@ public final class Connection {
         }
     }
 
-    private static func connectUnix(path: String, address: GDBRemoteAddress, timeout: Double) throws -> Int32 {
+    private static func connectUnix(path: String, address: GDBRemoteAddress, timeout: Double,
+                                    cancellation: Cancellation?) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw GDBRemoteError.system(operation: "socket(AF_UNIX)", errno: errno) }
         do {
@@ -179,7 +193,7 @@ public final class Connection {
                     Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
                 }
             }
-            try finishConnect(fd: fd, result: result, address: address, timeout: timeout)
+            try finishConnect(fd: fd, result: result, address: address, timeout: timeout, cancellation: cancellation)
             return fd
         } catch {
             Glibc.close(fd)
@@ -187,7 +201,8 @@ public final class Connection {
         }
     }
 
-    private static func connectTCP(host: String, port: UInt16, address: GDBRemoteAddress, timeout: Double) throws -> Int32 {
+    private static func connectTCP(host: String, port: UInt16, address: GDBRemoteAddress, timeout: Double,
+                                   cancellation: Cancellation?) throws -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_family = AF_UNSPEC
@@ -210,7 +225,7 @@ public final class Connection {
                 // Small request/reply packets: do not let Nagle delay them.
                 setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                 let result = Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen)
-                try finishConnect(fd: fd, result: result, address: address, timeout: timeout)
+                try finishConnect(fd: fd, result: result, address: address, timeout: timeout, cancellation: cancellation)
                 return fd
             } catch {
                 Glibc.close(fd)

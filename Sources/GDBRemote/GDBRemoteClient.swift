@@ -23,6 +23,9 @@ public final class GDBRemoteClient {
     public var isRunning: Bool { lock.withLock { _ in running } }
     /// False after `detach()`, `close()` or a broken stream.
     public private(set) var isAttached = false
+    /// What broke the stream (the stub closed it, a timeout...), if that is
+    /// why the client is no longer attached: later calls report it.
+    public private(set) var breakage: GDBRemoteError?
 
     private let channel: PacketChannel
     private let lock = Mutex(())
@@ -51,9 +54,11 @@ public final class GDBRemoteClient {
     public static let sigint = 2, sigtrap = 5
 
     /// Connects to a stub at `address` ("unix:PATH" or "tcp:HOST:PORT").
-    public convenience init(address: String, timeout: Double = 5) throws {
+    /// Every wait (the connection, the handshake, later requests) ends with
+    /// `GDBRemoteError.cancelled` once `cancellation` is cancelled.
+    public convenience init(address: String, timeout: Double = 5, cancellation: Cancellation? = nil) throws {
         let parsed = try GDBRemoteAddress(parsing: address)
-        try self.init(connection: Connection(to: parsed, timeout: timeout), timeout: timeout)
+        try self.init(connection: Connection(to: parsed, timeout: timeout, cancellation: cancellation), timeout: timeout)
     }
 
     /// Runs the handshake over an established connection: qSupported,
@@ -113,7 +118,7 @@ public final class GDBRemoteClient {
 
     /// Sends `command` and returns the first reply that is not an unsolicited stop.
     private func request(_ command: String) throws -> [UInt8] {
-        guard isAttached else { throw GDBRemoteError.notConnected }
+        guard isAttached else { throw detachedError }
         guard !isRunning else { throw GDBRemoteError.wrongState("'\(command)' needs the target stopped, but it is running") }
         let what = "the reply to '\(excerpt(Array(command.utf8), limit: 40))'"
         do {
@@ -123,6 +128,7 @@ public final class GDBRemoteClient {
                 let reply = try channel.receive(deadline: deadline, what: what)
                 if command != "?" && StopReply.looksLikeStop(reply) {
                     noteUnsolicited(try StopReply(parsing: reply, request: command))
+                    try deadline.check(waitingFor: what)
                     continue
                 }
                 return reply
@@ -146,10 +152,16 @@ public final class GDBRemoteClient {
     /// (best effort) and drop the connection.
     private func breakIfFatal(_ error: GDBRemoteError) {
         switch error {
-        case .timeout, .closed, .garbage, .packetTooLarge, .checksumFailures, .system:
+        case .timeout, .closed, .garbage, .packetTooLarge, .checksumFailures, .system, .cancelled:
+            if isAttached { breakage = error }
             abandon()
         default: break
         }
+    }
+
+    /// Why a call cannot be made: what broke the stream, or a plain detach.
+    private var detachedError: GDBRemoteError {
+        breakage.map { .broken(by: $0) } ?? .notConnected
     }
 
     /// Best-effort detach (a blind `D;1`/`D` with a short deadline), then close.
@@ -237,6 +249,11 @@ public final class GDBRemoteClient {
     public func readRegisterBlock() throws -> [UInt8?] {
         let reply = try request("g")
         try throwIfError(reply, "g")
+        return try GDBRemoteClient.decodeRegisterBlock(reply)
+    }
+
+    /// A `g` reply's bytes: two hex digits each, `xx` (unavailable) as nil.
+    static func decodeRegisterBlock(_ reply: [UInt8]) throws -> [UInt8?] {
         guard reply.count % 2 == 0 else { throw GDBRemoteError.badReply(request: "g", reply: excerpt(reply)) }
         var block: [UInt8?] = []
         block.reserveCapacity(reply.count / 2)
@@ -349,7 +366,7 @@ public final class GDBRemoteClient {
 
     /// Sends a run command (`c`, `vCont;...`); the stub answers when it stops.
     private func run(_ command: String) throws {
-        guard isAttached else { throw GDBRemoteError.notConnected }
+        guard isAttached else { throw detachedError }
         guard !isRunning else { return }
         unsolicitedStops.removeAll()
         // The stub picks its own current thread when it stops next.
@@ -368,7 +385,7 @@ public final class GDBRemoteClient {
     /// Waits up to `timeout` seconds for the running target to stop; nil if it
     /// is still running then. `O` console packets are collected on the way.
     public func waitForStop(timeout seconds: Double) throws -> StopReply? {
-        guard isAttached else { throw GDBRemoteError.notConnected }
+        guard isAttached else { throw detachedError }
         guard isRunning else { throw GDBRemoteError.wrongState("waitForStop: the target is not running") }
         let deadline = Deadline(seconds: seconds)
         while true {
@@ -385,6 +402,8 @@ public final class GDBRemoteClient {
             if packet.first == UInt8(ascii: "O"), packet.count > 1, let text = Hex.decode(packet.dropFirst()) {
                 consoleOutput.append(contentsOf: text)
                 if consoleOutput.count > GDBRemoteClient.maxConsoleOutput { consoleOutput.removeFirst(consoleOutput.count - GDBRemoteClient.maxConsoleOutput) }
+                // Console output does not extend the wait.
+                if deadline.hasPassed { return nil }
                 continue
             }
             let stop = try StopReply(parsing: packet, request: "continue")
@@ -433,7 +452,9 @@ public final class GDBRemoteClient {
             output.append(contentsOf: bytes)
             guard output.count <= GDBRemoteClient.maxMonitorOutput else { throw GDBRemoteError.packetTooLarge(limit: GDBRemoteClient.maxMonitorOutput) }
             do {
-                reply = try channel.receive(deadline: deadline, what: "the output of 'monitor \(command)'")
+                let what = "the output of 'monitor \(command)'"
+                try deadline.check(waitingFor: what)
+                reply = try channel.receive(deadline: deadline, what: what)
             } catch let error as GDBRemoteError {
                 breakIfFatal(error)
                 throw error

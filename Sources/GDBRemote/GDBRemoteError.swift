@@ -12,6 +12,8 @@ public enum GDBRemoteError: Error, Equatable, CustomStringConvertible {
     case connectFailed(address: String, errno: Int32, hint: String)
     /// The peer sent nothing (or no complete packet) within `seconds`.
     case timeout(waitingFor: String, seconds: Double)
+    /// The wait was ended on purpose (`Cancellation.cancel()`, e.g. on Ctrl-C).
+    case cancelled(while: String)
     /// The peer closed the connection.
     case closed(while: String)
     /// The peer sent bytes that are not the GDB remote protocol.
@@ -32,6 +34,9 @@ public enum GDBRemoteError: Error, Equatable, CustomStringConvertible {
     case missingRegister(String)
     /// The client was detached or closed and cannot be used any more.
     case notConnected
+    /// The stream broke earlier (`cause`: the stub closed it, a timeout...),
+    /// so nothing more can be asked of the stub.
+    indirect case broken(by: GDBRemoteError)
     /// A call needs the guest stopped but it is running (or the reverse).
     case wrongState(String)
 
@@ -45,6 +50,8 @@ public enum GDBRemoteError: Error, Equatable, CustomStringConvertible {
             return "cannot connect to GDB stub at \(address): \(errnoText(code)); \(hint)"
         case let .timeout(what, seconds):
             return "no answer from the GDB stub within \(seconds) s while waiting for \(what)"
+        case let .cancelled(what):
+            return "stopped on request while waiting for \(what)"
         case let .closed(what):
             return "the GDB stub closed the connection while \(what)"
         case let .garbage(detail):
@@ -65,6 +72,8 @@ public enum GDBRemoteError: Error, Equatable, CustomStringConvertible {
             return "the GDB stub does not describe register '\(name)'"
         case .notConnected:
             return "the GDB remote client is detached or closed"
+        case let .broken(cause):
+            return "the connection to the GDB stub is gone (\(cause))"
         case let .wrongState(detail):
             return detail
         }

@@ -19,9 +19,11 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
     private let stopCount = Mutex(0)
     public var stops: Int { stopCount.withLock { $0 } }
 
-    /// Connects to `address` ("unix:PATH" or "tcp:HOST:PORT").
-    public convenience init(address: String, timeout: Double = 5) throws {
-        try self.init(client: GDBRemoteClient(address: address, timeout: timeout))
+    /// Connects to `address` ("unix:PATH" or "tcp:HOST:PORT"). Once
+    /// `cancellation` is cancelled, every wait on the stub (connecting, the
+    /// handshake, a running guest) ends with `GDBRemoteError.cancelled`.
+    public convenience init(address: String, timeout: Double = 5, cancellation: Cancellation? = nil) throws {
+        try self.init(client: GDBRemoteClient(address: address, timeout: timeout, cancellation: cancellation))
     }
 
     /// Wraps a connected client; fails if the stub lacks a register shadow context needs.
@@ -142,8 +144,7 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
         case .exited, .terminated:
             return .exited
         case let .signal(signal, thread, _):
-            let index = thread.flatMap { t in threadIDs.firstIndex { $0.matches(t) } } ?? 0
-            let vcpu = VCPUID(index)
+            let vcpu = try self.vcpu(reporting: thread)
             if signal == GDBRemoteClient.sigtrap {
                 let registers = try self.registers(of: vcpu)
                 if breakpoints.contains(GDBRemoteTarget.linearPC(registers)) { return .breakpoint(vcpu, registers) }
@@ -157,6 +158,19 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
             }
             return .other(vcpu, reason: "signal \(signal) from the stub")
         }
+    }
+
+    /// The vCPU a stop reply names. A reply without `thread:` (a plain `S`
+    /// packet) is taken as the first vCPU, which is where an all-stop stub
+    /// with one thread reports; a thread the stub never listed is an error,
+    /// never silently vCPU 0.
+    private func vcpu(reporting thread: ThreadID?) throws -> VCPUID {
+        guard let thread else { return VCPUID(0) }
+        guard let index = threadIDs.firstIndex(where: { $0.matches(thread) }) else {
+            throw GDBRemoteError.badReply(request: "continue",
+                                          reply: "stop reply for thread \(thread), which is not among the stub's \(threadIDs.count) threads")
+        }
+        return VCPUID(index)
     }
 
     /// The linear address of the next instruction, which is what Z0 matches:

@@ -88,39 +88,63 @@ enum PacketEvent: Equatable {
 /// Splits a byte stream into `PacketEvent`s. Anything that is not an ack or a
 /// packet is garbage: a GDB stub in all-stop mode sends nothing else.
 struct PacketScanner {
-    private(set) var buffer: [UInt8] = []
+    /// Bytes received; those before `start` are consumed.
+    private var bytes: [UInt8] = []
+    private var start = 0
     let limit: Int
 
     init(limit: Int = Packet.defaultLimit) { self.limit = limit }
 
-    mutating func append(_ bytes: [UInt8]) { buffer.append(contentsOf: bytes) }
+    /// The bytes not consumed yet.
+    var buffer: ArraySlice<UInt8> { bytes[start...] }
+
+    mutating func append(_ more: [UInt8]) {
+        // Consumed bytes are dropped in bulk, not one event at a time: a
+        // flood of acks costs linear time, not quadratic.
+        if start > 0 && start >= bytes.count / 2 {
+            bytes.removeFirst(start)
+            start = 0
+        }
+        bytes.append(contentsOf: more)
+    }
+
+    private mutating func consume(_ count: Int) {
+        start += count
+        if start == bytes.count {
+            bytes.removeAll(keepingCapacity: true)
+            start = 0
+        }
+    }
 
     /// The next complete event, nil when more bytes are needed.
     mutating func next() throws -> PacketEvent? {
+        let buffer = self.buffer
         guard let first = buffer.first else { return nil }
         switch first {
-        case Packet.ack: buffer.removeFirst(); return .ack
-        case Packet.nack: buffer.removeFirst(); return .nack
+        case Packet.ack: consume(1); return .ack
+        case Packet.nack: consume(1); return .nack
         case Packet.start: break
         default:
             throw GDBRemoteError.garbage("unexpected bytes '\(excerpt(buffer))'")
         }
         // The raw body may be up to `limit` bytes (escapes only make it longer
         // than the decoded form, RLE only shorter: decode checks the result).
-        guard let endIndex = buffer.firstIndex(of: Packet.end) else {
+        // Offsets below are from the packet's `$`.
+        guard let endIndex = buffer.firstIndex(of: Packet.end).map({ $0 - start }) else {
             if buffer.count > limit + 1 { throw GDBRemoteError.packetTooLarge(limit: limit) }
             return nil
         }
         guard endIndex - 1 <= limit else { throw GDBRemoteError.packetTooLarge(limit: limit) }
         guard buffer.count >= endIndex + 3 else { return nil }
-        let body = Array(buffer[1..<endIndex])
+        let body = Array(buffer.dropFirst().prefix(endIndex - 1))
         if body.contains(Packet.start) {
             throw GDBRemoteError.garbage("'$' inside a packet: '\(excerpt(body))'")
         }
-        guard let sent = hexValue(buffer[endIndex + 1], buffer[endIndex + 2]) else {
-            throw GDBRemoteError.garbage("checksum is not two hex digits: '\(excerpt(buffer[endIndex...].prefix(3)))'")
+        let checksumStart = start + endIndex + 1
+        guard let sent = hexValue(bytes[checksumStart], bytes[checksumStart + 1]) else {
+            throw GDBRemoteError.garbage("checksum is not two hex digits: '\(excerpt(buffer.dropFirst(endIndex).prefix(3)))'")
         }
-        buffer.removeFirst(endIndex + 3)
+        consume(endIndex + 3)
         return Packet.checksum(body) == sent ? .packet(body: body) : .badChecksum
     }
 }

@@ -10,6 +10,8 @@ final class PacketChannel {
     var noAck = false
     /// Retransmissions (ours) or bad checksums (theirs) tolerated per packet.
     static let maxAttempts = 4
+    /// Unsolicited packets kept while waiting for one ack; a peer sending more is flooding.
+    static let maxQueued = 16
     /// Bytes read from the socket at a time.
     private static let readChunk = 64 * 1024
 
@@ -36,12 +38,16 @@ final class PacketChannel {
             attempts += 1
             try connection.send(lastFrame, deadline: deadline, what: what)
             if noAck { return }
+            let awaited = "the acknowledgment of \(what)"
             while true {
-                switch try nextEvent(deadline: deadline, what: "the acknowledgment of \(what)") {
+                switch try nextEvent(deadline: deadline, what: awaited) {
                 case .ack: return
                 case .nack: continue resend
                 case let .packet(body):
                     // An unsolicited packet (QEMU's stop reply on connect) may come first.
+                    guard queued.count < Self.maxQueued else {
+                        throw GDBRemoteError.garbage("more than \(Self.maxQueued) packets instead of \(awaited)")
+                    }
                     try connection.send([Packet.ack], deadline: deadline, what: what)
                     queued.append(try Packet.decode(body, limit: limit))
                 case .badChecksum:
@@ -49,6 +55,7 @@ final class PacketChannel {
                     if badChecksums >= Self.maxAttempts { throw GDBRemoteError.checksumFailures(attempts: badChecksums) }
                     try connection.send([Packet.nack], deadline: deadline, what: what)
                 }
+                try deadline.check(waitingFor: awaited)
             }
         }
         throw GDBRemoteError.checksumFailures(attempts: attempts)
@@ -71,8 +78,10 @@ final class PacketChannel {
                 // The peer lost our last packet: send it again.
                 if !lastFrame.isEmpty { try connection.send(lastFrame, deadline: deadline, what: what) }
             case .ack:
-                continue  // a late ack
+                break  // a late ack
             }
+            // Acks and NACKs alone do not extend the wait.
+            try deadline.check(waitingFor: what)
         }
     }
 

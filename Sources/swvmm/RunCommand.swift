@@ -20,11 +20,12 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("cmdline"), help: ArgumentHelp("The kernel command line.", valueName: "string"))
     var commandLine: String = MachineConfiguration.defaultCommandLine
 
-    @Option(help: ArgumentHelp("Guest RAM, e.g. 512M or 2G.", valueName: "size"),
+    // .unconditional: "-1" is a (bad) value to report, not a missing one.
+    @Option(parsing: .unconditional, help: ArgumentHelp("Guest RAM, e.g. 512M or 2G.", valueName: "size"),
             transform: { try MemorySize(parsing: $0) })
     var memory: MemorySize = MemorySize(bytes: 512 << 20)
 
-    @Option(help: "Number of virtual CPUs.")
+    @Option(parsing: .unconditional, help: "Number of virtual CPUs.")
     var cpus: Int = 1
 
     @Flag(help: "Print every VM exit with the instruction that caused it, and a histogram at the end.")
@@ -42,16 +43,22 @@ struct RunCommand: ParsableCommand {
         var configuration = MachineConfiguration(kernelPath: kernel, initrdPath: initrd, commandLine: commandLine,
                                                  memory: memory, cpuCount: shadow ? cpus + 1 : cpus, traceExits: traceExits)
         configuration.dedicatedShadowVCPU = shadow
-        let signals = SignalWatcher()
         let output = ConsoleOutput()
+        // Reading the images and checking the configuration happen with the
+        // stop signals still deliverable, so Ctrl-C ends a slow or stuck open.
+        // Machine's init starts no thread, so blocking them here still comes
+        // before any thread that could inherit an unblocked mask.
         let machine = try reportingErrors {
             try Machine(configuration: configuration, console: { output.write(byte: $0) })
         }
+        let signals = SignalWatcher()
         if exitAtFirstEntry {
             // `swvmm bench boot`: report the moment the first KVM_RUN is entered, then leave.
             machine.onFirstEntry = { BootTiming.reportFirstEntryAndExit(machine: machine) }
         }
         printError("swvmm: \(configuration.memory) RAM, \(configuration.cpuCount) vCPU(s), command line: \(machine.effectiveCommandLine)")
+        // Started after the stop signals are blocked: its thread inherits the mask.
+        let shadowVCPU = try reportingErrors { try configuration.shadowVCPUIndex.map { try ShadowVCPU(machine: machine, index: $0) } }
 
         let console = try reportingErrors {
             try TerminalConsole(input: machine.serial, onQuit: { machine.stop(.stoppedByUser("Ctrl-A x on the console")) })
@@ -63,7 +70,6 @@ struct RunCommand: ParsableCommand {
                 machine.stop(.stoppedByUser("signal \(String(cString: strsignal(signal)))"))
             }
         }
-        let shadowVCPU = try reportingErrors { try configuration.shadowVCPUIndex.map { try ShadowVCPU(machine: machine, index: $0) } }
         let outcome = machine.run()
         console.restore()
         if let shadowVCPU { printError("swvmm: \(shadowVCPU.finish())") }

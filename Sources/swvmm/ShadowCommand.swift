@@ -2,6 +2,7 @@ import ArgumentParser
 import GDBRemote
 import Glibc
 import Shadow
+import Synchronization
 import VMM
 
 /// `swvmm shadow`: run an unmodified host program whose machine-state system
@@ -37,13 +38,33 @@ struct ShadowCommand: ParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
     var command: [String] = []
 
+    func validate() throws {
+        // A relative path would be taken from /, not from the current directory: refuse it.
+        for (option, paths) in [("--guest-path", guestPaths), ("--local-path", localPaths)] {
+            if let relative = paths.first(where: { !$0.hasPrefix("/") }) {
+                throw ValidationError("\(option) \(relative): give an absolute path (paths are the guest's or this host's, from /)")
+            }
+        }
+    }
+
     func run() throws {
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
         guard !arguments.isEmpty else {
             throw ValidationError("give the command to run after --, e.g. swvmm shadow --gdb unix:PATH -- ps aux")
         }
+        // A stop signal ends the connection and S's bootstrap at once (every
+        // wait on the stub is cancelled), and later the inspector.
+        let cancellation = try reportingErrors { try Cancellation() }
+        let running = RunningSupervisor()
         let signals = SignalWatcher()
-        let target = try reportingErrors { try GDBRemoteTarget(address: gdbAddress, timeout: 10) }
+        try reportingErrors {
+            try signals.start { _ in
+                if !running.terminateInspector() { cancellation.cancel() }
+            }
+        }
+        let target = try reportingErrors {
+            try GDBRemoteTarget(address: gdbAddress, timeout: 10, cancellation: cancellation)
+        }
         let session = try reportingErrors {
             do {
                 return try ShadowSession(target: target, key: gdbAddress)
@@ -58,7 +79,10 @@ struct ShadowCommand: ParsableCommand {
                                     configuration: SupervisorConfiguration(policy: policy, verbose: verbose))
         let exit: InspectorExit
         do {
-            try signals.start { _ in supervisor.terminateInspector() }
+            // A signal that came during the bootstrap, too late to cancel it, still stops the run.
+            guard running.install(supervisor), !cancellation.isCancelled else {
+                throw GDBRemoteError.cancelled(while: "S's bootstrap")
+            }
             exit = try supervisor.run(arguments: arguments, environment: ShadowCommand.environment())
         } catch {
             ShadowCommand.leave(session, target)
@@ -101,5 +125,28 @@ struct ShadowCommand: ParsableCommand {
             entry += 1
         }
         return result
+    }
+}
+
+/// The supervisor a stop signal should reach, once the inspector is about to run.
+private final class RunningSupervisor: Sendable {
+    private let slot = Mutex<(supervisor: Supervisor?, signalled: Bool)>((nil, false))
+
+    /// Kills the inspector if a supervisor is installed; false (and
+    /// remembered) otherwise, so `install` can refuse to start one.
+    func terminateInspector() -> Bool {
+        slot.withLock { state in
+            state.signalled = true
+            state.supervisor?.terminateInspector()
+            return state.supervisor != nil
+        }
+    }
+
+    /// Installs `supervisor`; false when a stop signal came first.
+    func install(_ supervisor: Supervisor) -> Bool {
+        slot.withLock { state in
+            state.supervisor = supervisor
+            return !state.signalled
+        }
     }
 }

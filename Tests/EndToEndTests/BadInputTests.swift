@@ -58,6 +58,21 @@ final class BadInputTests: XCTestCase {
         try assertRejected(["--kernel", path], mentions: ["2.09", "too old", "2.12"])
     }
 
+    /// A relocatable kernel whose preferred address plus init_size passes 2^64:
+    /// refused by both `run` and `image-info`, naming the fields, never trapping.
+    func testPreferredAddressPlusInitSizeOverflow() throws {
+        var image = try bytes(of: Swvmm.image("bzImage-tiny"))
+        // boot.rst: kernel_alignment u32 at 0x230, relocatable_kernel u8 at 0x234,
+        // pref_address u64 at 0x258, init_size u32 at 0x260 (all little-endian).
+        image.replaceSubrange(0x230..<0x234, with: [0x00, 0x00, 0x20, 0x00])
+        image[0x234] = 1
+        image.replaceSubrange(0x258..<0x260, with: [0x00, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+        image.replaceSubrange(0x260..<0x264, with: [0x00, 0x00, 0x00, 0x01])
+        let path = try scratch.file("pref-overflow", image)
+        try assertRejected(["--kernel", path], mentions: ["pref_address + init_size", "overflows"])
+        try assertRejected(["image-info", path], mentions: ["pref_address + init_size", "overflows"])
+    }
+
     func testELFForAnotherMachine() throws {
         let path = try scratch.file("aarch64.elf", MicroKernel.elfHeader(class: 2, machine: 183))  // EM_AARCH64
         try assertRejected(["--kernel", path], mentions: ["not x86-64", "machine 183"])
@@ -68,7 +83,35 @@ final class BadInputTests: XCTestCase {
         try assertRejected(["--kernel", path], mentions: ["not x86-64"])
     }
 
+    /// A FIFO with no writer would block open(2) forever; it is refused at once,
+    /// as kernel and as initrd, with the stop signals never blocked first.
+    func testFIFOAsKernelOrInitrdIsRefusedAtOnce() throws {
+        let fifo = scratch.url.appendingPathComponent("fifo").path
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0, String(cString: strerror(errno)))
+        try assertRejected(["--kernel", fifo], mentions: [fifo, "FIFO", "regular file"])
+        try assertRejected(["--kernel", Swvmm.image("bzImage-tiny"), "--initrd", fifo],
+                           mentions: [fifo, "FIFO", "regular file"])
+    }
+
+    func testCharacterDeviceAsInitrdIsRefused() throws {
+        try assertRejected(["--kernel", Swvmm.image("bzImage-tiny"), "--initrd", "/dev/zero"],
+                           mentions: ["/dev/zero", "character device", "regular file"])
+    }
+
+    func testEmptyInitrdIsRefused() throws {
+        let path = try scratch.file("empty-initrd", [])
+        try assertRejected(["--kernel", Swvmm.image("bzImage-tiny"), "--initrd", path],
+                           mentions: [path, "empty"])
+    }
+
     // MARK: - Initrd, memory, CPUs, command line
+
+    /// "-1" is a bad value, reported as such, not as a missing one.
+    func testNegativeMemoryAndCPUsAreBadValuesNotMissingOnes() throws {
+        try assertRejected(["--kernel", Swvmm.image("bzImage-tiny"), "--memory", "-1"],
+                           status: ExitStatus.usage, mentions: ["-1", "--memory"])
+        try assertRejected(["--kernel", Swvmm.image("bzImage-tiny"), "--cpus", "-1"], mentions: ["--cpus -1", "out of range"])
+    }
 
     func testMissingInitrdFile() throws {
         let path = scratch.url.appendingPathComponent("no-such-initrd").path

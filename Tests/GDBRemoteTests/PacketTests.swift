@@ -119,4 +119,39 @@ final class PacketTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("nothing is listening"), "\(error)")
         }
     }
+
+    /// A flood of acks is scanned in linear time: 1 MiB of them, then a
+    /// packet, take well under a second (dropping each ack from the front of the
+    /// buffer took about 20 s and kept a core busy).
+    func testAckFloodScansInLinearTime() throws {
+        var scanner = PacketScanner(limit: 4096)
+        let acks = [UInt8](repeating: Packet.ack, count: 1 << 20)
+        let start = Date()
+        scanner.append(acks)
+        scanner.append(Packet.encode(Array("OK".utf8)))
+        var count = 0
+        while let event = try scanner.next() {
+            if event == .ack { count += 1; continue }
+            XCTAssertEqual(event, .packet(body: Array("OK".utf8)))
+        }
+        XCTAssertEqual(count, acks.count)
+        XCTAssertTrue(scanner.buffer.isEmpty)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 3, "quadratic scanning")
+    }
+
+    /// Events split across appends come out whole, in order, after consumed bytes are dropped.
+    func testScannerAcrossManyAppends() throws {
+        var scanner = PacketScanner(limit: 64)
+        let stream = Array("+$OK#9a-".utf8) + Packet.encode(Array("T05thread:01;".utf8)) + [Packet.ack]
+        var events: [PacketEvent] = []
+        for round in 0..<3 {
+            for byte in stream {
+                scanner.append([byte])
+                while let event = try scanner.next() { events.append(event) }
+            }
+            XCTAssertEqual(events.count, 5 * (round + 1))
+        }
+        XCTAssertEqual(Array(events.prefix(5)), [.ack, .packet(body: Array("OK".utf8)), .nack,
+                                                 .packet(body: Array("T05thread:01;".utf8)), .ack])
+    }
 }

@@ -23,6 +23,31 @@ final class BzImageTests: XCTestCase {
         XCTAssertEqual(image.protectedModeKernel.count, 8192)
     }
 
+    /// A relocatable kernel whose aligned preferred address plus `init_size`
+    /// passes 2^64 is refused when parsed (so `image-info` refuses it too),
+    /// naming both fields, instead of trapping in the boot loader's sum.
+    func testPreferredAddressPlusInitSizeOverflowIsRefused() {
+        let bytes = SyntheticImage.bzImage(prefAddress: 0xFFFF_FFFF_FFE0_0000, initSize: 0x40_0000)
+        XCTAssertThrowsError(try loadBzImage(bytes)) { error in
+            guard case let BootError.malformedHeader(field, _)? = error as? BootError else { return XCTFail("\(error)") }
+            XCTAssertEqual(field, "pref_address + init_size")
+            XCTAssertTrue("\(error)".contains("overflows"), "\(error)")
+        }
+        // A non-relocatable kernel runs at pref_address too.
+        let fixed = SyntheticImage.bzImage(prefAddress: 0xFFFF_FFFF_FFFF_F000, initSize: 0x1000_0000, relocatable: false)
+        XCTAssertThrowsError(try loadBzImage(fixed)) { error in
+            guard case BootError.malformedHeader("pref_address + init_size", _)? = error as? BootError else { return XCTFail("\(error)") }
+        }
+    }
+
+    /// Sizes near 2^64 round up to MiB without wrapping to 0.
+    func testMebibytesOfHugeSizesDoesNotWrap() {
+        XCTAssertEqual(mebibytes(UInt64.max), 1 << 44)
+        XCTAssertEqual(mebibytes(1), 1)
+        XCTAssertEqual(mebibytes(1 << 20), 1)
+        XCTAssertEqual(mebibytes(0), 0)
+    }
+
     func testZeroSetupSectsMeansFour() throws {
         let image = try loadBzImage(SyntheticImage.bzImage(setupSects: 0))
         XCTAssertEqual(image.header.setupSects, 4)

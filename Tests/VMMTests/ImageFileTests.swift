@@ -28,6 +28,37 @@ final class ImageFileTests: XCTestCase {
         }
     }
 
+    /// A FIFO is refused without waiting for a writer. So that a regression
+    /// fails instead of hanging, a helper thread opens the write end (which
+    /// succeeds only once a reader waits) for up to 3 s.
+    func testFIFOIsRefusedWithoutBlocking() throws {
+        let path = NSTemporaryDirectory() + "swvmm-fifo-\(getpid())"
+        unlink(path)
+        XCTAssertEqual(mkfifo(path, 0o600), 0)
+        addTeardownBlock { unlink(path) }
+        let unblocker = Thread {
+            let deadline = Date().addingTimeInterval(3)
+            while Date() < deadline {
+                let fd = open(path, O_WRONLY | O_NONBLOCK)
+                if fd >= 0 { close(fd); return }
+                usleep(10_000)
+            }
+        }
+        unblocker.start()
+        let start = Date()
+        XCTAssertThrowsError(try ImageFile(path: path)) { error in
+            XCTAssertEqual(error as? BootError, .notARegularFile(path: path, kind: "a FIFO"))
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 1, "open must not wait for a writer")
+        XCTAssertThrowsError(try ImageContents.initrd(path: "/dev/zero")) { error in
+            XCTAssertEqual(error as? BootError, .notARegularFile(path: "/dev/zero", kind: "a character device"))
+        }
+        let empty = try scratch("empty-initrd", [])
+        XCTAssertThrowsError(try ImageContents.initrd(path: empty)) { error in
+            XCTAssertEqual(error as? BootError, .emptyInitrd(path: empty))
+        }
+    }
+
     func testFileThatShrinksAfterOpeningIsTruncated() throws {
         let path = try scratch("shrinks", [UInt8](repeating: 1, count: 8192))
         let file = try ImageFile(path: path)
@@ -83,6 +114,22 @@ final class ImageFileTests: XCTestCase {
         ])
         XCTAssertThrowsError(try KernelImage.load(path: try scratch("cut", Array(cut.dropLast(10))))) { error in
             guard case BootError.elf(.outOfBounds)? = error as? BootError else { return XCTFail("\(error)") }
+        }
+        // A segment inside the file whose p_filesz exceeds p_memsz: named for what it is,
+        // not "outside the image".
+        let bss = SyntheticImage.elf64(entry: 0x10_0000, segments: [
+            .init(virtualAddress: 0x10_0000, physicalAddress: 0x10_0000, contents: [1, 2, 3, 4], memorySize: 2),
+        ])
+        XCTAssertThrowsError(try KernelImage.load(path: try scratch("filesz", bss))) { error in
+            XCTAssertEqual(error as? BootError, .badLoadSegment(index: 0, detail: "p_filesz 4 is larger than p_memsz 2"))
+            XCTAssertFalse("\(error)".contains("outside"), "\(error)")
+        }
+        let wrapping = SyntheticImage.elf64(entry: 0xFFFF_FFFF_FFFF_F000, segments: [
+            .init(virtualAddress: 0xFFFF_FFFF_FFFF_F000, physicalAddress: 0xFFFF_FFFF_FFFF_F000, contents: [1], memorySize: 0x2000),
+        ])
+        XCTAssertThrowsError(try KernelImage.load(path: try scratch("wrap", wrapping))) { error in
+            guard case let BootError.badLoadSegment(0, detail)? = error as? BootError else { return XCTFail("\(error)") }
+            XCTAssertTrue(detail.contains("p_paddr 0xfffffffffffff000 + p_memsz 0x2000 overflows"), detail)
         }
         let empty = SyntheticImage.elf64(entry: 0x1000, segments: [])
         XCTAssertThrowsError(try KernelImage.load(path: try scratch("empty", empty))) { error in

@@ -80,7 +80,12 @@ public final class SyscallRedirector {
             if verbose { diagnostic("swvmm: \(spec.name): \(error)") }
             return .error(error.inspectorErrno)
         } catch {
-            diagnostic("swvmm: \(spec.name): \(error)")
+            // Anything else came from below the supervisor: S's region could not be
+            // read or written (the stub's connection died, the guest is gone). That
+            // will not get better: end the run rather than answer EIO forever.
+            let failure = SupervisorError.executor("\(spec.name): \(error)")
+            if executorFailure == nil { executorFailure = failure }
+            if verbose { diagnostic("swvmm: \(failure)") }
             return .error(EIO)
         }
     }

@@ -8,6 +8,11 @@ import Guest
 public enum BootError: Error, Equatable, CustomStringConvertible {
     /// open(2)/read(2)/fstat(2) failed on the kernel (or initrd) file.
     case fileUnreadable(path: String, errno: Int32)
+    /// The kernel or initrd is a FIFO, a device or a socket: swvmm reads images
+    /// by position and must not wait on a writer (or read /dev/zero forever).
+    case notARegularFile(path: String, kind: String)
+    /// The initrd file is empty: booting without it is what leaving out `--initrd` does.
+    case emptyInitrd(path: String)
     /// The bytes are neither a bzImage nor an ELF file.
     case notAKernel(reason: String)
     /// The file is shorter than what its own headers declare.
@@ -22,6 +27,8 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
     case malformedHeader(field: String, detail: String)
     /// The ELF file could not be read.
     case elf(ELFError)
+    /// A PT_LOAD program header is inconsistent in itself (`index` counts PT_LOAD headers from 0).
+    case badLoadSegment(index: Int, detail: String)
     /// The ELF file is not a 64-bit x86 executable.
     case notX86_64(elfClass: UInt8, machine: UInt16)
     /// The ELF file has no PT_LOAD segment.
@@ -54,6 +61,10 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .fileUnreadable(path, code):
             return "cannot read \(path): \(errnoText(code))"
+        case let .notARegularFile(path, kind):
+            return "\(path) is \(kind), not a regular file; swvmm reads kernels and initrds only from regular files"
+        case let .emptyInitrd(path):
+            return "initrd \(path) is empty (leave out --initrd to boot without one)"
         case let .notAKernel(reason):
             return "not a Linux kernel image (neither a bzImage nor an ELF vmlinux): \(reason)"
         case let .truncated(what, needed, actual):
@@ -68,6 +79,8 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
             return "malformed setup header: \(field): \(detail)"
         case let .elf(error):
             return "ELF kernel: \(error)"
+        case let .badLoadSegment(index, detail):
+            return "ELF kernel: PT_LOAD segment \(index): \(detail)"
         case let .notX86_64(elfClass, machine):
             return "ELF kernel is not x86-64 (class \(elfClass), machine \(machine))"
         case .noLoadableSegments:
@@ -98,10 +111,22 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+extension BootError {
+    /// `base + addend`, or `malformedHeader` naming `fields` when the sum does not fit in 64 bits.
+    static func checkedSum(_ base: UInt64, _ addend: UInt64, fields: String) throws -> UInt64 {
+        let (sum, overflow) = base.addingReportingOverflow(addend)
+        guard !overflow else {
+            throw BootError.malformedHeader(field: fields, detail: "0x\(hex(base)) + 0x\(hex(addend)) overflows 64 bits")
+        }
+        return sum
+    }
+}
+
 /// "2.15" for 0x020F.
 func protocolString(_ version: UInt16) -> String { "\(version >> 8).\(format2(version & 0xFF))" }
 
 private func format2(_ minor: UInt16) -> String { minor < 10 ? "0\(minor)" : "\(minor)" }
 
 /// Size in MiB, rounded up, so a 100-byte initrd reads "1 MiB", not "0 MiB".
-func mebibytes(_ size: UInt64) -> UInt64 { (size + (1 << 20) - 1) >> 20 }
+/// Written without `size + 2^20 - 1`, which overflows for sizes near 2^64.
+func mebibytes(_ size: UInt64) -> UInt64 { (size >> 20) + (size & ((1 << 20) - 1) == 0 ? 0 : 1) }

@@ -69,7 +69,9 @@ public enum BootLoader {
             loadAddress = bzImageLoadAddress(header)
             // A non-relocatable kernel runs at pref_address whatever its load address.
             let runStart = header.relocatableKernel ? loadAddress : max(loadAddress, header.prefAddress)
-            kernelEnd = max(runStart + UInt64(header.initSize), loadAddress + UInt64(header.protectedModeSize))
+            kernelEnd = max(try BootError.checkedSum(runStart, UInt64(header.initSize), fields: "pref_address + init_size"),
+                            try BootError.checkedSum(loadAddress, UInt64(header.protectedModeSize),
+                                                     fields: "load address + syssize * 16"))
             guard kernelEnd <= lowEnd else {
                 throw BootError.kernelDoesNotFit(loadAddress: loadAddress, size: kernelEnd - loadAddress, memoryEnd: lowEnd)
             }
@@ -147,6 +149,7 @@ public enum BootLoader {
         for segment in elf.segments {
             try guarded("an ELF segment") {
                 try segment.contents.copy(into: memory, at: segment.physicalAddress, what: "ELF PT_LOAD segment")
+                // ElfKernel checked p_filesz <= p_memsz and that p_paddr + p_memsz fits in 64 bits.
                 var address = segment.physicalAddress + UInt64(segment.contents.count)
                 let end = segment.physicalAddress + segment.memorySize
                 while address < end {

@@ -44,6 +44,11 @@ public struct BzImage: Sendable {
             throw BootError.malformedHeader(field: "payload_offset/payload_length",
                                             detail: "payload ends at \(payloadEnd), past the \(header.protectedModeSize)-byte protected-mode kernel")
         }
+        // The loader adds these to the load address, at most max(pref_address, 1 MiB):
+        // a sum past 2^64 is a corrupt header, not an address.
+        let highestStart = max(header.prefAddress, Layout.highMemoryStart)
+        _ = try BootError.checkedSum(highestStart, UInt64(header.initSize), fields: "pref_address + init_size")
+        _ = try BootError.checkedSum(highestStart, UInt64(header.protectedModeSize), fields: "pref_address + syssize * 16")
         if header.kernelVersionPointer != 0 {
             let offset = Int(header.kernelVersionPointer) + 0x200
             guard offset < header.protectedModeOffset else {

@@ -38,15 +38,13 @@ public struct ElfKernel: Sendable {
         let loads = image.loadSegments
         guard !loads.isEmpty else { throw BootError.noLoadableSegments }
         var segments: [Segment] = []
-        for load in loads {
+        for (index, load) in loads.enumerated() {
             guard load.fileSize <= load.memorySize else {
-                throw BootError.elf(.outOfBounds(what: "PT_LOAD with filesz > memsz", offset: load.offset,
-                                                 size: load.fileSize, imageSize: image.imageSize))
+                throw BootError.badLoadSegment(index: index, detail: "p_filesz \(load.fileSize) is larger than p_memsz \(load.memorySize)")
             }
             let (_, overflow) = load.physicalAddress.addingReportingOverflow(load.memorySize)
             guard !overflow else {
-                throw BootError.elf(.outOfBounds(what: "PT_LOAD physical range", offset: load.physicalAddress,
-                                                 size: load.memorySize, imageSize: image.imageSize))
+                throw BootError.badLoadSegment(index: index, detail: "p_paddr 0x\(hex(load.physicalAddress)) + p_memsz 0x\(hex(load.memorySize)) overflows 64 bits")
             }
             // ELFImage checked offset + filesz against the file's size.
             segments.append(Segment(physicalAddress: load.physicalAddress,

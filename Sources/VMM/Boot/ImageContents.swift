@@ -20,6 +20,14 @@ public struct ImageContents: Sendable {
     /// A whole file.
     public init(file: ImageFile) { self.init(file: file, offset: 0, count: file.size) }
 
+    /// The initrd at `path`, whole; an empty file is an error rather than a
+    /// boot without the initrd the user asked for.
+    public static func initrd(path: String) throws -> ImageContents {
+        let file = try ImageFile(path: path)
+        guard file.size > 0 else { throw BootError.emptyInitrd(path: path) }
+        return ImageContents(file: file)
+    }
+
     /// Copies the bytes to guest-physical `address`, with no intermediate
     /// buffer when `memory` is swvmm's own RAM.
     public func copy(into memory: PhysicalMemory, at address: UInt64, what: String) throws {

@@ -13,9 +13,14 @@ public final class ImageFile: @unchecked Sendable {
     public let size: Int
     private let fd: Int32
 
-    /// Opens `path` read-only.
+    /// Opens `path` read-only; refuses anything but a regular file.
+    ///
+    /// Opened with O_NONBLOCK so a FIFO cannot block here waiting for a
+    /// writer, then checked with fstat (the object opened, not the name, so
+    /// a swap between a check and the open cannot slip a FIFO through).
+    /// pread on a regular file ignores O_NONBLOCK.
     public init(path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw BootError.fileUnreadable(path: path, errno: errno) }
         var status = stat()
         guard fstat(fd, &status) == 0 else {
@@ -23,9 +28,27 @@ public final class ImageFile: @unchecked Sendable {
             close(fd)
             throw BootError.fileUnreadable(path: path, errno: code)
         }
+        let type = status.st_mode & S_IFMT
+        guard type == S_IFREG else {
+            close(fd)
+            if type == S_IFDIR { throw BootError.fileUnreadable(path: path, errno: EISDIR) }
+            throw BootError.notARegularFile(path: path, kind: Self.fileTypeName(type))
+        }
         self.path = path
         self.fd = fd
         size = Int(status.st_size)
+    }
+
+    /// What `st_mode & S_IFMT` is, for messages (inode(7)).
+    static func fileTypeName(_ type: mode_t) -> String {
+        switch type {
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        case S_IFDIR: return "a directory"
+        default: return "not a regular file (mode 0o\(String(type, radix: 8)))"
+        }
     }
 
     deinit { close(fd) }

@@ -36,7 +36,7 @@ public final class Machine: @unchecked Sendable {
     public init(configuration: MachineConfiguration, console: @escaping @Sendable (UInt8) -> Void) throws {
         self.configuration = configuration
         let image = try KernelImage.load(path: configuration.kernelPath)
-        let initrd = try configuration.initrdPath.map { ImageContents(file: try ImageFile(path: $0)) }
+        let initrd = try configuration.initrdPath.map { try ImageContents.initrd(path: $0) }
         effectiveCommandLine = try configuration.validate(
             kernel: image, hardwareVirtualization: HostPlatform.hasHardwareVirtualization).text
         timeline.mark("read kernel and initrd, check configuration")
