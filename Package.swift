@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "GuestTests", dependencies: ["Guest"]),
         .testTarget(name: "ShadowTests", dependencies: ["Shadow", "GDBRemote", "Guest"]),
         // The GDB remote protocol without a guest: packets, a fake peer, target descriptions.
-        .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote", "Shadow"]),
+        .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote", "Shadow", "Guest"]),
         // Runs the built swvmm binary and reference guests (QEMU/TCG) end to end.
         .testTarget(name: "EndToEndTests", dependencies: ["swvmm", "Guest", "Shadow", "GDBRemote", "VMM"]),
     ],

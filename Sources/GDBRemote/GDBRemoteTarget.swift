@@ -205,7 +205,7 @@ public final class GDBRemoteTarget: Target, @unchecked Sendable {
 
     /// From QEMU's monitor (`info registers -a`): the GDB remote protocol has
     /// no IDTR, and QEMU's x86 target description omits it.
-    public func idtRegister(of vcpu: VCPUID) throws -> IDTRegister {
+    public func idtRegister(of vcpu: VCPUID) throws -> DescriptorTableRegister {
         _ = try thread(vcpu)
         let text = try client.monitor("info registers -a")
         guard let idtr = MonitorRegisters.idtRegister(in: text, cpuIndex: vcpu.rawValue) else {

@@ -1,3 +1,4 @@
+import Guest
 import Shadow
 
 /// Reads QEMU's `info registers` monitor text (the only QEMU-specific source
@@ -12,7 +13,7 @@ enum MonitorRegisters {
     /// The IDTR of CPU `index` in `text` (the output of `info registers -a`),
     /// or of the only CPU when the text has no `CPU#` headers. Nil when absent
     /// or malformed.
-    static func idtRegister(in text: String, cpuIndex index: Int) -> IDTRegister? {
+    static func idtRegister(in text: String, cpuIndex index: Int) -> DescriptorTableRegister? {
         guard text.utf8.count <= maximumText else { return nil }
         var current: Int? = nil
         var sawHeader = false
@@ -31,7 +32,7 @@ enum MonitorRegisters {
             guard fields.count >= 2, fields[0].count <= 16, fields[1].count <= 8,
                   let base = UInt64(fields[0], radix: 16),
                   let limit = UInt32(fields[1], radix: 16), limit <= UInt32(UInt16.max) else { return nil }
-            return IDTRegister(base: base, limit: UInt16(limit))
+            return DescriptorTableRegister(base: base, limit: UInt16(limit))
         }
         return nil
     }

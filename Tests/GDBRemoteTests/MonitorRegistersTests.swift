@@ -1,3 +1,4 @@
+import Guest
 import XCTest
 import Shadow
 @testable import GDBRemote
@@ -16,14 +17,14 @@ final class MonitorRegistersTests: XCTestCase {
     """
 
     func testEachCPUGetsItsOwnIDTR() {
-        XCTAssertEqual(MonitorRegisters.idtRegister(in: twoCPUs, cpuIndex: 0), IDTRegister(base: 0xFFFF_FE00_0000_0000, limit: 0xFFF))
-        XCTAssertEqual(MonitorRegisters.idtRegister(in: twoCPUs, cpuIndex: 1), IDTRegister(base: 0xFFFF_FE00_0004_2000, limit: 0x1FF))
+        XCTAssertEqual(MonitorRegisters.idtRegister(in: twoCPUs, cpuIndex: 0), DescriptorTableRegister(base: 0xFFFF_FE00_0000_0000, limit: 0xFFF))
+        XCTAssertEqual(MonitorRegisters.idtRegister(in: twoCPUs, cpuIndex: 1), DescriptorTableRegister(base: 0xFFFF_FE00_0004_2000, limit: 0x1FF))
         XCTAssertNil(MonitorRegisters.idtRegister(in: twoCPUs, cpuIndex: 2))
     }
 
     func testSingleCPUTextWithoutHeaders() {
         let text = "RAX=0\nIDT=     0000000000001000 000000ff\n"
-        XCTAssertEqual(MonitorRegisters.idtRegister(in: text, cpuIndex: 0), IDTRegister(base: 0x1000, limit: 0xFF))
+        XCTAssertEqual(MonitorRegisters.idtRegister(in: text, cpuIndex: 0), DescriptorTableRegister(base: 0x1000, limit: 0xFF))
     }
 
     func testMalformedOrOversizedLimitIsRejected() {

@@ -57,8 +57,8 @@ final class ScriptedTarget: Target {
     func resumeWithoutWaiting() throws { running = true }
     func halt() throws { running = false }
     /// What `idtRegister(of:)` answers for every vCPU.
-    var idtr = IDTRegister(base: 0, limit: 0)
-    func idtRegister(of vcpu: VCPUID) throws -> IDTRegister { idtr }
+    var idtr = DescriptorTableRegister(base: 0, limit: 0)
+    func idtRegister(of vcpu: VCPUID) throws -> DescriptorTableRegister { idtr }
     func detach() throws {}
 
     // MARK: memory

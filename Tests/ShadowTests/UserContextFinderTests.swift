@@ -28,7 +28,7 @@ final class UserContextFinderTests: XCTestCase {
         let low = (h & 0xFFFF) | Self.kernelCS << 16 | UInt64(0x8E) << 40 | ((h >> 16) & 0xFFFF) << 48
         try target.writeInteger(physical: 0x50_0000 + 14 * 16, low)
         try target.writeInteger(physical: 0x50_0000 + 14 * 16 + 8, h >> 32)
-        target.idtr = IDTRegister(base: Self.idtBase, limit: 0xFFF)
+        target.idtr = DescriptorTableRegister(base: Self.idtBase, limit: 0xFFF)
         // Hardware frames at the entry: error code, rip, cs, rflags, rsp, ss.
         try writeFrame(at: 0x51_0100, [4, Self.userRIP, Self.userCS, 0x202, 0x7FFF_F000, Self.userSS])
         try writeFrame(at: 0x51_0200, [0, 0xFFFF_FFFF_8100_0000, Self.kernelCS, 0x2, Self.frames + 0x800, Self.kernelSS])

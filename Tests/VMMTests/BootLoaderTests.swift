@@ -58,7 +58,7 @@ final class BootLoaderTests: XCTestCase {
         XCTAssertEqual(plan.specialRegisters.cr4, 0x20)
         XCTAssertEqual(plan.specialRegisters.cs.selector, 0x10)
         XCTAssertEqual(plan.specialRegisters.ds.selector, 0x18)
-        XCTAssertEqual(plan.specialRegisters.gdt, DescriptorTable(base: 0x500, limit: 31))
+        XCTAssertEqual(plan.specialRegisters.gdt, DescriptorTableRegister(base: 0x500, limit: 31))
         XCTAssertTrue(plan.msrs.contains { $0.index == 0x2FF && $0.value == 0x806 })
     }
 

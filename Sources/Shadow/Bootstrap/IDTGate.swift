@@ -28,7 +28,7 @@ struct IDTGate: Equatable {
 
     /// Reads gate `vector` of the IDT described by `idtr` through `view`
     /// (a kernel paging context) and returns its handler address.
-    static func handler(vector: UInt64, idtr: IDTRegister, view: GuestView) throws -> UInt64 {
+    static func handler(vector: UInt64, idtr: DescriptorTableRegister, view: GuestView) throws -> UInt64 {
         let base = idtr.base
         guard UInt64(idtr.limit) >= vector * size + size - 1 else {
             throw ShadowError.badPageFaultGate(idtBase: base, reason: "IDT limit \(idtr.limit) does not cover vector \(vector)")

@@ -84,7 +84,7 @@ public protocol Target: PhysicalMemory {
 
     /// The base and limit of `vcpu`'s interrupt descriptor table (IDTR).
     /// KVM: `KVM_GET_SREGS`; a GDB stub: whatever side channel it offers.
-    func idtRegister(of vcpu: VCPUID) throws -> IDTRegister
+    func idtRegister(of vcpu: VCPUID) throws -> DescriptorTableRegister
 
     /// Lets the guest run on and gives it up (removes breakpoints first). After
     /// `detach()` no other call works. Conformers also detach when released.

@@ -21,16 +21,6 @@ public struct BootRegisters: Sendable, Equatable {
     }
 }
 
-/// GDTR/IDTR contents.
-public struct DescriptorTable: Sendable, Equatable {
-    public var base: UInt64
-    public var limit: UInt16
-    public init(base: UInt64, limit: UInt16) {
-        self.base = base
-        self.limit = limit
-    }
-}
-
 /// Special-register state at the 64-bit entry (the KVM layer makes a `kvm_sregs`
 /// from it, keeping fields it does not name, such as apic_base, from KVM_GET_SREGS).
 public struct BootSpecialRegisters: Sendable, Equatable {
@@ -39,8 +29,8 @@ public struct BootSpecialRegisters: Sendable, Equatable {
     public var tr: Segment
     /// LDT register: an unused, not-present segment.
     public var ldt: Segment
-    public var gdt: DescriptorTable
-    public var idt: DescriptorTable
+    public var gdt: DescriptorTableRegister
+    public var idt: DescriptorTableRegister
     public var cr0: UInt64, cr2: UInt64 = 0, cr3: UInt64, cr4: UInt64, cr8: UInt64 = 0
     public var efer: UInt64
 
@@ -57,8 +47,8 @@ public struct BootSpecialRegisters: Sendable, Equatable {
         ss = GDT.data
         tr = GDT.taskRegister
         ldt = Segment(limit: 0xFFFF, type: 0x2)  // type 2: LDT (SDM Vol. 3A Table 3-2), not present
-        gdt = DescriptorTable(base: Layout.gdtAddress, limit: GDT.limit)
-        idt = DescriptorTable(base: Layout.idtAddress, limit: 0)
+        gdt = DescriptorTableRegister(base: Layout.gdtAddress, limit: GDT.limit)
+        idt = DescriptorTableRegister(base: Layout.idtAddress, limit: 0)
         cr0 = CR0.pe | CR0.et | CR0.ne | CR0.pg
         cr3 = pageTableRoot
         cr4 = CR4.pae
