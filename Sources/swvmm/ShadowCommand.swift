@@ -15,6 +15,8 @@ struct ShadowCommand: ParsableCommand {
 
         The command's system calls about the machine (opening /proc, /sys, /etc/passwd, reading them, uname, sysinfo, statfs) run inside the guest through a shadow process that swvmm plants there without an agent or kernel symbols. Everything else (the command's libraries, memory, terminal) stays local. The guest is read-only unless --allow-writes.
 
+        Calls that act on the machine or on other processes (kill, sethostname, settimeofday, umount, syslog clearing, ...) never run on this host: reads go to the guest, changes go to the guest with --allow-writes and fail with EPERM otherwise; calls swvmm does not know fail with ENOSYS. Only calls about the command's own processes run locally.
+
         The exit status is the command's; 1 when swvmm cannot start it or reach the guest.
         """
     )
@@ -28,7 +30,7 @@ struct ShadowCommand: ParsableCommand {
     @Option(name: .customLong("local-path"), help: ArgumentHelp("Keep this path local (repeatable).", valueName: "path"))
     var localPaths: [String] = []
 
-    @Flag(help: "Let the command write or create guest files.")
+    @Flag(help: "Let the command write or create guest files and change the guest (signals to its processes, its host name, clock, ...).")
     var allowWrites = false
 
     @Flag(help: "Say how the shadow process was found or built, and each refused call.")

@@ -91,6 +91,7 @@ public final class Supervisor: @unchecked Sendable {
             noRandomize: configuration.noRandomize,
             minimumOpenFiles: Int(configuration.guestFdRange.upperBound), stdio: stdio)
         defer { redirector.closeAllGuestFds() }
+        redirector.inspectorRoot = process.pid
         running.withLock { $0 = process }
         defer { running.withLock { $0 = nil } }
         synchronousWakeUpActive = configuration.synchronousWakeUp
