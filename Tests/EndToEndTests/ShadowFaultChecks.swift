@@ -22,6 +22,7 @@ struct ShadowFaultChecks {
         try unknownCommand()
         try missingGdbstub()
         try writeWithoutAllowWrites()
+        try machineCallsWithoutAllowWrites()
         try inspectorKilled()
         try shadowKilled()
         try gdbstubDies()
@@ -82,6 +83,50 @@ struct ShadowFaultChecks {
         try assertClean(touch, token: tag, message: ["Read-only file system"])
         XCTAssertEqual(try guest.text("hostname").trimmingCharacters(in: .whitespacesAndNewlines), "swvmm-guest")
         XCTAssertEqual(try guest.text("stat -c %Y /etc/passwd"), mtime, "[\(series)] /etc/passwd was touched")
+    }
+
+    /// `hostname NAME` and `kill -TERM PID` without --allow-writes: EPERM, and
+    /// neither the host's name nor a host process is touched. Run inside fresh
+    /// UTS, PID and mount namespaces (`unshare`), so a regression renames or
+    /// signals nothing of the machine running the tests; the victim is a
+    /// process of that namespace whose pid the guest also has.
+    func machineCallsWithoutAllowWrites() throws {
+        let swvmm = Swvmm.binary.path
+        let script = """
+            sleep 60 & victim=$!
+            before=$(hostname)
+            '\(swvmm)' shadow --gdb '\(guest.gdbAddress)' -- hostname swvmm-e2e-renamed; echo rename=$?
+            '\(swvmm)' shadow --gdb '\(guest.gdbAddress)' -- kill -TERM $victim; echo kill=$?
+            kill -0 $victim && echo victim-alive
+            [ "$(hostname)" = "$before" ] && echo name-kept
+            kill -KILL $victim
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        var arguments = ["--uts", "--pid", "--fork", "--mount-proc", "sh", "-c", script]
+        if getuid() != 0 { arguments.insert(contentsOf: ["--user", "--map-root-user"], at: 0) }
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        let hostName = Self.hostName()
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        print("[\(series)] machine calls without --allow-writes: \(text.split(separator: "\n").joined(separator: " | "))")
+        for expected in ["rename=1", "kill=1", "victim-alive", "name-kept"] {
+            XCTAssertTrue(text.contains(expected), "[\(series)] no '\(expected)' in\n\(text)")
+        }
+        XCTAssertTrue(text.contains("must be root") || text.contains("Operation not permitted"), "[\(series)] \(text)")
+        XCTAssertEqual(Self.hostName(), hostName, "[\(series)] the host's name changed")
+        XCTAssertEqual(try guest.text("hostname").trimmingCharacters(in: .whitespacesAndNewlines), "swvmm-guest")
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count - 1)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// One process making redirected calls for minutes (a recursive walk of
