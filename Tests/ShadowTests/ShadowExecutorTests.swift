@@ -108,3 +108,46 @@ final class ShadowExecutorTests: XCTestCase {
         XCTAssertTrue(callsInS.isEmpty)
     }
 }
+
+/// A freshly planted S still touching its region: it read the first byte of
+/// the first data page before the guest stopped (a copy-on-write fault in
+/// between) and writes that old byte back when it runs on. A path the host
+/// wrote there meanwhile must survive to S's first call.
+final class FreshShadowTests: XCTestCase {
+    func testFirstPathOfANewShadowSurvivesItsTouchLoop() throws {
+        let target = ScriptedTarget()
+        let base = ShadowExecutorTests.regionBase, physical = ShadowExecutorTests.regionPhysical
+        let stub = try ShadowStub(regionLength: 64 << 10, sleepNanoseconds: 20_000_000)
+        let paging = try target.mapUserRegion(virtualBase: base, pages: 16, physicalBase: physical)
+        let cookie = Array(UInt8(1) ... 16)
+        try target.writeBytes(physical: physical, stub.firstPage(cookie: cookie, cpu: nil))
+        let shadow = ShadowProcess(pid: 321, paging: paging, regionBase: base, regionLength: 64 << 10,
+                                   cookie: cookie, sleepNanoseconds: 20_000_000, borrowedPID: 12)
+        let dataPhysical = physical + UInt64(ShadowStub.dataOffset)
+        // The write-back instruction of the touch loop (mov [rdi], al).
+        let writeBack = base + 14
+        var s = GuestRegisters()
+        s.cs = ShadowExecutorTests.userCS
+        s.cr3 = paging.root
+        s.rip = writeBack
+        s.rax = 0    // al: the byte read before the host wrote
+        var pathsSeen: [[UInt8]] = []
+        let sys = shadow.syscallAddress, trap = shadow.trapAddress
+        target.processes.append(.init(registers: s) { r in
+            var r = r
+            if r.rip == writeBack {
+                try? target.writeBytes(physical: dataPhysical, [UInt8(truncatingIfNeeded: r.rax)])
+            } else if r.rip == sys {
+                pathsSeen.append((try? target.readBytes(physical: dataPhysical, count: 14)) ?? [])
+                r.rax = UInt64(bitPattern: 3)
+            }
+            r.rip = trap
+            return r
+        })
+        let executor = try ShadowExecutor(target: target, shadow: shadow, guestRunning: true, timeout: .seconds(2))
+        let path = Array("/proc/loadavg".utf8) + [0]
+        try executor.writeRegion(offset: 0, path)
+        XCTAssertEqual(try executor.syscall(LinuxABI.Syscall.openat, [UInt64(bitPattern: -100), executor.regionAddress, 0, 0]), 3)
+        XCTAssertEqual(pathsSeen, [path])
+    }
+}

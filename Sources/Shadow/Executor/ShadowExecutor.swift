@@ -55,9 +55,17 @@ public final class ShadowExecutor: GuestSyscallExecutor {
 
     // MARK: GuestSyscallExecutor
 
+    /// Region accesses wait for S at its trap point first. A freshly planted S
+    /// is still touching its region page by page (breaking copy-on-write with
+    /// a read and a write-back of each page's first byte); a host write that
+    /// lands between the read and the write-back of a page (a copy-on-write
+    /// fault in between lets the guest stop there) is overwritten with the
+    /// old byte, or lands in the page the fault replaces: the first path of
+    /// a new S then read as "" (ENOENT). At the trap point the touching is over.
     public func writeRegion(offset: Int, _ bytes: [UInt8]) throws {
         try lock.withLock { _ in
             try checkRange(offset, bytes.count)
+            try parkForRegion()
             try view().write(virtual: regionAddress &+ UInt64(offset), bytes)
         }
     }
@@ -65,8 +73,23 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     public func readRegion(offset: Int, count: Int) throws -> [UInt8] {
         try lock.withLock { _ in
             try checkRange(offset, count)
+            try parkForRegion()
             return try view().read(virtual: regionAddress &+ UInt64(offset), count: count)
         }
+    }
+
+    /// Parks S (counted like a call's parking) before a region access.
+    private func parkForRegion() throws {
+        guard parked == nil else { return }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var loop = StopLoop(target: target)
+        defer {
+            stats.total += clock.now - start
+            stats.stops += loop.stops
+            stats.waiting += loop.waiting
+        }
+        _ = try park(&loop)
     }
 
     public func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 {
