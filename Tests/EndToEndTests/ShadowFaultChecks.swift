@@ -23,6 +23,7 @@ struct ShadowFaultChecks {
         try missingGdbstub()
         try writeWithoutAllowWrites()
         try machineCallsWithoutAllowWrites()
+        try guestTimePassesWhileTheCommandSleeps()
         try inspectorKilled()
         try shadowKilled()
         try gdbstubDies()
@@ -121,6 +122,18 @@ struct ShadowFaultChecks {
         XCTAssertTrue(text.contains("must be root") || text.contains("Operation not permitted"), "[\(series)] \(text)")
         XCTAssertEqual(Self.hostName(), hostName, "[\(series)] the host's name changed")
         XCTAssertEqual(try guest.text("hostname").trimmingCharacters(in: .whitespacesAndNewlines), "swvmm-guest")
+    }
+
+    /// The guest is let run between bursts of calls: its uptime advances
+    /// while the command sleeps (it stood still when the guest was held for
+    /// the command's whole life).
+    func guestTimePassesWhileTheCommandSleeps() throws {
+        let result = try shadow(["sh", "-c", "cat /proc/uptime; sleep 3; cat /proc/uptime"], timeout: 120)
+        XCTAssertEqual(result.status, 0, "[\(series)] \(result.summary)")
+        let uptimes = result.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").first.flatMap { Double($0) } }
+        guard uptimes.count == 2 else { return XCTFail("[\(series)] \(result.summary)") }
+        print("[\(series)] guest time during a 3 s sleep: \(uptimes[1] - uptimes[0]) s")
+        XCTAssertGreaterThan(uptimes[1] - uptimes[0], 2.0, "[\(series)] the guest stood still")
     }
 
     static func hostName() -> String {

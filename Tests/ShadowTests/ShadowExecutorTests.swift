@@ -81,6 +81,17 @@ final class ShadowExecutorTests: XCTestCase {
         XCTAssertEqual(e.statistics.parkings, 2)
     }
 
+    func testIdleLetsTheGuestRunAndTheNextCallParksAgain() throws {
+        let e = try executor()
+        _ = try e.syscall(LinuxABI.Syscall.getpid, [])
+        XCTAssertFalse(target.running)
+        try e.idle()
+        XCTAssertTrue(target.running)
+        XCTAssertFalse(target.breakpoints.contains(shadow.trapAddress))
+        _ = try e.syscall(LinuxABI.Syscall.getpid, [])
+        XCTAssertEqual(e.statistics.parkings, 2)
+    }
+
     func testRegionRoundTripThroughSsPageTables() throws {
         let e = try executor()
         try e.writeRegion(offset: 10, [1, 2, 3])
