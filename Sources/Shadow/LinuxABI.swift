@@ -107,6 +107,7 @@ public enum LinuxABI {
         public static let fadvise64 = 221
         public static let clockSettime = 227
         public static let epollCtl = 233
+        public static let exitGroup = 231
         public static let tgkill = 234
         public static let utimes = 235
         public static let ioprioSet = 251

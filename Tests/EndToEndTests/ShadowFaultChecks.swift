@@ -26,6 +26,7 @@ struct ShadowFaultChecks {
         try guestTimePassesWhileTheCommandSleeps()
         try inspectorKilled()
         try shadowKilled()
+        try sameSocketOtherSpellingThenStop()
         try gdbstubDies()
     }
 
@@ -197,6 +198,29 @@ struct ShadowFaultChecks {
         XCTAssertNotEqual(pid, shadowPID)
         shadowPID = pid
         XCTAssertEqual(try guest.fds(of: pid), baselineFds, "[\(series)] fds of the new S")
+    }
+
+    /// Another spelling of the same gdbstub socket finds the same S (the state
+    /// file is keyed by the socket's identity); `--stop-shadow` ends it.
+    mutating func sameSocketOtherSpellingThenStop() throws {
+        let path = String(guest.gdbAddress.dropFirst("unix:".count))
+        let slash = path.lastIndex(of: "/") ?? path.startIndex
+        let respelled = "unix:" + path[..<slash] + "/." + path[slash...]
+        let reuse = try Swvmm.run(["shadow", "--gdb", respelled, "--verbose", "--", "true"], timeout: 120)
+        XCTAssertEqual(reuse.status, 0, "[\(series)] \(reuse.summary)")
+        XCTAssertTrue(reuse.stderr.contains("reusing shadow process pid \(shadowPID)"), "[\(series)] \(reuse.summary)")
+        let stop = try Swvmm.run(["shadow", "--gdb", respelled, "--stop-shadow"], timeout: 60)
+        XCTAssertEqual(stop.status, 0, "[\(series)] \(stop.summary)")
+        XCTAssertTrue(stop.stderr.contains("pid \(shadowPID) told to exit"), "[\(series)] \(stop.summary)")
+        var alive = true
+        for _ in 0 ..< 50 where alive {
+            usleep(200_000)
+            alive = (try guest.processTable())[shadowPID] != nil
+        }
+        XCTAssertFalse(alive, "[\(series)] S \(shadowPID) still runs after --stop-shadow")
+        print("[\(series)] --stop-shadow: \(stop.stderrLines.last ?? ""), S gone: \(!alive)")
+        let none = try Swvmm.run(["shadow", "--gdb", guest.gdbAddress, "--stop-shadow"], timeout: 60)
+        XCTAssertTrue(none.stderr.contains("no shadow process saved"), "[\(series)] \(none.summary)")
     }
 
     /// The gdbstub dies mid-run (QEMU killed): swvmm says the connection is gone.

@@ -92,6 +92,21 @@ final class ShadowExecutorTests: XCTestCase {
         XCTAssertEqual(e.statistics.parkings, 2)
     }
 
+    func testIdleCountdownStopsWhileHeldStartsAtCloseAndEndShadowSetsItToOne() throws {
+        let countdown = Self.regionPhysical + UInt64(ShadowStub.idleCountdownOffset)
+        let held = try ShadowExecutor(target: target, shadow: shadow, guestRunning: false, timeout: .seconds(2), idleTimeout: .seconds(600))
+        try target.writeBytes(physical: countdown, le64(5))
+        _ = try held.syscall(LinuxABI.Syscall.getpid, [])
+        XCTAssertEqual(try target.readBytes(physical: countdown, count: 8), le64(0), "no countdown while held")
+        try held.close()
+        XCTAssertEqual(try target.readBytes(physical: countdown, count: 8), le64(30_000), "the countdown starts at close")
+        let e = try ShadowExecutor(target: target, shadow: shadow, guestRunning: true, timeout: .seconds(2), idleTimeout: .seconds(600))
+        try e.endShadow()
+        XCTAssertEqual(try target.readBytes(physical: countdown, count: 8), le64(1), "S leaves its loop at the next turn")
+        XCTAssertTrue(target.running)
+        XCTAssertFalse(target.breakpoints.contains(shadow.trapAddress))
+    }
+
     func testRegionRoundTripThroughSsPageTables() throws {
         let e = try executor()
         try e.writeRegion(offset: 10, [1, 2, 3])

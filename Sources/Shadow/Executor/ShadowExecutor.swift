@@ -40,15 +40,21 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     private var guestRunning: Bool
     private var closed = false
     private let expectedStub: [UInt8]
+    /// What `close()` sets S's idle countdown to (0: S never ends itself).
+    private let idleCountdown: UInt64
 
     /// An executor for `shadow`; `guestRunning` says whether the guest was
-    /// left running (as `ShadowBootstrap.build` leaves it).
-    public init(target: Target, shadow: ShadowProcess, guestRunning: Bool, timeout: Duration = .seconds(10)) throws {
+    /// left running (as `ShadowBootstrap.build` leaves it). `idleTimeout`:
+    /// how long S may go unused after `close()` before it ends itself.
+    public init(target: Target, shadow: ShadowProcess, guestRunning: Bool, timeout: Duration = .seconds(10),
+                idleTimeout: Duration? = ShadowConfiguration.defaultIdleTimeout) throws {
         self.target = target
         self.shadow = shadow
         self.guestRunning = guestRunning
         self.timeout = timeout
-        expectedStub = try ShadowStub(regionLength: shadow.regionLength, sleepNanoseconds: shadow.sleepNanoseconds).code
+        let stub = try ShadowStub(regionLength: shadow.regionLength, sleepNanoseconds: shadow.sleepNanoseconds)
+        expectedStub = stub.code
+        idleCountdown = stub.idleCountdown(for: idleTimeout)
     }
 
     deinit { try? close() }
@@ -126,16 +132,40 @@ public final class ShadowExecutor: GuestSyscallExecutor {
         try lock.withLock { _ in try letGo() }
     }
 
+    /// Ends S on purpose: parks it, sets its idle countdown to one sleep and
+    /// lets it go, so it leaves its loop with exit_group(0) by itself. The
+    /// executor is not used afterwards.
+    public func endShadow() throws {
+        try lock.withLock { _ in
+            guard !closed else { return }
+            var loop = StopLoop(target: target)
+            _ = try park(&loop)
+            try writeIdleCountdown(1)
+            closed = true
+            try letGo()
+        }
+    }
+
     /// The supervisor's quiet period passed without a call: `release()`.
     public func idle() throws { try release() }
 
-    /// Like `release()`; the executor is not used afterwards.
+    /// Like `release()`, and S's idle countdown starts; the executor is not
+    /// used afterwards.
     public func close() throws {
         try lock.withLock { _ in
             guard !closed else { return }
             closed = true
+            // Best effort: an S that is gone has nothing to count.
+            try? writeIdleCountdown(idleCountdown)
             try letGo()
         }
+    }
+
+    /// Sets S's idle countdown (the guest stopped meanwhile). S only
+    /// decrements it, with one instruction, in its loop; the touch loop never
+    /// reaches it (it touches each page's first byte only).
+    private func writeIdleCountdown(_ value: UInt64) throws {
+        try view().write(virtual: shadow.regionBase &+ UInt64(ShadowStub.idleCountdownOffset), le64(value))
     }
 
     /// Stops the guest (keeping S where it is) without releasing a parked S.
@@ -179,6 +209,9 @@ public final class ShadowExecutor: GuestSyscallExecutor {
         }
         stats.parkings += 1
         try checkStub()
+        // S does not count down while an executor holds it, however long an
+        // inspector waits between calls; `close()` starts the countdown.
+        try writeIdleCountdown(0)
         let stop = UserStop(vcpu: vcpu, registers: registers)
         parked = stop
         return stop
