@@ -42,6 +42,8 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     private let expectedStub: [UInt8]
     /// What `close()` sets S's idle countdown to (0: S never ends itself).
     private let idleCountdown: UInt64
+    /// Whether this executor has set S's countdown to 0 (held).
+    private var countdownHeld = false
 
     /// An executor for `shadow`; `guestRunning` says whether the guest was
     /// left running (as `ShadowBootstrap.build` leaves it). `idleTimeout`:
@@ -87,6 +89,11 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     /// Parks S (counted like a call's parking) before a region access.
     private func parkForRegion() throws {
         guard parked == nil else { return }
+        try measured { loop in _ = try park(&loop) }
+    }
+
+    /// Runs `body` with a fresh stop loop, adding its time and stops to the statistics.
+    private func measured<T>(_ body: (inout StopLoop) throws -> T) throws -> T {
         let clock = ContinuousClock()
         let start = clock.now
         var loop = StopLoop(target: target)
@@ -95,23 +102,15 @@ public final class ShadowExecutor: GuestSyscallExecutor {
             stats.stops += loop.stops
             stats.waiting += loop.waiting
         }
-        _ = try park(&loop)
+        return try body(&loop)
     }
 
     public func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 {
-        try lock.withLock { _ in
-            let clock = ContinuousClock()
-            let start = clock.now
-            var loop = StopLoop(target: target)
-            defer {
-                stats.total += clock.now - start
-                stats.stops += loop.stops
-                stats.waiting += loop.waiting
-            }
+        try lock.withLock { _ in try measured { loop in
             let s = try park(&loop)
             try target.setRegisters(try s.registers.preparingSyscall(at: shadow.syscallAddress, number: number, arguments), of: s.vcpu)
             parked = nil
-            guard let (vcpu, registers) = try loop.run(until: clock.now + timeout, during: "a call in S", judge: { _, r in
+            guard let (vcpu, registers) = try loop.run(until: ContinuousClock().now + timeout, during: "a call in S", judge: { _, r in
                 isS(r) ? .accept : .skip
             }) else {
                 try? letGo()
@@ -121,7 +120,7 @@ public final class ShadowExecutor: GuestSyscallExecutor {
             parked = UserStop(vcpu: vcpu, registers: registers)
             stats.calls += 1
             return registers.result
-        }
+        } }
     }
 
     // MARK: life cycle
@@ -210,8 +209,12 @@ public final class ShadowExecutor: GuestSyscallExecutor {
         stats.parkings += 1
         try checkStub()
         // S does not count down while an executor holds it, however long an
-        // inspector waits between calls; `close()` starts the countdown.
-        try writeIdleCountdown(0)
+        // inspector waits between calls: from 0 it counts through 2^64.
+        // Once per executor is enough; `close()` starts the real countdown.
+        if !countdownHeld {
+            try writeIdleCountdown(0)
+            countdownHeld = true
+        }
         let stop = UserStop(vcpu: vcpu, registers: registers)
         parked = stop
         return stop

@@ -22,9 +22,11 @@ public struct SupervisorConfiguration {
     /// or waits; the next guest call stops it again.
     public var quietPeriod: Duration
 
-    /// The default quiet period: a few milliseconds, longer than the gap
-    /// between the calls of a burst, far shorter than a human notices.
-    public static let defaultQuietPeriod: Duration = .milliseconds(5)
+    /// The default quiet period: longer than the gap between the calls of a
+    /// burst, far shorter than a human notices, and as long as S's default
+    /// sleep, so re-parking S (which waits for its sleep to end) never costs
+    /// more than the quiet time already spent.
+    public static let defaultQuietPeriod: Duration = .milliseconds(20)
 
     public init(policy: ShadowPolicy = ShadowPolicy(), guestFdRange: GuestFdRange = .standard,
                 verbose: Bool = false, noRandomize: Bool = false, synchronousWakeUp: Bool = true,
