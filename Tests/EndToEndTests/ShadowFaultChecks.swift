@@ -221,6 +221,23 @@ struct ShadowFaultChecks {
         print("[\(series)] --stop-shadow: \(stop.stderrLines.last ?? ""), S gone: \(!alive)")
         let none = try Swvmm.run(["shadow", "--gdb", guest.gdbAddress, "--stop-shadow"], timeout: 60)
         XCTAssertTrue(none.stderr.contains("no shadow process saved"), "[\(series)] \(none.summary)")
+        try firstCallsOfNewShadows()
+    }
+
+    /// The first redirected calls of a freshly planted S (still touching its
+    /// region) see the paths they were given: each of several new S answers
+    /// both reads, never ENOENT.
+    private func firstCallsOfNewShadows() throws {
+        for round in 1 ... 4 {
+            let run = try Swvmm.run(["shadow", "--gdb", guest.gdbAddress, "--verbose", "--", "sh", "-c", "cat /proc/loadavg; cat /proc/loadavg"],
+                                    timeout: 120)
+            XCTAssertTrue(run.stderr.contains("built shadow process"), "[\(series)] round \(round): \(run.summary)")
+            XCTAssertEqual(run.status, 0, "[\(series)] round \(round): \(run.summary)")
+            XCTAssertEqual(run.stdout.split(separator: "\n").count, 2, "[\(series)] round \(round): \(run.summary)")
+            let stop = try Swvmm.run(["shadow", "--gdb", guest.gdbAddress, "--stop-shadow"], timeout: 60)
+            XCTAssertEqual(stop.status, 0, "[\(series)] \(stop.summary)")
+        }
+        print("[\(series)] first calls of 4 new shadow processes checked")
     }
 
     /// The gdbstub dies mid-run (QEMU killed): swvmm says the connection is gone.
