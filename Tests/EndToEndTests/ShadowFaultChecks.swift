@@ -123,6 +123,38 @@ struct ShadowFaultChecks {
         XCTAssertTrue(text.contains("must be root") || text.contains("Operation not permitted"), "[\(series)] \(text)")
         XCTAssertEqual(Self.hostName(), hostName, "[\(series)] the host's name changed")
         XCTAssertEqual(try guest.text("hostname").trimmingCharacters(in: .whitespacesAndNewlines), "swvmm-guest")
+        try guestSignalWithAllowWrites()
+    }
+
+    /// With --allow-writes, `kill -TERM PID` of a guest process runs kill(2)
+    /// in S: the guest process ends. Inside a fresh PID namespace, so a
+    /// regression that signalled locally would reach nothing of this host.
+    func guestSignalWithAllowWrites() throws {
+        let started = try guest.text("sleep 600 >/dev/null 2>&1 & echo GPID=$!")
+        guard let gpid = started.components(separatedBy: "GPID=").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+            return XCTFail("[\(series)] no guest pid in \(started)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        var arguments = ["--pid", "--fork", "--mount-proc", Swvmm.binary.path, "shadow", "--gdb", guest.gdbAddress, "--allow-writes",
+                         "--", "kill", "-TERM", "\(gpid)"]
+        if getuid() != 0 { arguments.insert(contentsOf: ["--user", "--map-root-user"], at: 0) }
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "[\(series)] \(text)")
+        var alive = true
+        for _ in 0 ..< 25 where alive {
+            usleep(200_000)
+            alive = (try guest.processTable())[gpid] != nil
+        }
+        XCTAssertFalse(alive, "[\(series)] guest process \(gpid) survived kill -TERM through S")
+        print("[\(series)] kill -TERM \(gpid) with --allow-writes: status \(process.terminationStatus), guest process gone: \(!alive)")
     }
 
     /// The guest is let run between bursts of calls: its uptime advances
