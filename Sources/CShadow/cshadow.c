@@ -145,13 +145,29 @@ static void reap(pid_t pid) {
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
 }
 
+int cshadow_terminal_take(int terminal, int group) {
+    sigset_t ttou, old;
+    sigemptyset(&ttou);
+    sigaddset(&ttou, SIGTTOU);
+    sigprocmask(SIG_BLOCK, &ttou, &old);
+    int rc = tcsetpgrp(terminal, group) == 0 ? 0 : -errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+// A failed start: the terminal (if taken) back to this process's group, the child reaped.
+static void undo_start(pid_t pid, int terminal) {
+    if (terminal >= 0) cshadow_terminal_take(terminal, getpgrp());
+    reap(pid);
+}
+
 // mode 0: execve(path, argv, envp); mode 1: syscall(nr) loop.
 static struct cshadow_spawn_result spawn(int mode, const char *path,
                                          char *const argv[], char *const envp[],
                                          const struct sock_filter *filter,
                                          unsigned short filter_len, int no_randomize,
                                          unsigned long min_nofile, long nr,
-                                         unsigned long count, const int *stdio) {
+                                         unsigned long count, const int *stdio, int terminal) {
     int sv[2], ep[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return failed(CSHADOW_STAGE_SOCKETPAIR, errno);
@@ -166,6 +182,10 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
         return failed(CSHADOW_STAGE_FORK, e);
     }
     if (pid == 0) {
+        // A group of its own, so one killpg reaches everything it starts;
+        // the parent does the same below, whichever runs first.
+        setpgid(0, 0);
+        if (terminal >= 0) cshadow_terminal_take(terminal, getpid());
         close(sv[0]);
         close(ep[0]);
         for (int i = 0; stdio != NULL && i < 3; i++) {
@@ -183,6 +203,9 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
         execve(path, argv, envp);
         child_fail(ep[1], CSHADOW_STAGE_EXEC);
     }
+    // EACCES once the child has exec'd: it set its group itself by then.
+    setpgid(pid, pid);
+    if (terminal >= 0) cshadow_terminal_take(terminal, pid);
     close(sv[1]);
     close(ep[1]);
     int listener = recv_fd(sv[0]);
@@ -194,11 +217,11 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
     close(ep[0]);
     if (n == (ssize_t)sizeof report) {
         if (listener >= 0) close(listener);
-        reap(pid);
+        undo_start(pid, terminal);
         return failed(report.stage, report.error);
     }
     if (listener < 0) {
-        reap(pid);
+        undo_start(pid, terminal);
         return failed(CSHADOW_STAGE_RECV_LISTENER, recv_errno);
     }
     long pidfd = syscall(SYS_pidfd_open, pid, 0);
@@ -206,7 +229,7 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
         int e = errno;
         kill(pid, SIGKILL);
         close(listener);
-        reap(pid);
+        undo_start(pid, terminal);
         return failed(CSHADOW_STAGE_PIDFD, e);
     }
     // pidfd_open(2): the fd is CLOEXEC.
@@ -217,14 +240,14 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
 struct cshadow_spawn_result cshadow_spawn_filtered(
     const char *path, char *const argv[], char *const envp[],
     const struct sock_filter *filter, unsigned short filter_len,
-    int no_randomize, unsigned long min_nofile, const int stdio[3]) {
-    return spawn(0, path, argv, envp, filter, filter_len, no_randomize, min_nofile, 0, 0, stdio);
+    int no_randomize, unsigned long min_nofile, const int stdio[3], int terminal) {
+    return spawn(0, path, argv, envp, filter, filter_len, no_randomize, min_nofile, 0, 0, stdio, terminal);
 }
 
 struct cshadow_spawn_result cshadow_spawn_syscall_loop(
     const struct sock_filter *filter, unsigned short filter_len,
     long nr, unsigned long count) {
-    return spawn(1, NULL, NULL, NULL, filter, filter_len, 0, 0, nr, count, NULL);
+    return spawn(1, NULL, NULL, NULL, filter, filter_len, 0, 0, nr, count, NULL, -1);
 }
 
 long cshadow_vm_read(int pid, void *local, size_t len, uint64_t remote) {

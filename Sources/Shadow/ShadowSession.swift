@@ -28,7 +28,8 @@ public final class ShadowSession {
         do {
             if let saved = try file.load() {
                 try target.halt()
-                let executor = try ShadowSession.revalidate(saved, target: target, timeout: configuration.callTimeout)
+                let executor = try ShadowSession.revalidate(saved, target: target, timeout: configuration.callTimeout,
+                                                            idleTimeout: configuration.idleTimeout)
                 self.executor = executor
                 origin = .reused
                 readyAfter = clock.now - start
@@ -41,13 +42,36 @@ public final class ShadowSession {
         try target.halt()
         let (shadow, report) = try ShadowBootstrap(target: target, configuration: configuration).build()
         try file.save(shadow)
-        executor = try ShadowExecutor(target: target, shadow: shadow, guestRunning: true, timeout: configuration.callTimeout)
+        executor = try ShadowExecutor(target: target, shadow: shadow, guestRunning: true, timeout: configuration.callTimeout,
+                                      idleTimeout: configuration.idleTimeout)
         origin = .built(report, staleReason: staleReason)
         readyAfter = clock.now - start
     }
 
+    /// Ends the S saved for `key`, if there is one and it is still S (it is
+    /// re-validated against the guest first; nothing in guest memory is
+    /// trusted to find it), and removes the state file. Returns its pid, or
+    /// nil when there was none or the saved one was stale.
+    public static func endShadow(target: Target, key: String, stateDirectory: String? = nil,
+                                 timeout: Duration = .seconds(10)) throws -> Int64? {
+        let file = ShadowStateFile(key: key, directory: stateDirectory)
+        guard let saved = try file.load() else { return nil }
+        defer { file.remove() }
+        try target.halt()
+        let executor: ShadowExecutor
+        do {
+            executor = try revalidate(saved, target: target, timeout: timeout)
+        } catch is ShadowError {
+            try? target.resumeWithoutWaiting()
+            return nil
+        }
+        try executor.endShadow()
+        return saved.pid
+    }
+
     /// Checks a saved S against the guest (stopped) and returns an executor for it.
-    static func revalidate(_ shadow: ShadowProcess, target: Target, timeout: Duration) throws -> ShadowExecutor {
+    static func revalidate(_ shadow: ShadowProcess, target: Target, timeout: Duration,
+                           idleTimeout: Duration? = ShadowConfiguration.defaultIdleTimeout) throws -> ShadowExecutor {
         let view = GuestView(memory: target, context: shadow.paging)
         let header: [UInt8]
         do {
@@ -69,7 +93,8 @@ public final class ShadowSession {
         guard Array(header[0 ..< stub.code.count]) == stub.code else {
             throw ShadowError.stubModified(pid: shadow.pid, address: shadow.regionBase)
         }
-        let executor = try ShadowExecutor(target: target, shadow: shadow, guestRunning: false, timeout: timeout)
+        let executor = try ShadowExecutor(target: target, shadow: shadow, guestRunning: false, timeout: timeout,
+                                          idleTimeout: idleTimeout)
         // Alive: S must come to its trap point and be the saved pid.
         let pid = try executor.syscall(LinuxABI.Syscall.getpid, [])
         guard pid == shadow.pid else {

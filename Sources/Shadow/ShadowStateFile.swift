@@ -2,36 +2,77 @@ import Glibc
 import Guest
 
 /// The small file that lets a later run find S again (DESIGN.md §1), under
-/// `$XDG_RUNTIME_DIR/swvmm/` (else `/tmp/swvmm-UID/`), one per target
-/// address. Text, `key=value` per line; everything read back is validated
-/// against the guest before use.
+/// `/tmp/swvmm-UID/`: one place for every run of the same user, whatever its
+/// environment. One file per target, keyed by the target's identity (see
+/// `key(unixSocket:)`, `key(tcpHost:port:)`), not by how its address is
+/// spelled. Text, `key=value` per line; everything read back is validated
+/// against the guest before use, and nothing in guest memory is used to find S.
 public struct ShadowStateFile {
     public let path: String
     /// Files larger than this are not state files of ours.
     static let maximumSize = 4096
-    static let formatVersion = "2"
+    static let formatVersion = "3"
 
-    /// The state file for target `key` (e.g. "unix:/path/gdb.sock").
+    /// The state file for target `key` (from `key(unixSocket:)` or `key(tcpHost:port:)`).
     public init(key: String, directory: String? = nil) {
         let dir = directory ?? ShadowStateFile.defaultDirectory()
         let safe = String(key.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }.prefix(200))
         path = dir + "/shadow-" + safe + ".state"
     }
 
-    /// `$XDG_RUNTIME_DIR/swvmm`, or `/tmp/swvmm-UID` without it.
+    /// `/tmp/swvmm-UID`: the same for every run of this user.
     public static func defaultDirectory() -> String {
-        if let runtime = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), runtime.hasPrefix("/") {
-            return runtime + "/swvmm"
-        }
-        return "/tmp/swvmm-\(getuid())"
+        "/tmp/swvmm-\(getuid())"
     }
 
-    /// Writes `shadow` (atomically: a temporary file renamed over the old one).
-    public func save(_ shadow: ShadowProcess) throws {
+    /// The identity of a gdbstub's Unix socket: its device and inode, the
+    /// same however the path is spelled (relative, `..`, a symlink); the
+    /// normalized path when it cannot be read.
+    public static func key(unixSocket path: String) -> String {
+        var info = stat()
+        if stat(path, &info) == 0 {
+            return "unix-dev\(info.st_dev)-ino\(info.st_ino)"
+        }
+        return "unix-" + ShadowPolicy.normalize(path)
+    }
+
+    /// The identity of a gdbstub's TCP address: the numeric address HOST
+    /// resolves to first (a loopback address as "loopback") and the port.
+    public static func key(tcpHost host: String, port: UInt16) -> String {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else { return "tcp-\(host)-\(port)" }
+        defer { freeaddrinfo(list) }
+        var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        guard getnameinfo(first.pointee.ai_addr, first.pointee.ai_addrlen, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 else {
+            return "tcp-\(host)-\(port)"
+        }
+        let numeric = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let loopback = numeric == "::1" || numeric.hasPrefix("127.")
+        return "tcp-\(loopback ? "loopback" : numeric)-\(port)"
+    }
+
+    /// The directory holding the file, created if missing; it must be this
+    /// user's and closed to others (it lives in a shared /tmp).
+    private func checkedDirectory() throws -> String {
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw ShadowError.stateFile(path: path, reason: "cannot create \(directory): \(errnoText(errno))")
         }
+        var info = stat()
+        guard lstat(directory, &info) == 0 else {
+            throw ShadowError.stateFile(path: path, reason: "\(directory): \(errnoText(errno))")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == getuid(), info.st_mode & 0o077 == 0 else {
+            throw ShadowError.stateFile(path: path, reason: "\(directory) is not a directory of this user closed to others")
+        }
+        return directory
+    }
+
+    /// Writes `shadow` (atomically: a temporary file renamed over the old one).
+    public func save(_ shadow: ShadowProcess) throws {
+        _ = try checkedDirectory()
         let text = [
             "version=\(ShadowStateFile.formatVersion)",
             "pid=\(shadow.pid)",
@@ -60,7 +101,8 @@ public struct ShadowStateFile {
 
     /// The saved S, nil when there is no file. Throws when it is malformed.
     public func load() throws -> ShadowProcess? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        _ = try checkedDirectory()
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
             throw ShadowError.stateFile(path: path, reason: "open: \(errnoText(errno))")

@@ -16,6 +16,10 @@ struct ShadowCommand: ParsableCommand {
 
         The command's system calls about the machine (opening /proc, /sys, /etc/passwd, reading them, uname, sysinfo, statfs) run inside the guest through a shadow process that swvmm plants there without an agent or kernel symbols. Everything else (the command's libraries, memory, terminal) stays local. The guest is read-only unless --allow-writes.
 
+        Calls that act on the machine or on other processes (kill, sethostname, settimeofday, umount, syslog clearing, ...) never run on this host: reads go to the guest, changes go to the guest with --allow-writes and fail with EPERM otherwise; calls swvmm does not know fail with ENOSYS. Only calls about the command's own processes run locally.
+
+        The shadow process stays in the guest between runs (found again through /tmp/swvmm-UID, by the gdbstub's identity) and ends itself after --shadow-idle-timeout seconds without a run; --stop-shadow ends it now.
+
         The exit status is the command's; 1 when swvmm cannot start it or reach the guest.
         """
     )
@@ -29,11 +33,32 @@ struct ShadowCommand: ParsableCommand {
     @Option(name: .customLong("local-path"), help: ArgumentHelp("Keep this path local (repeatable).", valueName: "path"))
     var localPaths: [String] = []
 
-    @Flag(help: "Let the command write or create guest files.")
+    @Flag(help: "Let the command write or create guest files and change the guest (signals to its processes, its host name, clock, ...).")
     var allowWrites = false
 
     @Flag(help: "Say how the shadow process was found or built, and each refused call.")
     var verbose = false
+
+    @Option(name: .customLong("shadow-idle-timeout"),
+            help: ArgumentHelp("The shadow process ends itself after this many seconds without a run (0: never).",
+                               valueName: "seconds"))
+    var shadowIdleTimeout: Int = Int(ShadowConfiguration.defaultIdleTimeout.components.seconds)
+
+    @Flag(name: .customLong("stop-shadow"), help: "End the guest's shadow process for this gdbstub (no command is run).")
+    var stopShadow = false
+
+    func validate() throws {
+        guard shadowIdleTimeout >= 0 else { throw ValidationError("--shadow-idle-timeout must be 0 or more seconds") }
+    }
+
+    /// The state-file key: the gdbstub's identity, not its spelling.
+    static func stateKey(_ address: String) -> String {
+        switch try? GDBRemoteAddress(parsing: address) {
+        case let .unix(path)?: return ShadowStateFile.key(unixSocket: path)
+        case let .tcp(host, port)?: return ShadowStateFile.key(tcpHost: host, port: port)
+        case nil: return address
+        }
+    }
 
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
     var command: [String] = []
@@ -49,6 +74,10 @@ struct ShadowCommand: ParsableCommand {
 
     func run() throws {
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
+        if stopShadow {
+            guard arguments.isEmpty else { throw ValidationError("--stop-shadow runs no command") }
+            return try endShadow()
+        }
         guard !arguments.isEmpty else {
             throw ValidationError("give the command to run after --, e.g. swvmm shadow --gdb unix:PATH -- ps aux")
         }
@@ -67,7 +96,9 @@ struct ShadowCommand: ParsableCommand {
         }
         let session = try reportingErrors {
             do {
-                return try ShadowSession(target: target, key: gdbAddress)
+                var configuration = ShadowConfiguration()
+                configuration.idleTimeout = shadowIdleTimeout == 0 ? nil : .seconds(shadowIdleTimeout)
+                return try ShadowSession(target: target, key: ShadowCommand.stateKey(gdbAddress), configuration: configuration)
             } catch {
                 try? target.detach()
                 throw error
@@ -96,6 +127,16 @@ struct ShadowCommand: ParsableCommand {
             printError("swvmm: \(arguments[0]) was killed by signal \(signal) (\(String(cString: strsignal(signal))))")
         }
         throw ExitCode(exit.shellStatus)
+    }
+
+    /// `--stop-shadow`: ends the S saved for this gdbstub, if it is still there.
+    func endShadow() throws {
+        let target = try reportingErrors { try GDBRemoteTarget(address: gdbAddress, timeout: 10) }
+        let ended = try reportingErrors {
+            defer { try? target.detach() }
+            return try ShadowSession.endShadow(target: target, key: ShadowCommand.stateKey(gdbAddress))
+        }
+        printError(ended.map { "swvmm: shadow process pid \($0) told to exit" } ?? "swvmm: no shadow process saved for \(gdbAddress)")
     }
 
     /// Lets S go back to waiting in the guest and resumes the guest.

@@ -22,8 +22,11 @@ struct ShadowFaultChecks {
         try unknownCommand()
         try missingGdbstub()
         try writeWithoutAllowWrites()
+        try machineCallsWithoutAllowWrites()
+        try guestTimePassesWhileTheCommandSleeps()
         try inspectorKilled()
         try shadowKilled()
+        try sameSocketOtherSpellingThenStop()
         try gdbstubDies()
     }
 
@@ -84,6 +87,94 @@ struct ShadowFaultChecks {
         XCTAssertEqual(try guest.text("stat -c %Y /etc/passwd"), mtime, "[\(series)] /etc/passwd was touched")
     }
 
+    /// `hostname NAME` and `kill -TERM PID` without --allow-writes: EPERM, and
+    /// neither the host's name nor a host process is touched. Run inside fresh
+    /// UTS, PID and mount namespaces (`unshare`), so a regression renames or
+    /// signals nothing of the machine running the tests; the victim is a
+    /// process of that namespace whose pid the guest also has.
+    func machineCallsWithoutAllowWrites() throws {
+        let swvmm = Swvmm.binary.path
+        let script = """
+            sleep 60 & victim=$!
+            before=$(hostname)
+            '\(swvmm)' shadow --gdb '\(guest.gdbAddress)' -- hostname swvmm-e2e-renamed; echo rename=$?
+            '\(swvmm)' shadow --gdb '\(guest.gdbAddress)' -- kill -TERM $victim; echo kill=$?
+            kill -0 $victim && echo victim-alive
+            [ "$(hostname)" = "$before" ] && echo name-kept
+            kill -KILL $victim
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        var arguments = ["--uts", "--pid", "--fork", "--mount-proc", "sh", "-c", script]
+        if getuid() != 0 { arguments.insert(contentsOf: ["--user", "--map-root-user"], at: 0) }
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        let hostName = Self.hostName()
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        print("[\(series)] machine calls without --allow-writes: \(text.split(separator: "\n").joined(separator: " | "))")
+        for expected in ["rename=1", "kill=1", "victim-alive", "name-kept"] {
+            XCTAssertTrue(text.contains(expected), "[\(series)] no '\(expected)' in\n\(text)")
+        }
+        XCTAssertTrue(text.contains("must be root") || text.contains("Operation not permitted"), "[\(series)] \(text)")
+        XCTAssertEqual(Self.hostName(), hostName, "[\(series)] the host's name changed")
+        XCTAssertEqual(try guest.text("hostname").trimmingCharacters(in: .whitespacesAndNewlines), "swvmm-guest")
+        try guestSignalWithAllowWrites()
+    }
+
+    /// With --allow-writes, `kill -TERM PID` of a guest process runs kill(2)
+    /// in S: the guest process ends. Inside a fresh PID namespace, so a
+    /// regression that signalled locally would reach nothing of this host.
+    func guestSignalWithAllowWrites() throws {
+        let started = try guest.text("sleep 600 >/dev/null 2>&1 & echo GPID=$!")
+        guard let gpid = started.components(separatedBy: "GPID=").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+            return XCTFail("[\(series)] no guest pid in \(started)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        var arguments = ["--pid", "--fork", "--mount-proc", Swvmm.binary.path, "shadow", "--gdb", guest.gdbAddress, "--allow-writes",
+                         "--", "kill", "-TERM", "\(gpid)"]
+        if getuid() != 0 { arguments.insert(contentsOf: ["--user", "--map-root-user"], at: 0) }
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "[\(series)] \(text)")
+        var alive = true
+        for _ in 0 ..< 25 where alive {
+            usleep(200_000)
+            alive = (try guest.processTable())[gpid] != nil
+        }
+        XCTAssertFalse(alive, "[\(series)] guest process \(gpid) survived kill -TERM through S")
+        print("[\(series)] kill -TERM \(gpid) with --allow-writes: status \(process.terminationStatus), guest process gone: \(!alive)")
+    }
+
+    /// The guest is let run between bursts of calls: its uptime advances
+    /// while the command sleeps (it stood still when the guest was held for
+    /// the command's whole life).
+    func guestTimePassesWhileTheCommandSleeps() throws {
+        let result = try shadow(["sh", "-c", "cat /proc/uptime; sleep 3; cat /proc/uptime"], timeout: 120)
+        XCTAssertEqual(result.status, 0, "[\(series)] \(result.summary)")
+        let uptimes = result.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").first.flatMap { Double($0) } }
+        guard uptimes.count == 2 else { return XCTFail("[\(series)] \(result.summary)") }
+        print("[\(series)] guest time during a 3 s sleep: \(uptimes[1] - uptimes[0]) s")
+        XCTAssertGreaterThan(uptimes[1] - uptimes[0], 2.0, "[\(series)] the guest stood still")
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count - 1)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// One process making redirected calls for minutes (a recursive walk of
     /// the guest's /proc, ~10 ms a call under TCG). `/TAG` names the run in
     /// its command line; ls reports it missing (a local path) and goes on.
@@ -139,6 +230,46 @@ struct ShadowFaultChecks {
         XCTAssertNotEqual(pid, shadowPID)
         shadowPID = pid
         XCTAssertEqual(try guest.fds(of: pid), baselineFds, "[\(series)] fds of the new S")
+    }
+
+    /// Another spelling of the same gdbstub socket finds the same S (the state
+    /// file is keyed by the socket's identity); `--stop-shadow` ends it.
+    mutating func sameSocketOtherSpellingThenStop() throws {
+        let path = String(guest.gdbAddress.dropFirst("unix:".count))
+        let slash = path.lastIndex(of: "/") ?? path.startIndex
+        let respelled = "unix:" + path[..<slash] + "/." + path[slash...]
+        let reuse = try Swvmm.run(["shadow", "--gdb", respelled, "--verbose", "--", "true"], timeout: 120)
+        XCTAssertEqual(reuse.status, 0, "[\(series)] \(reuse.summary)")
+        XCTAssertTrue(reuse.stderr.contains("reusing shadow process pid \(shadowPID)"), "[\(series)] \(reuse.summary)")
+        let stop = try Swvmm.run(["shadow", "--gdb", respelled, "--stop-shadow"], timeout: 60)
+        XCTAssertEqual(stop.status, 0, "[\(series)] \(stop.summary)")
+        XCTAssertTrue(stop.stderr.contains("pid \(shadowPID) told to exit"), "[\(series)] \(stop.summary)")
+        var alive = true
+        for _ in 0 ..< 50 where alive {
+            usleep(200_000)
+            alive = (try guest.processTable())[shadowPID] != nil
+        }
+        XCTAssertFalse(alive, "[\(series)] S \(shadowPID) still runs after --stop-shadow")
+        print("[\(series)] --stop-shadow: \(stop.stderrLines.last ?? ""), S gone: \(!alive)")
+        let none = try Swvmm.run(["shadow", "--gdb", guest.gdbAddress, "--stop-shadow"], timeout: 60)
+        XCTAssertTrue(none.stderr.contains("no shadow process saved"), "[\(series)] \(none.summary)")
+        try firstCallsOfNewShadows()
+    }
+
+    /// The first redirected calls of a freshly planted S (still touching its
+    /// region) see the paths they were given: each of several new S answers
+    /// both reads, never ENOENT.
+    private func firstCallsOfNewShadows() throws {
+        for round in 1 ... 4 {
+            let run = try Swvmm.run(["shadow", "--gdb", guest.gdbAddress, "--verbose", "--", "sh", "-c", "cat /proc/loadavg; cat /proc/loadavg"],
+                                    timeout: 120)
+            XCTAssertTrue(run.stderr.contains("built shadow process"), "[\(series)] round \(round): \(run.summary)")
+            XCTAssertEqual(run.status, 0, "[\(series)] round \(round): \(run.summary)")
+            XCTAssertEqual(run.stdout.split(separator: "\n").count, 2, "[\(series)] round \(round): \(run.summary)")
+            let stop = try Swvmm.run(["shadow", "--gdb", guest.gdbAddress, "--stop-shadow"], timeout: 60)
+            XCTAssertEqual(stop.status, 0, "[\(series)] \(stop.summary)")
+        }
+        print("[\(series)] first calls of 4 new shadow processes checked")
     }
 
     /// The gdbstub dies mid-run (QEMU killed): swvmm says the connection is gone.

@@ -81,6 +81,32 @@ final class ShadowExecutorTests: XCTestCase {
         XCTAssertEqual(e.statistics.parkings, 2)
     }
 
+    func testIdleLetsTheGuestRunAndTheNextCallParksAgain() throws {
+        let e = try executor()
+        _ = try e.syscall(LinuxABI.Syscall.getpid, [])
+        XCTAssertFalse(target.running)
+        try e.idle()
+        XCTAssertTrue(target.running)
+        XCTAssertFalse(target.breakpoints.contains(shadow.trapAddress))
+        _ = try e.syscall(LinuxABI.Syscall.getpid, [])
+        XCTAssertEqual(e.statistics.parkings, 2)
+    }
+
+    func testIdleCountdownStopsWhileHeldStartsAtCloseAndEndShadowSetsItToOne() throws {
+        let countdown = Self.regionPhysical + UInt64(ShadowStub.idleCountdownOffset)
+        let held = try ShadowExecutor(target: target, shadow: shadow, guestRunning: false, timeout: .seconds(2), idleTimeout: .seconds(600))
+        try target.writeBytes(physical: countdown, le64(5))
+        _ = try held.syscall(LinuxABI.Syscall.getpid, [])
+        XCTAssertEqual(try target.readBytes(physical: countdown, count: 8), le64(0), "no countdown while held")
+        try held.close()
+        XCTAssertEqual(try target.readBytes(physical: countdown, count: 8), le64(30_000), "the countdown starts at close")
+        let e = try ShadowExecutor(target: target, shadow: shadow, guestRunning: true, timeout: .seconds(2), idleTimeout: .seconds(600))
+        try e.endShadow()
+        XCTAssertEqual(try target.readBytes(physical: countdown, count: 8), le64(1), "S leaves its loop at the next turn")
+        XCTAssertTrue(target.running)
+        XCTAssertFalse(target.breakpoints.contains(shadow.trapAddress))
+    }
+
     func testRegionRoundTripThroughSsPageTables() throws {
         let e = try executor()
         try e.writeRegion(offset: 10, [1, 2, 3])
@@ -106,5 +132,48 @@ final class ShadowExecutorTests: XCTestCase {
             guard case .shadowNotResponding(321, _)? = error as? ShadowError else { return XCTFail("\(error)") }
         }
         XCTAssertTrue(callsInS.isEmpty)
+    }
+}
+
+/// A freshly planted S still touching its region: it read the first byte of
+/// the first data page before the guest stopped (a copy-on-write fault in
+/// between) and writes that old byte back when it runs on. A path the host
+/// wrote there meanwhile must survive to S's first call.
+final class FreshShadowTests: XCTestCase {
+    func testFirstPathOfANewShadowSurvivesItsTouchLoop() throws {
+        let target = ScriptedTarget()
+        let base = ShadowExecutorTests.regionBase, physical = ShadowExecutorTests.regionPhysical
+        let stub = try ShadowStub(regionLength: 64 << 10, sleepNanoseconds: 20_000_000)
+        let paging = try target.mapUserRegion(virtualBase: base, pages: 16, physicalBase: physical)
+        let cookie = Array(UInt8(1) ... 16)
+        try target.writeBytes(physical: physical, stub.firstPage(cookie: cookie, cpu: nil))
+        let shadow = ShadowProcess(pid: 321, paging: paging, regionBase: base, regionLength: 64 << 10,
+                                   cookie: cookie, sleepNanoseconds: 20_000_000, borrowedPID: 12)
+        let dataPhysical = physical + UInt64(ShadowStub.dataOffset)
+        // The write-back instruction of the touch loop (mov [rdi], al).
+        let writeBack = base + 14
+        var s = GuestRegisters()
+        s.cs = ShadowExecutorTests.userCS
+        s.cr3 = paging.root
+        s.rip = writeBack
+        s.rax = 0    // al: the byte read before the host wrote
+        var pathsSeen: [[UInt8]] = []
+        let sys = shadow.syscallAddress, trap = shadow.trapAddress
+        target.processes.append(.init(registers: s) { r in
+            var r = r
+            if r.rip == writeBack {
+                try? target.writeBytes(physical: dataPhysical, [UInt8(truncatingIfNeeded: r.rax)])
+            } else if r.rip == sys {
+                pathsSeen.append((try? target.readBytes(physical: dataPhysical, count: 14)) ?? [])
+                r.rax = UInt64(bitPattern: 3)
+            }
+            r.rip = trap
+            return r
+        })
+        let executor = try ShadowExecutor(target: target, shadow: shadow, guestRunning: true, timeout: .seconds(2))
+        let path = Array("/proc/loadavg".utf8) + [0]
+        try executor.writeRegion(offset: 0, path)
+        XCTAssertEqual(try executor.syscall(LinuxABI.Syscall.openat, [UInt64(bitPattern: -100), executor.regionAddress, 0, 0]), 3)
+        XCTAssertEqual(pathsSeen, [path])
     }
 }

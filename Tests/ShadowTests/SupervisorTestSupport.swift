@@ -49,10 +49,11 @@ enum SupervisorHarness {
     /// executor is the only stand-in: calls "redirected to the guest" run on
     /// this host, in this process).
     static func shadow(_ arguments: [String], configuration: SupervisorConfiguration = SupervisorConfiguration(diagnostic: { _ in }),
-                       executor: GuestSyscallExecutor = LocalExecutor()) throws -> (CommandOutput, Supervisor) {
+                       executor: GuestSyscallExecutor = LocalExecutor(),
+                       extraEnvironment: [String] = []) throws -> (CommandOutput, Supervisor) {
         let out = try TemporaryFile(), err = try TemporaryFile()
         let supervisor = Supervisor(executor: executor, configuration: configuration)
-        let exit = try supervisor.run(arguments: arguments, environment: environment, stdio: [-1, out.fd, err.fd])
+        let exit = try supervisor.run(arguments: arguments, environment: environment + extraEnvironment, stdio: [-1, out.fd, err.fd])
         return (CommandOutput(status: exit.shellStatus, stdout: out.contents(), stderr: err.contents()), supervisor)
     }
 

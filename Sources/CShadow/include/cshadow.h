@@ -88,10 +88,19 @@ enum {
 /// An exec failure is reported through a CLOEXEC pipe (stage EXEC, errno);
 /// the child is then reaped here. Only async-signal-safe calls in the child.
 /// `stdio[i]` ≥ 0 replaces the child's fd i (dup2); -1 inherits it.
+/// The child leads a process group of its own (one killpg reaches all it
+/// starts). `terminal` ≥ 0: a terminal whose foreground this process holds;
+/// the child's group takes it over (both sides set it, so the command never
+/// reads it from the background); give it back with cshadow_terminal_take.
 struct cshadow_spawn_result cshadow_spawn_filtered(
     const char *path, char *const argv[], char *const envp[],
     const struct sock_filter *filter, unsigned short filter_len,
-    int no_randomize, unsigned long min_nofile, const int stdio[3]);
+    int no_randomize, unsigned long min_nofile, const int stdio[3], int terminal);
+
+/// Makes `group` the foreground process group of `terminal`, with SIGTTOU
+/// blocked meanwhile (a background caller would otherwise be stopped).
+/// Returns 0 or -errno.
+int cshadow_terminal_take(int terminal, int group);
 
 /// A measuring probe: like cshadow_spawn_filtered, but the child runs
 /// `syscall(nr)` `count` times after installing the filter, then _exit(0).

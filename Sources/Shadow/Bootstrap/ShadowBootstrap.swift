@@ -75,7 +75,8 @@ public struct ShadowBootstrap {
         }
         let cookie = (0 ..< ShadowStub.cookieLength).map { _ in UInt8.random(in: 0 ... 255) }
         do {
-            try view.write(virtual: region, stub.firstPage(cookie: cookie, cpu: configuration.dedicatedCPU))
+            try view.write(virtual: region, stub.firstPage(cookie: cookie, cpu: configuration.dedicatedCPU,
+                                                       idleCountdown: stub.idleCountdown(for: configuration.idleTimeout)))
         } catch {
             p = try injector.call("munmap", LinuxABI.Syscall.munmap, [region, length], at: p, loop: &loop, timeout: timeout)
             try target.setRegisters(p.registers.restoringUserState(saved), of: p.vcpu)

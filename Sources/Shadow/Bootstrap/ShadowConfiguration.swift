@@ -10,6 +10,11 @@ public struct ShadowConfiguration: Sendable {
     public var userContextTimeout: Duration = .seconds(60)
     /// Budget for each injected call (and for S to reach its trap point).
     public var callTimeout: Duration = .seconds(10)
+    /// S ends itself (exit_group(0)) after this long without an executor
+    /// parking it; nil: never.
+    public var idleTimeout: Duration? = ShadowConfiguration.defaultIdleTimeout
+    /// The default idle timeout of S: ten minutes.
+    public static let defaultIdleTimeout: Duration = .seconds(600)
     /// Decides whether a candidate process (by guest pid) may be borrowed;
     /// PID 1 never is. Nil accepts every other process.
     public var acceptBorrowed: (@Sendable (Int64) -> Bool)? = nil

@@ -17,22 +17,31 @@
 ///            add rdi, 4096                 ; become writable for the host
 ///            dec ecx
 ///            jnz touch
-///     loop:  mov eax, 35                   ; nanosleep(&timespec, NULL)
+///     loop:  dec qword [rip + idle]        ; the idle countdown: S ends itself
+///            jz exit                       ; when no executor reset it in time
+///            mov eax, 35                   ; nanosleep(&timespec, NULL)
 ///            lea rdi, [rip + timespec]
 ///            xor esi, esi
 ///     SYS:   syscall
 ///     TRAP:  jmp loop                      ; the trap point the executor uses
+///     exit:  mov eax, 231                  ; exit_group(0): a clean end, reaped
+///            xor edi, edi                  ; by init (S's parent)
+///            syscall
 public struct ShadowStub: Equatable, Sendable {
     /// Header magic, "SWVMMSHD".
     public static let magic: [UInt8] = Array("SWVMMSHD".utf8)
     /// Layout version in the header; bumped when the layout changes.
-    public static let version: UInt32 = 2
+    public static let version: UInt32 = 3
     public static let headerOffset = 0x100
     static let magicOffset = headerOffset, versionOffset = headerOffset + 8
     public static let cookieOffset = headerOffset + 0x10
     public static let cookieLength = 16
     static let timespecOffset = headerOffset + 0x20
     static let sigsetOffset = headerOffset + 0x30
+    /// The idle countdown (a 64-bit count of sleeps; 0 counts down through
+    /// 2^64, i.e. never ends S). An executor holding S sets it to 0 and,
+    /// when it closes, to the idle timeout's count.
+    public static let idleCountdownOffset = headerOffset + 0x38
     static let cpusetOffset = headerOffset + 0x40
     /// Bytes of cpu_set_t written: 1024 CPUs (glibc's CPU_SETSIZE, sched.h).
     static let cpusetLength = 128
@@ -55,9 +64,10 @@ public struct ShadowStub: Equatable, Sendable {
     /// Offsets in the code (see the listing above).
     public static let entryOffset = 0
     static let loopOffset = 27
-    public static let syscallOffset = 41
-    public static let trapOffset = 43
-    static let codeLength = 45
+    public static let syscallOffset = 50
+    public static let trapOffset = 52
+    static let exitOffset = 54
+    static let codeLength = 63
 
     /// Total region size in bytes (a multiple of 4096).
     public let regionLength: Int
@@ -88,17 +98,32 @@ public struct ShadowStub: Equatable, Sendable {
         bytes += [0x48, 0x81, 0xC7] + le32(4096)                       // add rdi, 4096
         bytes += [0xFF, 0xC9]                                          // dec ecx
         bytes += [0x75, UInt8(bitPattern: Int8(12 - 27))]              // jnz touch
-        bytes += [0xB8] + le32(Int32(LinuxABI.Syscall.nanosleep))      // loop: mov eax, 35
-        bytes += [0x48, 0x8D, 0x3D] + le32(Int32(ShadowStub.timespecOffset - 39)) // lea rdi, [rip + timespec]
+        bytes += [0x48, 0xFF, 0x0D] + le32(Int32(ShadowStub.idleCountdownOffset - 34)) // loop: dec qword [rip + idle]
+        bytes += [0x74, UInt8(ShadowStub.exitOffset - 36)]             // jz exit
+        bytes += [0xB8] + le32(Int32(LinuxABI.Syscall.nanosleep))      // mov eax, 35
+        bytes += [0x48, 0x8D, 0x3D] + le32(Int32(ShadowStub.timespecOffset - 48)) // lea rdi, [rip + timespec]
         bytes += [0x31, 0xF6]                                          // xor esi, esi
         bytes += [0x0F, 0x05]                                          // SYS: syscall
-        bytes += [0xEB, UInt8(bitPattern: Int8(ShadowStub.loopOffset - ShadowStub.codeLength))] // TRAP: jmp loop
+        bytes += [0xEB, UInt8(bitPattern: Int8(ShadowStub.loopOffset - ShadowStub.exitOffset))] // TRAP: jmp loop
+        bytes += [0xB8] + le32(Int32(LinuxABI.Syscall.exitGroup))      // exit: mov eax, 231
+        bytes += [0x31, 0xFF]                                          // xor edi, edi
+        bytes += [0x0F, 0x05]                                          // syscall
         return bytes
     }
 
+    /// The idle countdown for `timeout` of S's sleeps (0 for no timeout:
+    /// S then never ends itself).
+    public func idleCountdown(for timeout: Duration?) -> UInt64 {
+        guard let timeout, timeout > .zero else { return 0 }
+        let (seconds, attoseconds) = timeout.components
+        let nanoseconds = Double(seconds) * 1e9 + Double(attoseconds) / 1e9
+        return max(1, UInt64(min(nanoseconds / Double(sleepNanoseconds), Double(UInt32.max))))
+    }
+
     /// Page 0 of the region: code and header with `cookie`, the sleep, a full
-    /// signal set, S's name and, when `cpu` is given, a CPU set holding only it.
-    public func firstPage(cookie: [UInt8], cpu: Int?) -> [UInt8] {
+    /// signal set, the idle countdown, S's name and, when `cpu` is given, a
+    /// CPU set holding only it.
+    public func firstPage(cookie: [UInt8], cpu: Int?, idleCountdown: UInt64 = 0) -> [UInt8] {
         var page = [UInt8](repeating: 0, count: 4096)
         page.replaceSubrange(0 ..< ShadowStub.codeLength, with: code)
         page.replaceSubrange(ShadowStub.magicOffset ..< ShadowStub.magicOffset + 8, with: ShadowStub.magic)
@@ -108,6 +133,7 @@ public struct ShadowStub: Equatable, Sendable {
         page.replaceSubrange(ShadowStub.timespecOffset ..< ShadowStub.timespecOffset + 16,
                              with: le64(sleepNanoseconds / 1_000_000_000) + le64(sleepNanoseconds % 1_000_000_000))
         page.replaceSubrange(ShadowStub.sigsetOffset ..< ShadowStub.sigsetOffset + 8, with: [UInt8](repeating: 0xFF, count: 8))
+        page.replaceSubrange(ShadowStub.idleCountdownOffset ..< ShadowStub.idleCountdownOffset + 8, with: le64(idleCountdown))
         let name = Array(ShadowStub.processName.utf8.prefix(ShadowStub.nameLength - 1))
         page.replaceSubrange(ShadowStub.nameOffset ..< ShadowStub.nameOffset + name.count, with: name)
         if let cpu, cpu >= 0, cpu < ShadowStub.cpusetLength * 8 {

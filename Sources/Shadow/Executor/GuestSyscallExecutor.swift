@@ -22,4 +22,11 @@ public protocol GuestSyscallExecutor: AnyObject {
     /// Runs system call `number` with up to six raw arguments in S and returns
     /// the kernel's raw result (rax): a value, or `-errno` in -4095...-1.
     func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64
+    /// No call is coming soon: let the guest run until the next one (which
+    /// then waits for S again). Executors without a guest to hold do nothing.
+    func idle() throws
+}
+
+extension GuestSyscallExecutor {
+    public func idle() throws {}
 }

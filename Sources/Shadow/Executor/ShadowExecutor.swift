@@ -40,24 +40,40 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     private var guestRunning: Bool
     private var closed = false
     private let expectedStub: [UInt8]
+    /// What `close()` sets S's idle countdown to (0: S never ends itself).
+    private let idleCountdown: UInt64
+    /// Whether this executor has set S's countdown to 0 (held).
+    private var countdownHeld = false
 
     /// An executor for `shadow`; `guestRunning` says whether the guest was
-    /// left running (as `ShadowBootstrap.build` leaves it).
-    public init(target: Target, shadow: ShadowProcess, guestRunning: Bool, timeout: Duration = .seconds(10)) throws {
+    /// left running (as `ShadowBootstrap.build` leaves it). `idleTimeout`:
+    /// how long S may go unused after `close()` before it ends itself.
+    public init(target: Target, shadow: ShadowProcess, guestRunning: Bool, timeout: Duration = .seconds(10),
+                idleTimeout: Duration? = ShadowConfiguration.defaultIdleTimeout) throws {
         self.target = target
         self.shadow = shadow
         self.guestRunning = guestRunning
         self.timeout = timeout
-        expectedStub = try ShadowStub(regionLength: shadow.regionLength, sleepNanoseconds: shadow.sleepNanoseconds).code
+        let stub = try ShadowStub(regionLength: shadow.regionLength, sleepNanoseconds: shadow.sleepNanoseconds)
+        expectedStub = stub.code
+        idleCountdown = stub.idleCountdown(for: idleTimeout)
     }
 
     deinit { try? close() }
 
     // MARK: GuestSyscallExecutor
 
+    /// Region accesses wait for S at its trap point first. A freshly planted S
+    /// is still touching its region page by page (breaking copy-on-write with
+    /// a read and a write-back of each page's first byte); a host write that
+    /// lands between the read and the write-back of a page (a copy-on-write
+    /// fault in between lets the guest stop there) is overwritten with the
+    /// old byte, or lands in the page the fault replaces: the first path of
+    /// a new S then read as "" (ENOENT). At the trap point the touching is over.
     public func writeRegion(offset: Int, _ bytes: [UInt8]) throws {
         try lock.withLock { _ in
             try checkRange(offset, bytes.count)
+            try parkForRegion()
             try view().write(virtual: regionAddress &+ UInt64(offset), bytes)
         }
     }
@@ -65,24 +81,36 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     public func readRegion(offset: Int, count: Int) throws -> [UInt8] {
         try lock.withLock { _ in
             try checkRange(offset, count)
+            try parkForRegion()
             return try view().read(virtual: regionAddress &+ UInt64(offset), count: count)
         }
     }
 
+    /// Parks S (counted like a call's parking) before a region access.
+    private func parkForRegion() throws {
+        guard parked == nil else { return }
+        try measured { loop in _ = try park(&loop) }
+    }
+
+    /// Runs `body` with a fresh stop loop, adding its time and stops to the statistics.
+    private func measured<T>(_ body: (inout StopLoop) throws -> T) throws -> T {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var loop = StopLoop(target: target)
+        defer {
+            stats.total += clock.now - start
+            stats.stops += loop.stops
+            stats.waiting += loop.waiting
+        }
+        return try body(&loop)
+    }
+
     public func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 {
-        try lock.withLock { _ in
-            let clock = ContinuousClock()
-            let start = clock.now
-            var loop = StopLoop(target: target)
-            defer {
-                stats.total += clock.now - start
-                stats.stops += loop.stops
-                stats.waiting += loop.waiting
-            }
+        try lock.withLock { _ in try measured { loop in
             let s = try park(&loop)
             try target.setRegisters(try s.registers.preparingSyscall(at: shadow.syscallAddress, number: number, arguments), of: s.vcpu)
             parked = nil
-            guard let (vcpu, registers) = try loop.run(until: clock.now + timeout, during: "a call in S", judge: { _, r in
+            guard let (vcpu, registers) = try loop.run(until: ContinuousClock().now + timeout, during: "a call in S", judge: { _, r in
                 isS(r) ? .accept : .skip
             }) else {
                 try? letGo()
@@ -92,7 +120,7 @@ public final class ShadowExecutor: GuestSyscallExecutor {
             parked = UserStop(vcpu: vcpu, registers: registers)
             stats.calls += 1
             return registers.result
-        }
+        } }
     }
 
     // MARK: life cycle
@@ -103,13 +131,40 @@ public final class ShadowExecutor: GuestSyscallExecutor {
         try lock.withLock { _ in try letGo() }
     }
 
-    /// Like `release()`; the executor is not used afterwards.
+    /// Ends S on purpose: parks it, sets its idle countdown to one sleep and
+    /// lets it go, so it leaves its loop with exit_group(0) by itself. The
+    /// executor is not used afterwards.
+    public func endShadow() throws {
+        try lock.withLock { _ in
+            guard !closed else { return }
+            var loop = StopLoop(target: target)
+            _ = try park(&loop)
+            try writeIdleCountdown(1)
+            closed = true
+            try letGo()
+        }
+    }
+
+    /// The supervisor's quiet period passed without a call: `release()`.
+    public func idle() throws { try release() }
+
+    /// Like `release()`, and S's idle countdown starts; the executor is not
+    /// used afterwards.
     public func close() throws {
         try lock.withLock { _ in
             guard !closed else { return }
             closed = true
+            // Best effort: an S that is gone has nothing to count.
+            try? writeIdleCountdown(idleCountdown)
             try letGo()
         }
+    }
+
+    /// Sets S's idle countdown (the guest stopped meanwhile). S only
+    /// decrements it, with one instruction, in its loop; the touch loop never
+    /// reaches it (it touches each page's first byte only).
+    private func writeIdleCountdown(_ value: UInt64) throws {
+        try view().write(virtual: shadow.regionBase &+ UInt64(ShadowStub.idleCountdownOffset), le64(value))
     }
 
     /// Stops the guest (keeping S where it is) without releasing a parked S.
@@ -153,6 +208,13 @@ public final class ShadowExecutor: GuestSyscallExecutor {
         }
         stats.parkings += 1
         try checkStub()
+        // S does not count down while an executor holds it, however long an
+        // inspector waits between calls: from 0 it counts through 2^64.
+        // Once per executor is enough; `close()` starts the real countdown.
+        if !countdownHeld {
+            try writeIdleCountdown(0)
+            countdownHeld = true
+        }
         let stop = UserStop(vcpu: vcpu, registers: registers)
         parked = stop
         return stop

@@ -28,6 +28,9 @@ public final class InspectorProcess: Sendable {
     public let pidfd: Int32
     /// How it ended, once reaped; `kill()` may run on another thread than `wait()`.
     private let reaped = Mutex<InspectorExit?>(nil)
+    /// The terminal whose foreground the inspector's group took, and the
+    /// group to give it back to once the inspector is reaped.
+    private let terminal: (fd: Int32, group: pid_t)?
 
     private static let stageNames: [Int32: String] = [
         Int32(CSHADOW_STAGE_SOCKETPAIR): "socketpair", Int32(CSHADOW_STAGE_PIPE): "pipe2",
@@ -40,10 +43,20 @@ public final class InspectorProcess: Sendable {
         Int32(CSHADOW_STAGE_STDIO): "redirecting standard streams",
     ]
 
-    private init(pid: Int32, listener: Int32, pidfd: Int32) {
+    private init(pid: Int32, listener: Int32, pidfd: Int32, terminal: (fd: Int32, group: pid_t)? = nil) {
         self.pid = pid
         self.listener = listener
         self.pidfd = pidfd
+        self.terminal = terminal
+    }
+
+    /// The inspector's stdin when it is a terminal whose foreground swvmm
+    /// holds: the inspector's group takes it over, so Ctrl-C and job control
+    /// reach the command (nil otherwise: a pipe, a file, or swvmm in the background).
+    static func foregroundTerminal(stdin: Int32) -> (fd: Int32, group: pid_t)? {
+        let fd = stdin >= 0 ? stdin : STDIN_FILENO
+        guard isatty(fd) == 1, tcgetpgrp(fd) == getpgrp() else { return nil }
+        return (fd, getpgrp())
     }
 
     deinit {
@@ -84,12 +97,14 @@ public final class InspectorProcess: Sendable {
         let path = try resolve(command: command, path: pathVariable)
         guard filter.count <= Int(UInt16.max) else { throw BPFError.tooLong(filter.count) }
         let program = filter.map(\.cValue)
+        let terminal = foregroundTerminal(stdin: streams[0])
         let result: cshadow_spawn_result = withCStrings(arguments) { argv in
             withCStrings(environment) { envp in
                 program.withUnsafeBufferPointer { prog in
                     streams.withUnsafeBufferPointer { io in
                         cshadow_spawn_filtered(path, argv, envp, prog.baseAddress, UInt16(prog.count),
-                                               noRandomize ? 1 : 0, UInt(max(0, minimumOpenFiles)), io.baseAddress)
+                                               noRandomize ? 1 : 0, UInt(max(0, minimumOpenFiles)), io.baseAddress,
+                                               terminal?.fd ?? -1)
                     }
                 }
             }
@@ -97,7 +112,7 @@ public final class InspectorProcess: Sendable {
         guard result.pid > 0, result.listener_fd >= 0, result.pidfd >= 0 else {
             throw SupervisorError.cannotRun(command: command, stage: stageNames[result.stage] ?? "spawn", errno: result.error)
         }
-        return InspectorProcess(pid: result.pid, listener: result.listener_fd, pidfd: result.pidfd)
+        return InspectorProcess(pid: result.pid, listener: result.listener_fd, pidfd: result.pidfd, terminal: terminal)
     }
 
     /// Starts the syscall-loop probe: `count` calls of `number` under `filter`.
@@ -116,10 +131,19 @@ public final class InspectorProcess: Sendable {
     @discardableResult
     public func wait() throws -> InspectorExit {
         if let done = reaped.withLock({ $0 }) { return done }
+        // Wait for the end without reaping: while the inspector is unreaped its
+        // group id stays its own, so what it left running in the group
+        // (background children, orphans) is killed in one step, race-free.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 {
+            guard errno == EINTR else { throw SupervisorError.systemCall("waitid \(pid)", errno: errno) }
+        }
+        Glibc.kill(-pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             guard errno == EINTR else { throw SupervisorError.systemCall("waitpid \(pid)", errno: errno) }
         }
+        if let terminal { _ = cshadow_terminal_take(terminal.fd, terminal.group) }
         // wait(2) status encoding: low 7 bits = terminating signal, 0 for exit.
         let signal = status & 0x7f
         let exit: InspectorExit = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
@@ -127,17 +151,20 @@ public final class InspectorProcess: Sendable {
         return exit
     }
 
-    /// Sends SIGKILL (if not yet reaped).
+    /// Sends SIGKILL to the inspector, its process group and its descendants
+    /// (if not yet reaped).
     public func kill() {
         guard reaped.withLock({ $0 }) == nil else { return }
-        // Its descendants too: a child caught between fork and exec, or any
-        // helper it started, would otherwise outlive swvmm under a filter
-        // nobody answers, holding swvmm's stdout and stderr open. Stop first,
-        // kill after: a stopped process forks no more (a pending signal makes
-        // fork restart) and keeps its children's parent links, so the walk
-        // can find the whole tree; killing the inspector first would reparent
-        // its children to init, out of reach.
+        // Everything it started would otherwise outlive swvmm under a filter
+        // nobody answers, holding swvmm's stdout and stderr open. The
+        // inspector leads its own process group, and a signal to a group
+        // reaches children forked meanwhile too (the kernel makes a racing
+        // fork deliver it to the child), so one killpg stops the whole group,
+        // orphans included. Descendants that left the group (setsid) are
+        // found by their parent links, which stopped processes keep; killing
+        // first would reparent them to init, out of reach.
         var tree: [Int32] = [pid]
+        Glibc.kill(-pid, SIGSTOP)
         Glibc.kill(pid, SIGSTOP)
         for _ in 0..<ProcessTree.maximumWalks {
             let found = ProcessTree.descendants(of: pid).filter { !tree.contains($0) }
@@ -146,6 +173,7 @@ public final class InspectorProcess: Sendable {
             tree += found
         }
         for member in tree.reversed() { Glibc.kill(member, SIGKILL) }
+        Glibc.kill(-pid, SIGKILL)
     }
 }
 

@@ -29,9 +29,25 @@ enum ProcessTree {
         return result
     }
 
-    /// The parent pid in /proc/PID/stat: the field after the state, which
-    /// follows the last ')' (the command name may contain spaces and parens).
-    static func parentPID(of pid: Int32) -> Int32? {
+    /// The processes in process group `group` (a snapshot).
+    static func members(ofGroup group: Int32) -> [Int32] {
+        guard let directory = opendir("/proc") else { return [] }
+        defer { closedir(directory) }
+        var result: [Int32] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let pid = Int32(name), statField(2, of: pid) == group { result.append(pid) }
+        }
+        return result
+    }
+
+    /// The parent pid in /proc/PID/stat.
+    static func parentPID(of pid: Int32) -> Int32? { statField(1, of: pid) }
+
+    /// Numeric field `index` after the command name in /proc/PID/stat (0 is
+    /// the state, 1 the parent, 2 the process group); the name ends at the
+    /// last ')' (it may contain spaces and parens).
+    static func statField(_ index: Int, of pid: Int32) -> Int32? {
         let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -39,7 +55,7 @@ enum ProcessTree {
         let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard count > 0, let close = buffer[0..<count].lastIndex(of: UInt8(ascii: ")")) else { return nil }
         let fields = buffer[(close + 1)..<count].split(separator: UInt8(ascii: " "))
-        guard fields.count >= 2 else { return nil }
-        return Int32(String(decoding: fields[1], as: UTF8.self))
+        guard fields.count > index else { return nil }
+        return Int32(String(decoding: fields[index], as: UTF8.self))
     }
 }

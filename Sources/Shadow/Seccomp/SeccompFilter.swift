@@ -33,13 +33,17 @@ public struct GuestFdRange: Equatable, Sendable {
     }
 }
 
-/// Builds the inspector's seccomp filter from the spec table.
+/// Builds the inspector's seccomp filter from the syscall class table.
 ///
-/// Shape: wrong architecture or an x32 call number → kill the process;
-/// calls with `.always` → USER_NOTIF; calls with fd arguments → USER_NOTIF
-/// only if one fd lies in the guest range; socket(AF_NETLINK) → USER_NOTIF;
-/// everything else → ALLOW. execve, sendmsg, write and exit_group are
-/// allowed unless their fd is reserved, which the spawn shim relies on.
+/// Shape: wrong architecture or an x32 call number → kill the process; then
+/// a binary search on the call number (a handful of comparisons for any
+/// call) down to one range of numbers that share an answer: calls of class
+/// `.local` → ALLOW; routed calls with fd arguments → USER_NOTIF only if one
+/// fd lies in the guest range; socket(AF_NETLINK) → USER_NOTIF; every other
+/// routed call, every machine and refused call, and every number the table
+/// does not know → USER_NOTIF, so nothing unknown ever runs without the
+/// supervisor's answer. execve, sendmsg, write and exit_group are allowed
+/// unless their fd is reserved, which the spawn shim relies on.
 public enum SeccompFilter {
     // Offsets in `struct seccomp_data` (include/uapi/linux/seccomp.h):
     // int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6].
@@ -50,12 +54,58 @@ public enum SeccompFilter {
     /// Offset of the low 32 bits of `args[i]` (little-endian).
     public static func offsetArgumentLow(_ i: Int) -> UInt32 { 16 + 8 * UInt32(i) }
 
-    /// The filter for `specs` with guest fds in `range`.
-    public static func build(range: GuestFdRange, specs: [SyscallSpec] = SyscallSpecTable.all) throws -> [BPFInstruction] {
-        var asm = BPFAssembler()
-        let notify = asm.label()
+    /// What the filter answers for one range of call numbers.
+    enum Answer: Equatable {
+        case allow
+        case notify
+        /// Decided by the call's arguments (one number per range).
+        case rule(TrapRule)
+    }
 
-        // The kills sit next to their checks so the jumps stay short.
+    /// A run of consecutive call numbers with one answer.
+    struct NumberRange: Equatable {
+        var lower: UInt32
+        var upper: UInt32
+        var answer: Answer
+    }
+
+    /// The answer ranges for 0..<x32Bit, in order.
+    static func ranges(specs: [SyscallSpec], classOf: (Int) -> SyscallClass, highest: Int) -> [NumberRange] {
+        var byNumber: [Int: SyscallSpec] = [:]
+        for spec in specs { byNumber[spec.number] = spec }
+        var result: [NumberRange] = []
+        func append(_ number: UInt32, _ answer: Answer) {
+            if case .rule = answer {
+                result.append(NumberRange(lower: number, upper: number, answer: answer))
+            } else if let last = result.last, last.answer == answer, last.upper &+ 1 == number {
+                result[result.count - 1].upper = number
+            } else {
+                result.append(NumberRange(lower: number, upper: number, answer: answer))
+            }
+        }
+        for number in 0...highest {
+            var answer = Answer.notify
+            if case .local = classOf(number) {
+                answer = .allow
+            } else if let spec = byNumber[number], spec.trap != .always {
+                answer = .rule(spec.trap)
+            }
+            append(UInt32(number), answer)
+        }
+        // Numbers above the table: unknown, answered by the supervisor.
+        if let last = result.last, last.answer == .notify {
+            result[result.count - 1].upper = LinuxABI.Syscall.x32Bit - 1
+        } else {
+            result.append(NumberRange(lower: UInt32(highest + 1), upper: LinuxABI.Syscall.x32Bit - 1, answer: .notify))
+        }
+        return result
+    }
+
+    /// The filter for `specs` with guest fds in `range`.
+    public static func build(range: GuestFdRange, specs: [SyscallSpec] = SyscallSpecTable.all,
+                             classOf: (Int) -> SyscallClass = SyscallClassTable.callClass,
+                             highest: Int = SyscallClassTable.highestNumber) throws -> [BPFInstruction] {
+        var asm = BPFAssembler()
         let archOK = asm.label()
         let numberOK = asm.label()
         asm.load(offset: offsetArch)
@@ -66,55 +116,55 @@ public enum SeccompFilter {
         asm.jumpIfGreaterOrEqual(LinuxABI.Syscall.x32Bit, then: nil, else: numberOK)
         asm.ret(CSHADOW_RET_KILL_PROCESS)
         asm.place(numberOK)
-
-        // Calls trapped always jump to a shared USER_NOTIF right after their
-        // block, which keeps every offset under 256.
-        let always = specs.filter { $0.trap == .always }
-        let afterAlways = asm.label()
-        for spec in always {
-            asm.jumpIfEqual(UInt32(spec.number), then: notify, else: nil)
-        }
-        asm.jump(afterAlways)
-        asm.place(notify)
-        asm.ret(CSHADOW_RET_USER_NOTIF)
-        asm.place(afterAlways)
-
-        // Each conditional call: a block that reloads arguments and returns.
-        for spec in specs {
-            switch spec.trap {
-            case .always:
-                continue
-            case .fdInRange(let arguments):
-                let next = asm.label()
-                let blockNotify = asm.label()
-                asm.jumpIfEqual(UInt32(spec.number), then: nil, else: next)
-                for argument in arguments {
-                    let nextArgument = asm.label()
-                    asm.load(offset: offsetArgumentLow(argument))
-                    asm.jumpIfGreaterOrEqual(UInt32(bitPattern: range.lowerBound), then: nil, else: nextArgument)
-                    asm.jumpIfGreaterOrEqual(UInt32(bitPattern: range.upperBound), then: nextArgument, else: blockNotify)
-                    asm.place(nextArgument)
-                }
-                asm.ret(CSHADOW_RET_ALLOW)
-                asm.place(blockNotify)
-                asm.ret(CSHADOW_RET_USER_NOTIF)
-                asm.place(next)
-                asm.load(offset: offsetNumber)
-            case .argumentEquals(let argument, let value):
-                let next = asm.label()
-                let blockNotify = asm.label()
-                asm.jumpIfEqual(UInt32(spec.number), then: nil, else: next)
-                asm.load(offset: offsetArgumentLow(argument))
-                asm.jumpIfEqual(value, then: blockNotify, else: nil)
-                asm.ret(CSHADOW_RET_ALLOW)
-                asm.place(blockNotify)
-                asm.ret(CSHADOW_RET_USER_NOTIF)
-                asm.place(next)
-                asm.load(offset: offsetNumber)
-            }
-        }
-        asm.ret(CSHADOW_RET_ALLOW)
+        let all = ranges(specs: specs, classOf: classOf, highest: highest)
+        emitSearch(all[...], range: range, into: &asm)
         return try asm.assemble()
+    }
+
+    /// A binary search over `ranges` (A holds the call number); each
+    /// comparison jumps over its lower half with an unconditional jump, so no
+    /// conditional offset ever exceeds one instruction.
+    private static func emitSearch(_ ranges: ArraySlice<NumberRange>, range: GuestFdRange, into asm: inout BPFAssembler) {
+        guard ranges.count > 1 else {
+            if let only = ranges.first { emitAnswer(only.answer, range: range, into: &asm) }
+            return
+        }
+        let middle = ranges.startIndex + ranges.count / 2
+        let lower = asm.label(), upper = asm.label()
+        asm.jumpIfGreaterOrEqual(ranges[middle].lower, then: nil, else: lower)
+        asm.jump(upper)
+        asm.place(lower)
+        emitSearch(ranges[ranges.startIndex..<middle], range: range, into: &asm)
+        asm.place(upper)
+        emitSearch(ranges[middle...], range: range, into: &asm)
+    }
+
+    private static func emitAnswer(_ answer: Answer, range: GuestFdRange, into asm: inout BPFAssembler) {
+        switch answer {
+        case .allow:
+            asm.ret(CSHADOW_RET_ALLOW)
+        case .notify, .rule(.always):
+            asm.ret(CSHADOW_RET_USER_NOTIF)
+        case .rule(.fdInRange(let arguments)):
+            let notify = asm.label()
+            for argument in arguments {
+                let nextArgument = asm.label()
+                asm.load(offset: offsetArgumentLow(argument))
+                asm.jumpIfGreaterOrEqual(UInt32(bitPattern: range.lowerBound), then: nil, else: nextArgument)
+                asm.jumpIfGreaterOrEqual(UInt32(bitPattern: range.upperBound), then: nextArgument, else: notify)
+                asm.place(nextArgument)
+            }
+            asm.ret(CSHADOW_RET_ALLOW)
+            asm.place(notify)
+            asm.ret(CSHADOW_RET_USER_NOTIF)
+        case .rule(.argumentEquals(let argument, let value)):
+            let notify = asm.label()
+            asm.load(offset: offsetArgumentLow(argument))
+            asm.jumpIfEqual(value, then: notify, else: nil)
+            asm.ret(CSHADOW_RET_ALLOW)
+            asm.place(notify)
+            asm.ret(CSHADOW_RET_USER_NOTIF)
+        }
     }
 
     /// A filter that notifies exactly `number` and allows everything else

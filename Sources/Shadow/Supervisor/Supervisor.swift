@@ -17,10 +17,22 @@ public struct SupervisorConfiguration {
     public var synchronousWakeUp: Bool
     /// Where notices and --verbose lines go (default: stderr).
     public var diagnostic: (String) -> Void
+    /// After this long without a trapped call the guest is let run (the
+    /// executor's `idle()`), so guest time passes while the inspector sleeps
+    /// or waits; the next guest call stops it again.
+    public var quietPeriod: Duration
+
+    /// The default quiet period: longer than the gap between the calls of a
+    /// burst, far shorter than a human notices, and as long as S's default
+    /// sleep, so re-parking S (which waits for its sleep to end) never costs
+    /// more than the quiet time already spent.
+    public static let defaultQuietPeriod: Duration = .milliseconds(20)
 
     public init(policy: ShadowPolicy = ShadowPolicy(), guestFdRange: GuestFdRange = .standard,
                 verbose: Bool = false, noRandomize: Bool = false, synchronousWakeUp: Bool = true,
+                quietPeriod: Duration = SupervisorConfiguration.defaultQuietPeriod,
                 diagnostic: @escaping (String) -> Void = Supervisor.writeToStandardError) {
+        self.quietPeriod = quietPeriod
         self.policy = policy
         self.guestFdRange = guestFdRange
         self.verbose = verbose
@@ -91,6 +103,7 @@ public final class Supervisor: @unchecked Sendable {
             noRandomize: configuration.noRandomize,
             minimumOpenFiles: Int(configuration.guestFdRange.upperBound), stdio: stdio)
         defer { redirector.closeAllGuestFds() }
+        redirector.inspectorRoot = process.pid
         running.withLock { $0 = process }
         defer { running.withLock { $0 = nil } }
         synchronousWakeUpActive = configuration.synchronousWakeUp
@@ -122,8 +135,21 @@ public final class Supervisor: @unchecked Sendable {
     private func serve(_ process: InspectorProcess, placeholder: Int32) throws {
         var fds = [pollfd(fd: process.listener, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)]
+        let quietMilliseconds = Int32(max(1, min(60_000, (configuration.quietPeriod.seconds * 1000).rounded(.up))))
+        var guestCallsAtRelease = redirector.counters.guestCalls
         while redirector.executorFailure == nil {
-            let n = poll(&fds, nfds_t(fds.count), -1)
+            // Holding the guest only while calls come: once quiet, let it run.
+            let holding = redirector.counters.guestCalls != guestCallsAtRelease
+            let n = poll(&fds, nfds_t(fds.count), holding ? quietMilliseconds : -1)
+            if n == 0 {
+                guestCallsAtRelease = redirector.counters.guestCalls
+                do {
+                    try redirector.executor.idle()
+                } catch {
+                    throw SupervisorError.executor("letting the guest run: \(error)")
+                }
+                continue
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SupervisorError.systemCall("poll", errno: errno)

@@ -100,6 +100,12 @@ extension SyscallRedirector {
                 let offset = try cursor.reserve(size)
                 arguments[index] = cursor.address(offset)
                 outputs.append(.fixed(offset: offset, address: request.arguments[index], size: size))
+            case .inStruct(let size):
+                // Optional input structs (settimeofday's timezone): NULL stays NULL.
+                guard request.arguments[index] != 0 else { break }
+                let offset = try cursor.reserve(size)
+                try executor.writeRegion(offset: offset, try memory.read(request.arguments[index], count: size))
+                arguments[index] = cursor.address(offset)
             case .iovecOut(let countIndex):
                 // readv becomes one guest read into the region, scattered locally
                 // afterwards: same bytes, same file position, one guest call.

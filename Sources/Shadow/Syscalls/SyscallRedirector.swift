@@ -32,6 +32,12 @@ public final class SyscallRedirector {
     let verbose: Bool
     let diagnostic: (String) -> Void
     var netlinkNoticeShown = false
+    /// Calls whose refusal `--verbose` has already said (machine calls are said once each).
+    var refusalsSaid: Set<String> = []
+    /// The inspector's first process: it and its descendants are "the
+    /// inspector itself" for calls about processes (nil: the caller's own
+    /// thread group, as when the redirector is driven directly).
+    public var inspectorRoot: Int32?
     /// Set when the executor failed: the guest side is gone and the run must end.
     public internal(set) var executorFailure: SupervisorError?
 
@@ -65,14 +71,24 @@ public final class SyscallRedirector {
 
     private func dispatch(_ request: SyscallRequest, _ validate: () throws -> Void, _ installer: GuestFdInstaller) -> SyscallReply {
         guard let spec = SyscallSpecTable.byNumber[request.number] else {
-            // The filter only traps known calls; anything else is not ours.
-            return .continueLocally
+            let name = SyscallClassTable.byNumber[request.number]?.name ?? "system call \(request.number)"
+            switch SyscallClassTable.callClass(of: request.number) {
+            case .local:
+                // Only a filter other than the shadow filter traps these.
+                return .continueLocally
+            case .refused(let errnoValue, let why):
+                return refuse(named: name, errnoValue, why, once: true)
+            case .routed, .machine:
+                // Every routed or machine call has a spec (a test proves it); never run one locally.
+                return refuse(named: name, ENOSYS, "no marshalling known", once: true)
+            }
         }
         do {
             switch spec.handling {
             case .generic: return try generic(spec, request, validate)
             case .special: return try special(spec, request, validate, installer)
             case .unsupported(let writes): return try unsupported(spec, request, writes: writes)
+            case .machine(let rule): return try machine(spec, rule, request, validate)
             }
         } catch let error as SupervisorError {
             if case .notificationGone = error { return .error(EINTR) }
@@ -163,11 +179,18 @@ public final class SyscallRedirector {
 
     // MARK: Refusals
 
-    func refuse(_ spec: SyscallSpec, _ errnoValue: Int32, _ why: String) -> SyscallReply {
+    func refuse(_ spec: SyscallSpec, _ errnoValue: Int32, _ why: String, once: Bool = false) -> SyscallReply {
+        refuse(named: spec.name, errnoValue, why, once: once)
+    }
+
+    /// Refuses call `name`; with `once`, `--verbose` says it only the first time.
+    func refuse(named name: String, _ errnoValue: Int32, _ why: String, once: Bool = false) -> SyscallReply {
         if outcomeInCall == nil { outcomeInCall = .refused }
         counters.refused += 1
-        counters.byName[spec.name, default: 0] += 1
-        if verbose { diagnostic("swvmm: \(spec.name): \(why): \(errnoText(errnoValue))") }
+        counters.byName[name, default: 0] += 1
+        if verbose && (!once || refusalsSaid.insert(name).inserted) {
+            diagnostic("swvmm: \(name): \(why): \(errnoText(errnoValue))")
+        }
         return .error(errnoValue)
     }
 

@@ -38,6 +38,8 @@ public enum ArgumentRole: Equatable, Sendable {
     case outStruct(size: Int)
     /// An array of argument `count` iovecs to read into (readv).
     case iovecOut(count: Int)
+    /// A fixed-size input struct; a NULL pointer stays NULL.
+    case inStruct(size: Int)
 }
 
 /// How the supervisor treats a call it knows.
@@ -50,6 +52,8 @@ public enum SyscallHandling: Equatable, Sendable {
     /// Known, but not redirected: on a guest fd or path it is answered EROFS
     /// (if `writes` and writes are not allowed) or ENOSYS.
     case unsupported(writes: Bool)
+    /// Acts on the machine or another process (class `.machine`).
+    case machine(MachineRule)
 }
 
 /// When the BPF filter hands a call to the supervisor.
@@ -79,7 +83,10 @@ public struct SyscallSpec: Sendable {
         self.arguments = arguments
         self.handling = handling
         self.forceGuest = forceGuest
-        if let trap {
+        if case .machine = handling {
+            // Who a machine call is about is decided by the supervisor.
+            self.trap = .always
+        } else if let trap {
             self.trap = trap
         } else if arguments.contains(.path) {
             self.trap = .always

@@ -1,10 +1,10 @@
-/// The calls the supervisor knows, by number. Everything else runs locally
-/// without a trap (the filter never sees a reason to stop it).
+/// The marshalling of the calls of class `.routed` and `.machine` in
+/// `SyscallClassTable`, by number.
 public enum SyscallSpecTable {
-    private typealias N = LinuxABI.Syscall
+    typealias N = LinuxABI.Syscall
 
     /// All specs, in filter order.
-    public static let all: [SyscallSpec] = supported + special + unsupported
+    public static let all: [SyscallSpec] = supported + special + unsupported + machine
 
     /// Specs by syscall number.
     public static let byNumber: [Int: SyscallSpec] = {
