@@ -47,10 +47,6 @@ struct ShadowCommand: ParsableCommand {
     @Flag(name: .customLong("stop-shadow"), help: "End the guest's shadow process for this gdbstub (no command is run).")
     var stopShadow = false
 
-    func validate() throws {
-        guard shadowIdleTimeout >= 0 else { throw ValidationError("--shadow-idle-timeout must be 0 or more seconds") }
-    }
-
     /// The state-file key: the gdbstub's identity, not its spelling.
     static func stateKey(_ address: String) -> String {
         switch try? GDBRemoteAddress(parsing: address) {
@@ -64,6 +60,7 @@ struct ShadowCommand: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
+        guard shadowIdleTimeout >= 0 else { throw ValidationError("--shadow-idle-timeout must be 0 or more seconds") }
         // A relative path would be taken from /, not from the current directory: refuse it.
         for (option, paths) in [("--guest-path", guestPaths), ("--local-path", localPaths)] {
             if let relative = paths.first(where: { !$0.hasPrefix("/") }) {
