@@ -4,8 +4,8 @@
 ///
 /// A plain value: every field is what the vCPU holds, zero-extended. The one
 /// register model of a target, whatever it reads them from (GDB's register
-/// numbers in GDBRemote; `kvm_regs` and `kvm_sregs` belong in VMM as an
-/// extension here, since Guest cannot see the KVM C types).
+/// numbers in GDBRemote; `kvm_regs` and `kvm_sregs` in VMM's
+/// `GuestRegisters+KVM.swift`, since Guest cannot see the KVM C types).
 public struct GuestRegisters: Equatable, Hashable, Sendable {
     public var rax: UInt64 = 0, rbx: UInt64 = 0, rcx: UInt64 = 0, rdx: UInt64 = 0
     public var rsi: UInt64 = 0, rdi: UInt64 = 0, rbp: UInt64 = 0, rsp: UInt64 = 0
