@@ -264,6 +264,25 @@ final class SyscallMarshallingTests: XCTestCase {
     func testBadPathPointerIsEFAULT() {
         XCTAssertEqual(reply(request(LinuxABI.Syscall.openat, [UInt64(bitPattern: -100), 8, 0, 0])), .error(EFAULT))
     }
+
+    /// `cmd < /proc/x`: a guest file duplicated onto fd 0 cannot be served
+    /// yet; the command gets ENOSYS and the user is told why, also without --verbose.
+    func testGuestFileOntoAStandardFdIsRefusedWithAnExplanation() throws {
+        final class Lines: @unchecked Sendable { var all: [String] = [] }
+        let said = Lines()
+        let quiet = SyscallRedirector(executor: executor, policy: ShadowPolicy(), range: .standard, verbose: false,
+                                      diagnostic: { said.all.append($0) })
+        var answer = SyscallReply.continueLocally
+        cString("/proc/version") {
+            answer = quiet.handle(request(LinuxABI.Syscall.openat, [UInt64(bitPattern: -100), $0, 0, 0]), installer: installer).reply
+        }
+        guard case .value(let local) = answer else { return XCTFail("openat: \(answer)") }
+        for _ in 0..<2 {
+            XCTAssertEqual(reply(request(LinuxABI.Syscall.dup2, [UInt64(local), 0]), on: quiet), .error(ENOSYS))
+        }
+        XCTAssertEqual(said.all.count, 1, "said once: \(said.all)")
+        XCTAssertTrue(said.all.first?.contains("/proc/version") == true && said.all.first?.contains("fd 0") == true, "\(said.all)")
+    }
 }
 
 extension String {

@@ -179,16 +179,20 @@ public final class SyscallRedirector {
 
     // MARK: Refusals
 
-    func refuse(_ spec: SyscallSpec, _ errnoValue: Int32, _ why: String, once: Bool = false) -> SyscallReply {
-        refuse(named: spec.name, errnoValue, why, once: once)
+    func refuse(_ spec: SyscallSpec, _ errnoValue: Int32, _ why: String, once: Bool = false, always: Bool = false) -> SyscallReply {
+        refuse(named: spec.name, errnoValue, why, once: once, always: always)
     }
 
-    /// Refuses call `name`; with `once`, `--verbose` says it only the first time.
-    func refuse(named name: String, _ errnoValue: Int32, _ why: String, once: Bool = false) -> SyscallReply {
+    /// Refuses call `name`; with `once`, `--verbose` says it only the first
+    /// time; with `always`, it is said (once) even without `--verbose`: for
+    /// refusals a user would otherwise meet as an unexplained error.
+    func refuse(named name: String, _ errnoValue: Int32, _ why: String, once: Bool = false, always: Bool = false) -> SyscallReply {
         if outcomeInCall == nil { outcomeInCall = .refused }
         counters.refused += 1
         counters.byName[name, default: 0] += 1
-        if verbose && (!once || refusalsSaid.insert(name).inserted) {
+        if always, refusalsSaid.insert(name).inserted {
+            diagnostic("swvmm: \(name): \(why): \(errnoText(errnoValue))")
+        } else if verbose && (!once || refusalsSaid.insert(name).inserted) {
             diagnostic("swvmm: \(name): \(why): \(errnoText(errnoValue))")
         }
         return .error(errnoValue)
