@@ -178,6 +178,12 @@ public enum LinuxABI {
     public static let sigchld: UInt64 = 17
     /// prctl option that sets the calling thread's comm (include/uapi/linux/prctl.h).
     public static let prSetName: UInt64 = 15
+    /// prctl(PR_SET_MM, PR_SET_MM_ARG_START / PR_SET_MM_ARG_END, address):
+    /// where /proc/PID/cmdline is read from (include/uapi/linux/prctl.h;
+    /// needs CAP_SYS_RESOURCE).
+    public static let prSetMM: UInt64 = 35
+    public static let prSetMMArgStart: UInt64 = 8
+    public static let prSetMMArgEnd: UInt64 = 9
     /// __WCLONE: wait4 also reaps children whose exit signal is not SIGCHLD
     /// (include/uapi/linux/wait.h, wait4(2)).
     public static let waitClone: UInt64 = 0x8000_0000

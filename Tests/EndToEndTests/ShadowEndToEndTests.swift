@@ -94,6 +94,9 @@ final class ShadowEndToEndTests: XCTestCase {
         // S tells whoever looks what it is.
         XCTAssertEqual(try console.run("cat /proc/\(shadowPID)/comm").trimmingCharacters(in: .whitespacesAndNewlines),
                        ShadowStub.processName)
+        // Its command line too (the borrowed process here is root, so S may set it), not the borrowed one's.
+        XCTAssertEqual(try console.run("tr '\\0' '\\n' < /proc/\(shadowPID)/cmdline").trimmingCharacters(in: .whitespacesAndNewlines),
+                       ShadowStub.processName)
         let children = try console.run("cat /proc/\(wl)/task/*/children; echo; grep PPid /proc/\(shadowPID)/status")
         XCTAssertFalse(pids(children.components(separatedBy: "PPid").first ?? "").contains(shadowPID), children)
         XCTAssertTrue(children.contains("PPid:\t1"), "S should be reparented to init: \(children)")

@@ -121,7 +121,9 @@ final class DoubleForkTests: XCTestCase {
         XCTAssertEqual(fork.shadowRoot, 0x80_0000 + 201 * 0x1000)
         XCTAssertEqual(kernel.calls(of: 100), [LinuxABI.Syscall.clone, LinuxABI.Syscall.wait4, LinuxABI.Syscall.munmap])
         XCTAssertEqual(kernel.calls(of: 200), [LinuxABI.Syscall.clone, LinuxABI.Syscall.exit])
-        XCTAssertEqual(kernel.calls(of: 201), [LinuxABI.Syscall.setsid, LinuxABI.Syscall.rtSigprocmask, LinuxABI.Syscall.prctl])
+        // setsid, block signals, then prctl: its name, its command line's start and end.
+        XCTAssertEqual(kernel.calls(of: 201), [LinuxABI.Syscall.setsid, LinuxABI.Syscall.rtSigprocmask,
+                                               LinuxABI.Syscall.prctl, LinuxABI.Syscall.prctl, LinuxABI.Syscall.prctl])
         XCTAssertEqual(kernel.reaped, [200], "P reaped C1: no child left")
         let p = try target.registers(of: VCPUID(0))
         XCTAssertEqual(p.restoringUserState(saved), p, "P's user state is what it was")

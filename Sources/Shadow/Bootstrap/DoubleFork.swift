@@ -11,7 +11,8 @@ import Guest
 /// - C1 (new root, rax 0): `clone(SIGCHLD)` makes S (init reaps S when it
 ///   dies, as S is reparented), then `exit(0)`.
 /// - S (another new root, rax 0): `setsid`, `rt_sigprocmask(SIG_BLOCK, all)`,
-///   `prctl(PR_SET_NAME, "swvmm-shadow")`,
+///   `prctl(PR_SET_NAME, "swvmm-shadow")`, its command line the same
+///   (`prctl(PR_SET_MM, PR_SET_MM_ARG_START/END)`, when it may),
 ///   optionally `sched_setaffinity`, then into the stub with rsp in the region.
 struct DoubleFork {
     let target: Target
@@ -28,7 +29,7 @@ struct DoubleFork {
     private var childPID: Int64?
     private var childRoot: UInt64?
     private enum PStage { case cloning, waiting, unmapping, done }
-    private enum SStage { case setsid, sigmask, name, affinity, running }
+    private enum SStage { case setsid, sigmask, name, argumentsStart, argumentsEnd, affinity, running }
     private var pStage = PStage.cloning
     private var sStage: SStage?
     private var interruptedWaits = 0
@@ -145,18 +146,40 @@ struct DoubleFork {
                        [LinuxABI.prSetName, region &+ UInt64(ShadowStub.nameOffset)], on: vcpu, r)
         case .name:
             guard rax == 0 else { throw ShadowError.injectedCallFailed(call: "prctl(PR_SET_NAME) in S", errno: -rax) }
-            if pinned {
-                sStage = .affinity
-                try inject("sched_setaffinity", LinuxABI.Syscall.schedSetaffinity,
-                           [0, UInt64(ShadowStub.cpusetLength), region &+ UInt64(ShadowStub.cpusetOffset)], on: vcpu, r)
+            // Its command line too, or the guest's `ps aux` shows S with P's
+            // arguments. Start first: the new start (in the region) lies below
+            // the old end (on the stack), as the kernel requires.
+            sStage = .argumentsStart
+            try inject("prctl", LinuxABI.Syscall.prctl,
+                       [LinuxABI.prSetMM, LinuxABI.prSetMMArgStart, region &+ UInt64(ShadowStub.nameOffset), 0, 0], on: vcpu, r)
+        case .argumentsStart:
+            // Without CAP_SYS_RESOURCE (a borrowed process that is not root) S
+            // keeps P's command line: its name still says what it is.
+            if rax == 0 {
+                sStage = .argumentsEnd
+                let end = region &+ UInt64(ShadowStub.nameOffset + ShadowStub.processName.utf8.count + 1)
+                try inject("prctl", LinuxABI.Syscall.prctl, [LinuxABI.prSetMM, LinuxABI.prSetMMArgEnd, end, 0, 0], on: vcpu, r)
             } else {
-                try enterStub(vcpu, r)
+                try afterName(vcpu, r)
             }
+        case .argumentsEnd:
+            try afterName(vcpu, r)
         case .affinity:
             guard rax == 0 else { throw ShadowError.injectedCallFailed(call: "sched_setaffinity in S", errno: -rax) }
             try enterStub(vcpu, r)
         case .running, nil:
             break
+        }
+    }
+
+    /// S's last set-up step: its CPU when pinned, then the stub.
+    private mutating func afterName(_ vcpu: VCPUID, _ r: GuestRegisters) throws {
+        if pinned {
+            sStage = .affinity
+            try inject("sched_setaffinity", LinuxABI.Syscall.schedSetaffinity,
+                       [0, UInt64(ShadowStub.cpusetLength), region &+ UInt64(ShadowStub.cpusetOffset)], on: vcpu, r)
+        } else {
+            try enterStub(vcpu, r)
         }
     }
 
