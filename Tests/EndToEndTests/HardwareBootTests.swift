@@ -95,7 +95,8 @@ final class HardwareBootTests: XCTestCase {
             tokens[boot.name] = String(token)
             commandLines[boot.name] = commandLine
             batch.add(boot.name, ["--kernel", kernel, "--initrd", initrd, "--cpus", "\(boot.cpus)", "--memory", boot.memory,
-                                  "--cmdline", commandLine] + (boot.shadow ? ["--shadow"] : []))
+                                  "--cmdline", commandLine] + (boot.shadow ? ["--shadow"] : []),
+                      timeout: 240, readyMarker: "SWVMM-INIT-OK")
         }
         // A kernel that triple-faults: written where the L1 sees it (the package tree).
         let tripleFault = Swvmm.packageRoot.appendingPathComponent(".build/e2e-triple-fault.elf")
@@ -110,7 +111,7 @@ final class HardwareBootTests: XCTestCase {
         do {
             try Swvmm.requireBinary()
             // More than 3 GiB for a guest: the L1 gets 5 GiB.
-            result = .success(try KVMHost.run(batch: batch.script, memory: "5G", timeout: 1200))
+            result = .success(try KVMHost.run(batch: batch.script, memory: "5G", timeout: 1800))
         } catch {
             result = .failure(error)
         }

@@ -152,9 +152,37 @@ struct SwvmmBatch {
     private(set) var runs: [Run] = []
 
     /// Adds one swvmm run (`name`: letters, digits, '-', '.').
-    mutating func add(_ name: String, _ arguments: [String], timeout: Int = 300) {
+    ///
+    /// With `readyMarker`, the run boots a guest that prints it once ready,
+    /// and a guest that died or stalled before that (an RCU stall or soft
+    /// lockup in its log: multi-vCPU guests under QEMU/TCG hit a
+    /// cross-modifying-code race now and then, shared/PLATFORM.md) is ended
+    /// and booted once more, saying so on stderr and keeping the first
+    /// attempt's output as `NAME.first-attempt.stdout`.
+    mutating func add(_ name: String, _ arguments: [String], timeout: Int = 300, readyMarker: String? = nil) {
         precondition(name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }, "bad run name \(name)")
-        runs.append(Run(name: name, arguments: arguments, timeout: timeout, shell: nil))
+        guard let readyMarker else {
+            runs.append(Run(name: name, arguments: arguments, timeout: timeout, shell: nil))
+            return
+        }
+        let quoted = arguments.map(shellQuoted).joined(separator: " ")
+        let marker = shellQuoted(readyMarker)
+        let shell = """
+            for attempt in 1 2; do
+                timeout -k 5 \(timeout) "$swvmm" \(quoted) </dev/null >"$out.stdout" 2>"$out.stderr" & pid=$!
+                while kill -0 "$pid" 2>/dev/null; do
+                    if ! grep -q \(marker) "$out.stdout" && grep -q -E 'detected stalls|soft lockup' "$out.stdout"; then
+                        kill -TERM "$pid"; break
+                    fi
+                    sleep 2
+                done
+                wait "$pid" && status=0 || status=$?
+                if grep -q \(marker) "$out.stdout" || [ "$attempt" = 2 ]; then break; fi
+                echo "swvmm run \(name): the guest died or stalled before it was ready (status $status); booting it once more" >&2
+                cp "$out.stdout" "$out.first-attempt.stdout"
+            done
+            """
+        runs.append(Run(name: name, arguments: arguments, timeout: timeout, shell: shell))
     }
 
     /// Adds a run of swvmm that is sent SIGTERM once its stdout shows
