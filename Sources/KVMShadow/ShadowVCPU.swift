@@ -1,4 +1,4 @@
-import Glibc
+import Dispatch
 import Guest
 import Synchronization
 import VMM
@@ -16,6 +16,7 @@ public final class ShadowVCPU: Sendable {
     public let trap: SyscallTrap
     private let machine: Machine
     private let stopping = Mutex(false)
+    private let wakeUp = DispatchSemaphore(value: 0)
     private let watcher = Mutex<HostThread?>(nil)
     private let lastError = Mutex<String?>(nil)
 
@@ -30,6 +31,8 @@ public final class ShadowVCPU: Sendable {
     }
 
     private func watch() {
+        let interval = Int(Self.armingInterval.components.seconds * 1000
+                           + Self.armingInterval.components.attoseconds / 1_000_000_000_000_000)
         while !stopping.withLock({ $0 }) {
             do {
                 try trap.arm()
@@ -38,20 +41,15 @@ public final class ShadowVCPU: Sendable {
             } catch {
                 lastError.withLock { $0 = "\(error)" }
             }
-            sleep(for: Self.armingInterval)
+            // Waits the interval, or less when `finish()` signals.
+            _ = wakeUp.wait(timeout: .now() + .milliseconds(interval))
         }
-    }
-
-    private func sleep(for duration: Duration) {
-        var request = timespec(tv_sec: Int(duration.components.seconds),
-                               tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
     }
 
     /// Stops watching and says what the trap saw, and how often the other vCPUs were paused.
     public func finish() -> String {
         stopping.withLock { $0 = true }
+        wakeUp.signal()
         watcher.withLock { $0?.join(); $0 = nil }
         let counters = trap.counters
         let otherPauses = machine.vcpuHandles.filter { $0.id != index }.map(\.pauseCount).reduce(0, +)

@@ -56,6 +56,7 @@ public final class SyscallTrap: Sendable {
     public init(handle: VCPUHandle, memory: GuestMemory) {
         self.handle = handle
         self.memory = memory
+        handle.exitHandler = { [weak self] exit, vcpu in self?.take(exit, on: vcpu) ?? .notHandled }
     }
 
     /// The counters so far.
@@ -70,7 +71,6 @@ public final class SyscallTrap: Sendable {
     /// trap is armed now. Runs on the vCPU's thread (one exit of that vCPU).
     @discardableResult
     public func arm() throws -> Bool {
-        handle.exitHandler = { [self] exit, vcpu in self.take(exit, on: vcpu) }
         let armed = Mutex(false)
         let memory = self.memory
         try handle.send(.perform { [self] vcpu in
