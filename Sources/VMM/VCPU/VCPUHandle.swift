@@ -116,6 +116,8 @@ public final class VCPUHandle: Sendable {
     /// Sends `event` and waits until the vCPU's thread has carried it out;
     /// returns the state after it. A vCPU inside the guest is kicked out of
     /// KVM_RUN first, so this returns within microseconds on a live machine.
+    /// Not from the vCPU's own thread (it would wait for itself): an exit
+    /// handler returns `.pause` instead.
     /// - Throws: `VCPUControlError` when the machine has stopped, the thread
     ///   does not answer within `timeout`, or a `.perform` body fails.
     @discardableResult
