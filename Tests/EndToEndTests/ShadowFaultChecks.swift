@@ -103,19 +103,8 @@ struct ShadowFaultChecks {
             [ "$(hostname)" = "$before" ] && echo name-kept
             kill -KILL $victim
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        var arguments = ["--uts", "--pid", "--fork", "--mount-proc", "sh", "-c", script]
-        if getuid() != 0 { arguments.insert(contentsOf: ["--user", "--map-root-user"], at: 0) }
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
         let hostName = Self.hostName()
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let (text, _) = try Self.inFreshNamespaces(["--uts", "--pid", "--fork", "--mount-proc", "sh", "-c", script])
         print("[\(series)] machine calls without --allow-writes: \(text.split(separator: "\n").joined(separator: " | "))")
         for expected in ["rename=1", "kill=1", "victim-alive", "name-kept"] {
             XCTAssertTrue(text.contains(expected), "[\(series)] no '\(expected)' in\n\(text)")
@@ -134,27 +123,16 @@ struct ShadowFaultChecks {
         guard let gpid = started.components(separatedBy: "GPID=").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
             return XCTFail("[\(series)] no guest pid in \(started)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        var arguments = ["--pid", "--fork", "--mount-proc", Swvmm.binary.path, "shadow", "--gdb", guest.gdbAddress, "--allow-writes",
-                         "--", "kill", "-TERM", "\(gpid)"]
-        if getuid() != 0 { arguments.insert(contentsOf: ["--user", "--map-root-user"], at: 0) }
-        process.arguments = arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, "[\(series)] \(text)")
+        let (text, status) = try Self.inFreshNamespaces(["--pid", "--fork", "--mount-proc", Swvmm.binary.path, "shadow",
+                                                         "--gdb", guest.gdbAddress, "--allow-writes", "--", "kill", "-TERM", "\(gpid)"])
+        XCTAssertEqual(status, 0, "[\(series)] \(text)")
         var alive = true
         for _ in 0 ..< 25 where alive {
             usleep(200_000)
             alive = (try guest.processTable())[gpid] != nil
         }
         XCTAssertFalse(alive, "[\(series)] guest process \(gpid) survived kill -TERM through S")
-        print("[\(series)] kill -TERM \(gpid) with --allow-writes: status \(process.terminationStatus), guest process gone: \(!alive)")
+        print("[\(series)] kill -TERM \(gpid) with --allow-writes: status \(status), guest process gone: \(!alive)")
     }
 
     /// The guest is let run between bursts of calls: its uptime advances
@@ -167,6 +145,23 @@ struct ShadowFaultChecks {
         guard uptimes.count == 2 else { return XCTFail("[\(series)] \(result.summary)") }
         print("[\(series)] guest time during a 3 s sleep: \(uptimes[1] - uptimes[0]) s")
         XCTAssertGreaterThan(uptimes[1] - uptimes[0], 2.0, "[\(series)] the guest stood still")
+    }
+
+    /// Runs `unshare` with `arguments` (namespace flags, then the command; as
+    /// an unprivileged user, in a user namespace too) and returns its stdout
+    /// and stderr together, and its exit status.
+    static func inFreshNamespaces(_ arguments: [String]) throws -> (output: String, status: Int32) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        process.arguments = (getuid() != 0 ? ["--user", "--map-root-user"] : []) + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (text, process.terminationStatus)
     }
 
     static func hostName() -> String {
