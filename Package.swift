@@ -42,7 +42,7 @@ let package = Package(
         // A Shadow Target over the GDB remote serial protocol (QEMU's gdbstub).
         .target(name: "GDBRemote", dependencies: ["Shadow", "Guest"]),
         // Shadow context on swvmm's own machine: the dedicated vCPU and its syscall-entry trap.
-        .target(name: "KVMShadow", dependencies: ["VMM", "Guest", "CKVM"]),
+        .target(name: "KVMShadow", dependencies: ["VMM", "Guest", "CKVM", "Shadow"]),
         // The command line.
         .executableTarget(name: "swvmm", dependencies: [
             "VMM", "MicroVM", "KVMShadow", "Shadow", "GDBRemote", "Guest",
@@ -58,7 +58,7 @@ let package = Package(
         // The RSS baseline for `swvmm bench boot`: a Swift hello-world.
         .executableTarget(name: "swvmm-hello-baseline", path: "Sources/HelloBaseline"),
 
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "MicroVM", "Guest", "CKVM"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "MicroVM", "Guest", "CKVM", "KVMShadow", "Shadow"]),
         .testTarget(name: "GuestTests", dependencies: ["Guest"]),
         .testTarget(name: "ShadowTests", dependencies: ["Shadow", "GDBRemote", "Guest"]),
         // The GDB remote protocol without a guest: packets, a fake peer, target descriptions.

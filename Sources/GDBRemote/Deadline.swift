@@ -32,11 +32,3 @@ struct Deadline {
         if hasPassed { throw GDBRemoteError.timeout(waitingFor: what, seconds: seconds) }
     }
 }
-
-extension Duration {
-    /// The duration in seconds, as a Double.
-    var seconds: Double {
-        let parts = components
-        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-    }
-}

@@ -23,6 +23,15 @@ public final class SyscallTrap: Sendable {
         public var description: String { "\(address.guestHex) (out 0x\(hex(UInt64(port), width: 2)))" }
     }
 
+    /// What an interceptor sees of one trapped system call and may change:
+    /// the caller's user registers at syscall entry (rax the number, rdi,
+    /// rsi, rdx, r10, r8, r9 the arguments, rcx its return rip, r11 its
+    /// rflags, rsp its stack) and, through `cr3`, its address space. Whatever
+    /// the interceptor leaves in the general registers enters the kernel's
+    /// real entry: an unchanged value lets the call through, a changed rax and
+    /// arguments make it another call, a changed rcx returns elsewhere.
+    public typealias Interceptor = @Sendable (_ registers: inout GuestRegisters, _ vcpu: Int) -> Void
+
     /// What the trap has seen so far.
     public struct Counters: Equatable, Sendable {
         /// Times LSTAR was (re)pointed at the site.
@@ -48,7 +57,10 @@ public final class SyscallTrap: Sendable {
     private struct State {
         var site: Site?
         var realEntry: UInt64 = 0
+        /// Whether LSTAR points at the site now (`disarm()` points it back).
+        var armed = false
         var counters = Counters()
+        var interceptor: Interceptor?
     }
     private let state = Mutex(State())
 
@@ -58,6 +70,18 @@ public final class SyscallTrap: Sendable {
         self.memory = memory
         handle.exitHandler = { [weak self] exit, vcpu in self?.take(exit, on: vcpu) ?? .notHandled }
     }
+
+    /// Sees every trapped system call before it enters the kernel (nil: all
+    /// are let through unchanged). Runs on the vCPU's thread, which is out of
+    /// KVM_RUN meanwhile: it must return within about a millisecond, since
+    /// other CPUs may be spinning on an IPI to this one.
+    public var interceptor: Interceptor? {
+        get { state.withLock { $0.interceptor } }
+        set { state.withLock { $0.interceptor = newValue } }
+    }
+
+    /// Whether the trap is armed now.
+    public var isArmed: Bool { state.withLock { $0.armed } }
 
     /// The counters so far.
     public var counters: Counters { state.withLock { $0.counters } }
@@ -76,7 +100,11 @@ public final class SyscallTrap: Sendable {
         try handle.send(.perform { [self] vcpu in
             let lstar = try vcpu.modelSpecificRegisters([BootMSRs.lstar])[BootMSRs.lstar] ?? 0
             let current = state.withLock { $0.site }
-            if let current, lstar == current.address { armed.withLock { $0 = true }; return }
+            if let current, lstar == current.address {
+                state.withLock { $0.armed = true }
+                armed.withLock { $0 = true }
+                return
+            }
             // Not yet set by the kernel (early boot), or not a kernel address: wait.
             guard lstar >= Self.kernelHalf else { return }
             let sregs = try vcpu.specialRegisters()
@@ -85,6 +113,7 @@ public final class SyscallTrap: Sendable {
             state.withLock {
                 $0.site = site
                 $0.realEntry = lstar
+                $0.armed = true
                 $0.counters.armings += 1
             }
             armed.withLock { $0 = true }
@@ -92,11 +121,22 @@ public final class SyscallTrap: Sendable {
         return armed.withLock { $0 }
     }
 
+    /// Points LSTAR back at the kernel's own entry: system calls on this vCPU
+    /// no longer exit. Runs on the vCPU's thread (one exit of that vCPU).
+    public func disarm() throws {
+        try handle.send(.perform { [self] vcpu in
+            let (armed, entry) = state.withLock { ($0.armed, $0.realEntry) }
+            guard armed else { return }
+            try vcpu.setModelSpecificRegisters([(BootMSRs.lstar, entry)])
+            state.withLock { $0.armed = false }
+        })
+    }
+
     /// The exit handler: a port write at the site with a user stack is a system call.
     func take(_ exit: VMExit, on vcpu: VirtualCPU) -> ExitDisposition {
         guard case let .portIO(io) = exit, io.direction == .write,
-              let (site, entry) = state.withLock({ s in s.site.map { ($0, s.realEntry) } }),
-              io.port == UInt16(site.port), var regs = try? vcpu.registers(), regs.rip == site.address else {
+              let (site, entry, interceptor) = state.withLock({ s in s.armed ? s.site.map { ($0, s.realEntry, s.interceptor) } : nil }),
+              io.port == UInt16(site.port), let regs = try? vcpu.registers(), regs.rip == site.address else {
             return .notHandled
         }
         // `syscall` does not switch stacks: a caller's rsp is a user address.
@@ -106,8 +146,14 @@ public final class SyscallTrap: Sendable {
             return .notHandled
         }
         state.withLock { $0.counters.trapped += 1 }
-        regs.rip = entry
-        return (try? vcpu.setRegisters(regs)) == nil ? .pause : .handled
+        var next = regs
+        if let interceptor, let sregs = try? vcpu.specialRegisters() {
+            var user = GuestRegisters(regs, sregs)
+            interceptor(&user, vcpu.id)
+            next = user.applied(to: regs)
+        }
+        next.rip = entry
+        return (try? vcpu.setRegisters(next)) == nil ? .pause : .handled
     }
 
     /// The first `E6 xx` within `searchWindows` of `entry` whose port exits to

@@ -60,6 +60,7 @@ public enum LinuxABI {
         public static let lchown = 94
         public static let sysinfo = 99
         public static let ptrace = 101
+        public static let getuid = 102
         public static let syslog = 103
         public static let getppid = 110
         public static let setsid = 112

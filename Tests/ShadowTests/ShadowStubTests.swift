@@ -11,9 +11,12 @@ final class ShadowStubTests: XCTestCase {
         let stub = try ShadowStub(regionLength: 64 << 10, sleepNanoseconds: 20_000_000)
         let instructions = try Disassembler().disassemble(stub.code, address: 0x1000, maxInstructions: 32)
         XCTAssertEqual(instructions.map(\.mnemonic), ["lea", "mov", "mov", "mov", "add", "dec", "jne", "dec", "je",
-                                                       "mov", "lea", "xor", "syscall", "jmp", "mov", "xor", "syscall"])
+                                                       "mov", "lea", "xor", "syscall", "mov", "jmp", "mov", "xor", "syscall"])
         XCTAssertEqual(instructions.first { $0.isSyscall }?.address, 0x1000 + UInt64(ShadowStub.syscallOffset))
-        XCTAssertEqual(instructions.first { $0.mnemonic == "jmp" }?.address, 0x1000 + UInt64(ShadowStub.trapOffset))
+        // TRAP: the result moves to rbx, where swvmm's own executor reads it at S's next syscall entry.
+        let trap = instructions.first { $0.address == 0x1000 + UInt64(ShadowStub.trapOffset) }
+        XCTAssertEqual(trap.map { "\($0.mnemonic) \($0.operands)" }, "mov rbx, rax")
+        XCTAssertEqual(instructions.first { $0.mnemonic == "jmp" }?.address, 0x1000 + UInt64(ShadowStub.trapOffset) + 3)
         XCTAssertEqual(instructions.reduce(0) { $0 + $1.size }, stub.code.count)
     }
 

@@ -23,7 +23,10 @@
 ///            lea rdi, [rip + timespec]
 ///            xor esi, esi
 ///     SYS:   syscall
-///     TRAP:  jmp loop                      ; the trap point the executor uses
+///     TRAP:  mov rbx, rax                  ; the trap point a GDB executor uses;
+///            jmp loop                      ; rbx keeps the result for swvmm's
+///                                          ; own executor, which sees S only at
+///                                          ; its next syscall entry
 ///     exit:  mov eax, 231                  ; exit_group(0): a clean end, reaped
 ///            xor edi, edi                  ; by init (S's parent)
 ///            syscall
@@ -31,29 +34,29 @@ public struct ShadowStub: Equatable, Sendable {
     /// Header magic, "SWVMMSHD".
     public static let magic: [UInt8] = Array("SWVMMSHD".utf8)
     /// Layout version in the header; bumped when the layout changes.
-    public static let version: UInt32 = 3
+    public static let version: UInt32 = 4
     public static let headerOffset = 0x100
     static let magicOffset = headerOffset, versionOffset = headerOffset + 8
     public static let cookieOffset = headerOffset + 0x10
     public static let cookieLength = 16
-    static let timespecOffset = headerOffset + 0x20
-    static let sigsetOffset = headerOffset + 0x30
+    public static let timespecOffset = headerOffset + 0x20
+    public static let sigsetOffset = headerOffset + 0x30
     /// The idle countdown (a 64-bit count of sleeps; 0 counts down through
     /// 2^64, i.e. never ends S). An executor holding S sets it to 0 and,
     /// when it closes, to the idle timeout's count.
     public static let idleCountdownOffset = headerOffset + 0x38
-    static let cpusetOffset = headerOffset + 0x40
+    public static let cpusetOffset = headerOffset + 0x40
     /// Bytes of cpu_set_t written: 1024 CPUs (glibc's CPU_SETSIZE, sched.h).
-    static let cpusetLength = 128
+    public static let cpusetLength = 128
     /// S's process name, NUL-terminated, for prctl(PR_SET_NAME).
-    static let nameOffset = cpusetOffset + cpusetLength
+    public static let nameOffset = cpusetOffset + cpusetLength
     /// The name S shows in the guest's `ps`: what it is, for whoever looks.
     public static let processName = "swvmm-shadow"
     /// The kernel's comm length with its NUL (TASK_COMM_LEN, include/linux/sched.h).
-    static let nameLength = 16
-    static let headerEnd = nameOffset + nameLength
+    public static let nameLength = 16
+    public static let headerEnd = nameOffset + nameLength
     /// S's stack top: the end of page 1, minus a red zone's worth.
-    static let stackTop = 2 * 4096 - 128
+    public static let stackTop = 2 * 4096 - 128
     /// Where the executor's data area starts.
     public static let dataOffset = 2 * 4096
     /// Smallest region: code page, stack page, one data page.
@@ -63,11 +66,11 @@ public struct ShadowStub: Equatable, Sendable {
 
     /// Offsets in the code (see the listing above).
     public static let entryOffset = 0
-    static let loopOffset = 27
+    public static let loopOffset = 27
     public static let syscallOffset = 50
     public static let trapOffset = 52
-    static let exitOffset = 54
-    static let codeLength = 63
+    public static let exitOffset = 57
+    public static let codeLength = 66
 
     /// Total region size in bytes (a multiple of 4096).
     public let regionLength: Int
@@ -104,6 +107,7 @@ public struct ShadowStub: Equatable, Sendable {
         bytes += [0x48, 0x8D, 0x3D] + le32(Int32(ShadowStub.timespecOffset - 48)) // lea rdi, [rip + timespec]
         bytes += [0x31, 0xF6]                                          // xor esi, esi
         bytes += [0x0F, 0x05]                                          // SYS: syscall
+        bytes += [0x48, 0x89, 0xC3]                                    // TRAP: mov rbx, rax
         bytes += [0xEB, UInt8(bitPattern: Int8(ShadowStub.loopOffset - ShadowStub.exitOffset))] // TRAP: jmp loop
         bytes += [0xB8] + le32(Int32(LinuxABI.Syscall.exitGroup))      // exit: mov eax, 231
         bytes += [0x31, 0xFF]                                          // xor edi, edi

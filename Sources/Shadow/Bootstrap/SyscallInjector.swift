@@ -34,11 +34,3 @@ struct SyscallInjector {
         r.rip == returnAddress && r.inUserMode && r.root == root && r.rsp == rsp
     }
 }
-
-extension Duration {
-    /// The duration in seconds, as a Double (for messages).
-    var seconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
-    }
-}

@@ -31,10 +31,10 @@ extension GuestRegisters {
     }
 
     /// True when the vCPU was in user mode (CS RPL 3).
-    var inUserMode: Bool { UInt64(cs) & 3 == X86.userRPL }
+    public var inUserMode: Bool { UInt64(cs) & 3 == X86.userRPL }
 
     /// rax as the kernel's signed result.
-    var result: Int64 { Int64(bitPattern: rax) }
+    public var result: Int64 { Int64(bitPattern: rax) }
 
     /// The page-table root: cr3's address bits (PCID and flag bits dropped).
     ///
@@ -43,10 +43,10 @@ extension GuestRegisters {
     /// every time, so those comparisons need no KPTI case; treating both halves
     /// as one (`sameAddressSpace(_:_:allowKPTI:)`) would be wrong on guests
     /// without KPTI, where the neighbouring page can be another process's PGD.
-    var root: UInt64 { PagingContext(root: cr3, fiveLevel: false).root }
+    public var root: UInt64 { PagingContext(root: cr3, fiveLevel: false).root }
 
     /// The paging context of this vCPU (its cr3, cr4, efer).
-    var pagingContext: PagingContext {
+    public var pagingContext: PagingContext {
         get throws { try PagingContext(cr3: cr3, cr4: cr4, efer: efer) }
     }
 }

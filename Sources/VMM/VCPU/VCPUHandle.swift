@@ -83,6 +83,7 @@ public final class VCPUHandle: Sendable {
         var state: VCPUState = .running
         var pending: [Request] = []
         var pauses = 0
+        var events = 0
         var exits = 0
         var exitHandler: ExitHandler?
     }
@@ -103,6 +104,10 @@ public final class VCPUHandle: Sendable {
 
     /// How many times this vCPU went from running to paused.
     public var pauseCount: Int { mailbox.withLock { $0.pauses } }
+
+    /// How many events this vCPU's thread has carried out (each one a trip
+    /// out of the guest: a pause, a resume, a job on its thread).
+    public var eventCount: Int { mailbox.withLock { $0.events } }
 
     /// How many exits this vCPU has taken (including `.interrupted`).
     public var exitCount: Int { mailbox.withLock { $0.exits } }
@@ -142,7 +147,11 @@ public final class VCPUHandle: Sendable {
     /// Carries out every pending event, in order; returns the state to go on in.
     func takeEvents() -> VCPUState {
         while true {
-            let next: Request? = mailbox.withLock { box in box.pending.isEmpty ? nil : box.pending.removeFirst() }
+            let next: Request? = mailbox.withLock { box in
+                guard !box.pending.isEmpty else { return nil }
+                box.events += 1
+                return box.pending.removeFirst()
+            }
             guard let request = next else { return state }
             var failure: String?
             switch request.event {
