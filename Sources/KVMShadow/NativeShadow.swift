@@ -22,6 +22,8 @@ public final class NativeShadow: Sendable {
         public var borrowedPID: Int64
         /// Candidates turned down (PID 1, not root...).
         public var rejectedCandidates: Int
+        /// Why the previous S was replaced (nil: there was none).
+        public var replaced: String?
     }
 
     let machine: Machine
@@ -45,8 +47,10 @@ public final class NativeShadow: Sendable {
     /// The executor for the current S, made first if needed (then with how).
     public func executor() throws -> (NativeShadowExecutor, BuildReport?) {
         try building.withLock { _ in
-            if let executor = current.withLock({ $0 }), executor.failure == nil { return (executor, nil) }
-            let (executor, report) = try build()
+            let previous = current.withLock { $0 }
+            if let previous, previous.checkPresence() == nil { return (previous, nil) }
+            var (executor, report) = try build()
+            report.replaced = previous?.failure.map { "\($0)" }
             current.withLock { $0 = executor }
             return (executor, report)
         }
@@ -99,7 +103,9 @@ public final class NativeShadow: Sendable {
         try waitForBorrowedProcess(bootstrap, others: others)
         let shadow = try waitForShadow(bootstrap)
         let executor = NativeShadowExecutor(shadow: shadow, region: bootstrap.region, memory: machine.memory,
-                                            timeout: configuration.callTimeout)
+                                            timeout: configuration.callTimeout) { [self] in
+            (shadowVCPUExits, interruptionsOfOtherVCPUs)
+        }
         shadowTrap.interceptor = { registers, vcpu in executor.intercept(&registers, vcpu: vcpu) }
         try executor.identify()
         return (executor, BuildReport(total: clock.now - start, borrowedPID: shadow.borrowedPID,

@@ -64,7 +64,12 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
     private let requestReady = DispatchSemaphore(value: 0)
     private let resultReady = DispatchSemaphore(value: 0)
 
-    init(shadow: ShadowProcess, region: NativeRegion, memory: GuestMemory, timeout: Duration) {
+    /// Exits of the dedicated vCPU, and interruptions of the others, so far.
+    private let machineCounters: @Sendable () -> (shadowVCPUExits: Int, otherInterruptions: Int)
+
+    init(shadow: ShadowProcess, region: NativeRegion, memory: GuestMemory, timeout: Duration,
+         machineCounters: @escaping @Sendable () -> (shadowVCPUExits: Int, otherInterruptions: Int)) {
+        self.machineCounters = machineCounters
         self.region = region
         self.memory = memory
         self.timeout = timeout
@@ -77,6 +82,18 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
     public var statistics: NativeExecutorStatistics { state.withLock { $0.statistics } }
     /// Why the executor can no longer be used (S gone, tampered with, stuck), or nil.
     public var failure: ShadowError? { state.withLock { $0.failure } }
+
+    /// Fails the executor when S has not trapped for longer than S ever
+    /// sleeps (killed or stopped in the guest); returns the failure, if any.
+    func checkPresence() -> ShadowError? {
+        let now = ContinuousClock().now
+        return state.withLock { s in
+            if s.failure == nil, s.inFlight == nil, now - s.lastSeen > Self.absenceLimit {
+                s.failure = .stale(pid: s.shadow.pid, reason: "it has not come back to its loop for \(Self.absenceLimit) (killed or stopped in the guest)")
+            }
+            return s.failure
+        }
+    }
 
     /// Asks S its pid (the first call; it also proves S answers).
     func identify() throws {
@@ -136,6 +153,16 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
             }
             if let outcome { return try outcome.get() }
         }
+    }
+
+    /// Calls, exits of the dedicated vCPU (`transitions`), interruptions of
+    /// the guest's own vCPUs, and S's traps, restarts and expired holds.
+    public var measurements: [String: Int] {
+        let s = statistics
+        let machine = machineCounters()
+        return [ExecutorMeasurement.calls: s.calls, ExecutorMeasurement.transitions: machine.shadowVCPUExits,
+                ExecutorMeasurement.otherVCPUInterruptions: machine.otherInterruptions,
+                "S traps": s.shadowTraps, "restarts": s.restarts, "expired holds": s.expiredHolds]
     }
 
     /// No call is coming soon: S goes back to its own sleep between traps.

@@ -9,8 +9,11 @@ import VMM
 /// sees. The guest's other vCPUs are never touched: their pauses are counted
 /// so that this can be checked.
 public final class ShadowVCPU: Sendable {
-    /// How often the trap checks that LSTAR still points at it (one exit of the shadow vCPU each time).
+    /// How often the trap looks for the guest kernel's entry while it is not
+    /// armed yet, and how often it checks LSTAR still points at it once armed
+    /// (one exit of the shadow vCPU each time, counted in its exits per call).
     static let armingInterval: Duration = .milliseconds(200)
+    static let checkingInterval: Duration = .seconds(2)
 
     public let index: Int
     public let trap: SyscallTrap
@@ -31,18 +34,18 @@ public final class ShadowVCPU: Sendable {
     }
 
     private func watch() {
-        let interval = Int(Self.armingInterval.components.seconds * 1000
-                           + Self.armingInterval.components.attoseconds / 1_000_000_000_000_000)
         while !stopping.withLock({ $0 }) {
+            var armed = false
             do {
-                try trap.arm()
+                armed = try trap.arm()
             } catch VCPUControlError.stopped {
                 return
             } catch {
                 lastError.withLock { $0 = "\(error)" }
             }
             // Waits the interval, or less when `finish()` signals.
-            _ = wakeUp.wait(timeout: .now() + .milliseconds(interval))
+            let interval = armed ? Self.checkingInterval : Self.armingInterval
+            _ = wakeUp.wait(timeout: .now() + .milliseconds(Int(interval.seconds * 1000)))
         }
     }
 

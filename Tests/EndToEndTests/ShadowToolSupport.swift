@@ -75,8 +75,15 @@ final class BackgroundSwvmm: @unchecked Sendable {
     }
 }
 
+/// A guest's console: a shell command typed there, its output and status.
+protocol GuestConsole {
+    func run(_ command: String, timeout: TimeInterval) throws -> (output: String, status: Int32)
+}
+
+extension ReferenceGuest: GuestConsole {}
+
 /// The guest's console, with the parsers the ground truth needs.
-extension ReferenceGuest {
+extension GuestConsole {
     /// Output of a console command that must succeed.
     func text(_ command: String, timeout: TimeInterval = 30) throws -> String {
         let (output, status) = try run(command, timeout: timeout)

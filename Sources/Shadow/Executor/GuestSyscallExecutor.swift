@@ -25,8 +25,26 @@ public protocol GuestSyscallExecutor: AnyObject {
     /// No call is coming soon: let the guest run until the next one (which
     /// then waits for S again). Executors without a guest to hold do nothing.
     func idle() throws
+    /// What the calls have cost the guest so far, by name (guest stops of a
+    /// GDB target; exits of the shadow vCPU and interruptions of the others
+    /// on swvmm's own machine). Counters only grow: a run's cost is the
+    /// difference between readings before and after it.
+    var measurements: [String: Int] { get }
 }
 
 extension GuestSyscallExecutor {
     public func idle() throws {}
+    public var measurements: [String: Int] { [:] }
+}
+
+/// Names of `GuestSyscallExecutor.measurements` that more than one executor reports.
+public enum ExecutorMeasurement {
+    /// System calls run in the guest.
+    public static let calls = "calls"
+    /// Times the guest (a GDB target) or the shadow vCPU (swvmm's machine)
+    /// left guest execution for the host: the cost a call is counted in.
+    public static let transitions = "transitions"
+    /// Interruptions of the guest's own vCPUs (swvmm's machine), which native
+    /// shadow context promises never happen while S serves.
+    public static let otherVCPUInterruptions = "other vCPU interruptions"
 }

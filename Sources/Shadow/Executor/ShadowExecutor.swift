@@ -123,6 +123,11 @@ public final class ShadowExecutor: GuestSyscallExecutor {
         } }
     }
 
+    public var measurements: [String: Int] {
+        let s = statistics
+        return [ExecutorMeasurement.calls: s.calls, ExecutorMeasurement.transitions: s.stops]
+    }
+
     // MARK: life cycle
 
     /// Ends a burst: removes the trap breakpoint and lets the guest (and S's
