@@ -48,6 +48,53 @@ final class ControlServerTests: XCTestCase {
         XCTAssertTrue(run.diagnostics.contains { $0.contains("sethostname") }, "\(run.diagnostics)")
     }
 
+    func testTheGuestIsLetRunBetweenBurstsOfARemoteRun() throws {
+        let directory = try TemporarySocketDirectory()
+        let executor = QuietPeriodTests.TimedExecutor()
+        // No release hook: every idle recorded comes from the serve loop's quiet period.
+        let server = try ShadowControlServer(socketPath: directory.socketPath, provider: { executor }, release: { _ in },
+                                             log: { _ in })
+        try server.start()
+        let run = ControlHarness.client(at: directory.socketPath,
+                                        ["sh", "-c", "cat /proc/version >/dev/null; sleep 0.3; cat /proc/version >/dev/null"])
+        server.stop()
+        XCTAssertEqual(run.exit, .exited(0), "\(String(describing: run.error))")
+        let events = executor.events
+        let firstIdle = try XCTUnwrap(events.firstIndex(of: .idle), "\(events)")
+        XCTAssertTrue(events[..<firstIdle].allSatisfy { $0 == .call })
+        XCTAssertTrue(events[firstIdle...].contains(.call), "a second burst after the guest was let run: \(events)")
+    }
+
+    func testFdsThatAreNotAnInspectorsAreRefused() throws {
+        let directory = try TemporarySocketDirectory()
+        let log = LineLog()
+        let server = try ControlHarness.server(at: directory.socketPath, log: log)
+        defer { server.stop() }
+        let path = directory.socketPath
+        let connection = try ControlSocket.connect(path: path)
+        defer { close(connection) }
+        try ControlSocket.send(.request(InspectorRequest(command: "x")), on: connection, path: path)
+        var refusal: String?
+        var sent = false
+        while refusal == nil {
+            guard case let .message(message, _) = try ControlSocket.receive(on: connection, timeoutMilliseconds: 5000, path: path) else {
+                return XCTFail("the server said nothing")
+            }
+            switch message {
+            case .ready where !sent:
+                // Two fds of this process's own, passed off as a listener and a pidfd.
+                let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                defer { close(null) }
+                try ControlSocket.send(.inspector(pid: getpid()), on: connection, fds: [null, null], path: path)
+                sent = true
+            case let .refused(reason): refusal = reason
+            default: break
+            }
+        }
+        XCTAssertTrue(sent)
+        XCTAssertTrue(refusal?.contains("seccomp listener") ?? false, refusal ?? "")
+    }
+
     func testASecondClientWaitsForItsTurn() throws {
         let directory = try TemporarySocketDirectory()
         let server = try ControlHarness.server(at: directory.socketPath)
@@ -175,6 +222,35 @@ final class ControlServerTests: XCTestCase {
         XCTAssertTrue(message.contains("swvmm is stopping") || message.contains("went away"), message)
         XCTAssertFalse(ControlHarness.stillExists(inspector), "the command outlived the run")
         XCTAssertFalse(ControlHarness.stillExists(-inspector), "what the command started outlived the run")
+    }
+
+    func testAClientThatGoesAwayTakesItsCommandWithIt() throws {
+        let directory = try TemporarySocketDirectory()
+        let server = try ControlHarness.server(at: directory.socketPath)
+        defer { server.stop() }
+        // The client's half by hand, so that it can vanish mid-run.
+        let path = directory.socketPath
+        let connection = try ControlSocket.connect(path: path)
+        try ControlSocket.send(.request(InspectorRequest(command: "sleep")), on: connection, path: path)
+        var range: GuestFdRange?
+        while range == nil {
+            guard case let .message(message, _) = try ControlSocket.receive(on: connection, timeoutMilliseconds: 5000, path: path) else {
+                close(connection)
+                return XCTFail("no go-ahead")
+            }
+            if case let .ready(r) = message { range = r }
+        }
+        let process = try InspectorProcess.spawn(arguments: ["sleep", "30"], environment: SupervisorHarness.environment,
+                                                 filter: try SeccompFilter.build(range: range!), noRandomize: false,
+                                                 minimumOpenFiles: Int(range!.upperBound))
+        try ControlSocket.send(.inspector(pid: process.pid), on: connection, fds: [process.listener, process.pidfd], path: path)
+        usleep(100_000)
+        let start = monotonicNanoseconds()
+        close(connection)
+        XCTAssertEqual(try process.wait(), .signaled(SIGKILL))
+        XCTAssertLessThan(monotonicNanoseconds() - start, 5_000_000_000, "the server did not end the command")
+        // And the server is free for the next client.
+        XCTAssertEqual(ControlHarness.client(at: path, ["true"]).exit, .exited(0))
     }
 
     func testAPeerOfAnotherUserIsRefused() throws {

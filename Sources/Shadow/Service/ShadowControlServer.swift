@@ -184,11 +184,24 @@ public final class ShadowControlServer: @unchecked Sendable {
         let supervisor = Supervisor(executor: executor, configuration: settings)
         do {
             _ = try supervisor.serve(inspector: inspector, endingWhenReadable: [connection, wake.read])
-            tell(connection, .finished(failure: isStopped ? "swvmm is stopping (the VM is shutting down)" : nil))
+            if isStopped {
+                tell(connection, .finished(failure: "swvmm is stopping (the VM is shutting down)"))
+            } else if !Self.isReadable(connection) {
+                tell(connection, .finished(failure: nil))
+            }
+            // Else the client hung up (or broke the protocol mid-run): there is no one to tell.
         } catch {
             log("swvmm: the run of \(request.command) for pid \(peer.pid) failed: \(error)")
             tell(connection, .finished(failure: "\(error)"))
         }
+    }
+}
+
+extension ShadowControlServer {
+    /// Whether `fd` has data or a hang-up waiting, without waiting.
+    static func isReadable(_ fd: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) > 0
     }
 }
 
