@@ -54,20 +54,7 @@ static void child_fail(int report_fd, int stage) {
 
 static int send_fd(int sock, int fd) {
     char byte = 'L';
-    struct iovec iov = { &byte, 1 };
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } control;
-    memset(&control, 0, sizeof control);
-    struct msghdr msg = {0};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+    return cshadow_send_message(sock, &byte, 1, &fd, 1) == 1 ? 0 : -1;
 }
 
 // Prepares the child up to and including the filter; returns the listener.
@@ -118,24 +105,13 @@ static int child_install(int report_fd, int sock,
 
 static int recv_fd(int sock) {
     char byte;
-    struct iovec iov = { &byte, 1 };
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } control;
-    struct msghdr msg = {0};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    ssize_t n;
-    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-    if (n <= 0) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-        c->cmsg_len != CMSG_LEN(sizeof(int))) {
-        errno = EPROTO;
+    int fd = -1, count = 0;
+    long n = cshadow_recv_message(sock, &byte, 1, &fd, 1, &count);
+    if (n <= 0 || count != 1) {
+        if (count == 1) close(fd);
+        errno = n < 0 ? (int)-n : EPROTO;
         return -1;
     }
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
     return fd;
 }
 
