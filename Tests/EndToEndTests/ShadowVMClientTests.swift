@@ -70,4 +70,36 @@ final class ShadowVMClientTests: XCTestCase {
         XCTAssertEqual(result.stderrLines, ["swvmm: the VM at \(socketPath) cannot run the command: native shadow executor not available yet"],
                        result.summary)
     }
+
+    func testSwvmmRunShadowServesItsSocketAndRemovesItAtExit() throws {
+        try Swvmm.requireBinaryAndKVM()
+        // A kernel that spins (jmp $): the VM runs until it is told to stop.
+        let kernel = try scratch.file("spin.elf", MicroKernel(code: [0xEB, 0xFE]).elf)
+        let vm = VMRun()
+        let finished = DispatchSemaphore(value: 0)
+        let arguments = ["--kernel", kernel, "--shadow", "--api-socket", socketPath]
+        let thread = Thread {
+            vm.result = try? Swvmm.run(arguments, timeout: 60, signal: (SIGTERM, after: 6))
+            finished.signal()
+        }
+        thread.start()
+        var info = stat()
+        for _ in 0..<100 where lstat(socketPath, &info) != 0 { usleep(50_000) }
+        XCTAssertEqual(info.st_mode & S_IFMT, S_IFSOCK, "no socket at \(socketPath)")
+        XCTAssertEqual(info.st_mode & 0o777, 0o600)
+        let client = try Swvmm.run(["shadow", "--vm", socketPath, "--", "true"], timeout: 30)
+        XCTAssertEqual(client.status, 1, client.summary)
+        XCTAssertEqual(client.stderrLines.count, 1, client.summary)
+        XCTAssertTrue(client.stderr.contains("cannot run the command: native shadow executor not available yet"), client.summary)
+        finished.wait()
+        let result = try XCTUnwrap(vm.result)
+        Swvmm.assertEndedCleanly(result)
+        XCTAssertTrue(result.stderr.contains("swvmm: shadow control socket \(socketPath)"), result.summary)
+        XCTAssertEqual(lstat(socketPath, &info), -1, "the socket outlived swvmm")
+    }
+}
+
+/// The result of a `swvmm run` on another thread, read after it signalled.
+private final class VMRun: @unchecked Sendable {
+    var result: Swvmm.Result?
 }
