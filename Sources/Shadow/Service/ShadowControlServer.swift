@@ -74,8 +74,10 @@ public final class ShadowControlServer: @unchecked Sendable {
     }
 
     /// Stops serving: an inspector being served is killed (its client then
-    /// reports that swvmm went away), the socket file is removed (when it is
-    /// still ours) and the thread joined. Safe to call more than once.
+    /// reports that swvmm is stopping), the socket file is removed (when it
+    /// is still ours) and the thread joined; a provider call in progress is
+    /// waited for (the provider should fail fast once the VM stops). Safe to
+    /// call more than once.
     public func stop() {
         let first = stopped.withLock { wasStopped in
             defer { wasStopped = true }
