@@ -64,6 +64,8 @@ struct ShadowCommand: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
+        // The passthrough argument takes a --help given without --gdb or --vm.
+        if let first = command.first, ["--help", "-h"].contains(first) { throw CleanExit.helpRequest(self) }
         guard (gdbAddress == nil) != (vmSocket == nil) else {
             throw ValidationError("give exactly one of --gdb ADDRESS (a QEMU gdbstub) and --vm SOCKET (a swvmm VM run with --shadow)")
         }

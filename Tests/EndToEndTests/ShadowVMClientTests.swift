@@ -42,6 +42,18 @@ final class ShadowVMClientTests: XCTestCase {
         XCTAssertEqual(result.stderrLines, ["swvmm: no socket at \(path): is a swvmm VM running with --shadow?"], result.summary)
     }
 
+    func testExactlyOneOfGdbAndVm() throws {
+        for arguments in [["shadow", "--vm", socketPath, "--gdb", "unix:/nonexistent", "--", "true"], ["shadow", "--", "true"]] {
+            let result = try Swvmm.run(arguments, timeout: 30)
+            Swvmm.assertEndedCleanly(result)
+            XCTAssertEqual(result.status, 64, result.summary)
+            XCTAssertTrue(result.stderr.contains("give exactly one of --gdb ADDRESS (a QEMU gdbstub) and --vm SOCKET"), result.summary)
+        }
+        let help = try Swvmm.run(["shadow", "--help"], timeout: 30)
+        XCTAssertEqual(help.status, 0, help.summary)
+        XCTAssertTrue(help.stdout.contains("--vm <socket>"), help.summary)
+    }
+
     func testAToolRunsThroughTheVMsServer() throws {
         let executor = LocalExecutor()
         let server = try ShadowControlServer(socketPath: socketPath, provider: { executor }, log: { _ in })
