@@ -86,7 +86,7 @@ clean:
 # CI runs a short pass: make fuzz FUZZ_SECONDS=10.
 FUZZ_SCRATCH := .build-fuzz
 FUZZ_BINARY := $(FUZZ_SCRATCH)/release/swvmm-fuzz
-FUZZ_TARGETS := bzimage elf gdb-packets gdb-stop-registers target-xml syscall-marshalling
+FUZZ_TARGETS := bzimage elf gdb-packets gdb-stop-registers target-xml syscall-marshalling control-messages
 FUZZ_SECONDS ?= 60
 
 fuzz-build:

@@ -17,6 +17,7 @@ let fuzzTargets: [String: FuzzTarget] = [
     "gdb-stop-registers": fuzzStopRepliesAndRegisters,
     "target-xml": fuzzTargetDescription,
     "syscall-marshalling": fuzzSyscallMarshalling,
+    "control-messages": fuzzControlMessage,
 ]
 
 /// Stops the run with `message` when an invariant does not hold: libFuzzer

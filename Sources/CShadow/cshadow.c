@@ -54,26 +54,16 @@ static void child_fail(int report_fd, int stage) {
 
 static int send_fd(int sock, int fd) {
     char byte = 'L';
-    struct iovec iov = { &byte, 1 };
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } control;
-    memset(&control, 0, sizeof control);
-    struct msghdr msg = {0};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+    return cshadow_send_message(sock, &byte, 1, &fd, 1) == 1 ? 0 : -1;
 }
 
 // Prepares the child up to and including the filter; returns the listener.
 static int child_install(int report_fd, int sock,
                          const struct sock_filter *filter, unsigned short len,
-                         int no_randomize, unsigned long min_nofile) {
+                         int no_randomize, unsigned long min_nofile, int ptracer) {
+    // Before the filter, which may trap prctl. EINVAL (no Yama in this
+    // kernel) needs no ptracer; nothing else can go wrong worth stopping for.
+    if (ptracer > 0) prctl(PR_SET_PTRACER, (unsigned long)ptracer, 0, 0, 0);
     // A forked thread keeps the parent's signal mask; the inspector should
     // start like a normal process.
     sigset_t none;
@@ -115,24 +105,13 @@ static int child_install(int report_fd, int sock,
 
 static int recv_fd(int sock) {
     char byte;
-    struct iovec iov = { &byte, 1 };
-    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } control;
-    struct msghdr msg = {0};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    ssize_t n;
-    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-    if (n <= 0) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-        c->cmsg_len != CMSG_LEN(sizeof(int))) {
-        errno = EPROTO;
+    int fd = -1, count = 0;
+    long n = cshadow_recv_message(sock, &byte, 1, &fd, 1, &count);
+    if (n <= 0 || count != 1) {
+        if (count == 1) close(fd);
+        errno = n < 0 ? (int)-n : EPROTO;
         return -1;
     }
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
     return fd;
 }
 
@@ -167,7 +146,8 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
                                          const struct sock_filter *filter,
                                          unsigned short filter_len, int no_randomize,
                                          unsigned long min_nofile, long nr,
-                                         unsigned long count, const int *stdio, int terminal) {
+                                         unsigned long count, const int *stdio, int terminal,
+                                         int ptracer) {
     int sv[2], ep[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return failed(CSHADOW_STAGE_SOCKETPAIR, errno);
@@ -192,7 +172,7 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
             if (stdio[i] >= 0 && stdio[i] != i && dup2(stdio[i], i) < 0)
                 child_fail(ep[1], CSHADOW_STAGE_STDIO);
         }
-        child_install(ep[1], sv[1], filter, filter_len, no_randomize, min_nofile);
+        child_install(ep[1], sv[1], filter, filter_len, no_randomize, min_nofile, ptracer);
         if (mode == 1) {
             // No exec closes the report pipe here: close it, or the parent
             // waits on it forever while the loop waits on the parent.
@@ -240,14 +220,15 @@ static struct cshadow_spawn_result spawn(int mode, const char *path,
 struct cshadow_spawn_result cshadow_spawn_filtered(
     const char *path, char *const argv[], char *const envp[],
     const struct sock_filter *filter, unsigned short filter_len,
-    int no_randomize, unsigned long min_nofile, const int stdio[3], int terminal) {
-    return spawn(0, path, argv, envp, filter, filter_len, no_randomize, min_nofile, 0, 0, stdio, terminal);
+    int no_randomize, unsigned long min_nofile, const int stdio[3], int terminal,
+    int ptracer) {
+    return spawn(0, path, argv, envp, filter, filter_len, no_randomize, min_nofile, 0, 0, stdio, terminal, ptracer);
 }
 
 struct cshadow_spawn_result cshadow_spawn_syscall_loop(
     const struct sock_filter *filter, unsigned short filter_len,
     long nr, unsigned long count) {
-    return spawn(1, NULL, NULL, NULL, filter, filter_len, 0, 0, nr, count, NULL, -1);
+    return spawn(1, NULL, NULL, NULL, filter, filter_len, 0, 0, nr, count, NULL, -1, 0);
 }
 
 long cshadow_vm_read(int pid, void *local, size_t len, uint64_t remote) {
@@ -279,5 +260,82 @@ long cshadow_raw_syscall(long nr, uint64_t a0, uint64_t a1, uint64_t a2,
 
 int cshadow_open(const char *path, int flags, unsigned mode) {
     int fd = open(path, flags, mode);
+    return fd < 0 ? -errno : fd;
+}
+
+int cshadow_pidfd_send_signal(int pidfd, int signal) {
+    return syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0) == 0 ? 0 : -errno;
+}
+
+// Room for the most fds one control message carries (the inspector's listener and pidfd).
+#define CSHADOW_MAX_MESSAGE_FDS 4
+
+long cshadow_send_message(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+    if (nfds < 0 || nfds > CSHADOW_MAX_MESSAGE_FDS) return -EINVAL;
+    struct iovec iov = { (void *)buf, len };
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * CSHADOW_MAX_MESSAGE_FDS)]; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (nfds > 0) {
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    }
+    ssize_t n;
+    do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+long cshadow_recv_message(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds) {
+    *nfds = 0;
+    struct iovec iov = { buf, len };
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * CSHADOW_MAX_MESSAGE_FDS)]; } control;
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t n;
+    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    int received[CSHADOW_MAX_MESSAGE_FDS];
+    int count = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t bytes = c->cmsg_len - CMSG_LEN(0);
+        for (size_t i = 0; i < bytes / sizeof(int) && count < CSHADOW_MAX_MESSAGE_FDS; i++)
+            memcpy(&received[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || count > max_fds) {
+        for (int i = 0; i < count; i++) close(received[i]);
+        return -EMSGSIZE;
+    }
+    for (int i = 0; i < count; i++) fds[i] = received[i];
+    *nfds = count;
+    return n;
+}
+
+int cshadow_peer_credentials(int sock, int *pid, unsigned *uid, unsigned *gid) {
+    struct ucred cred;
+    socklen_t size = sizeof cred;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0) return -errno;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    *gid = cred.gid;
+    return 0;
+}
+
+int cshadow_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+int cshadow_accept_cloexec(int sock) {
+    int fd = accept4(sock, NULL, NULL, SOCK_CLOEXEC);
     return fd < 0 ? -errno : fd;
 }

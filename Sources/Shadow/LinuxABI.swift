@@ -64,7 +64,9 @@ public enum LinuxABI {
         public static let syslog = 103
         public static let getppid = 110
         public static let setsid = 112
+        public static let setresuid = 117
         public static let getpgid = 121
+        public static let setfsuid = 122
         public static let getsid = 124
         public static let rtSigqueueinfo = 129
         public static let utime = 132

@@ -57,15 +57,8 @@ public struct ShadowStateFile {
     /// user's and closed to others (it lives in a shared /tmp).
     private func checkedDirectory() throws -> String {
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
-        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw ShadowError.stateFile(path: path, reason: "cannot create \(directory): \(errnoText(errno))")
-        }
-        var info = stat()
-        guard lstat(directory, &info) == 0 else {
-            throw ShadowError.stateFile(path: path, reason: "\(directory): \(errnoText(errno))")
-        }
-        guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == getuid(), info.st_mode & 0o077 == 0 else {
-            throw ShadowError.stateFile(path: path, reason: "\(directory) is not a directory of this user closed to others")
+        if let reason = preparePrivateDirectory(directory) {
+            throw ShadowError.stateFile(path: path, reason: reason)
         }
         return directory
     }

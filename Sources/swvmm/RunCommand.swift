@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import KVMShadow
+import Shadow
 import VMM
 
 /// `swvmm run` (the default): boot a Linux kernel with the terminal as its serial console.
@@ -36,6 +37,15 @@ struct RunCommand: ParsableCommand {
         discussion: "The other vCPUs are never stopped for it. On exit swvmm reports the trap's counts."))
     var shadow = false
 
+    @Option(name: .customLong("api-socket"), help: ArgumentHelp(
+        "With --shadow: the control socket for swvmm shadow --vm (default: a per-VM socket in $XDG_RUNTIME_DIR/swvmm, or /tmp/swvmm-UID).",
+        valueName: "path"))
+    var apiSocket: String?
+
+    func validate() throws {
+        if apiSocket != nil && !shadow { throw ValidationError("--api-socket needs --shadow (the socket serves swvmm shadow --vm)") }
+    }
+
     @Flag(help: .private)
     var exitAtFirstEntry = false
 
@@ -59,6 +69,10 @@ struct RunCommand: ParsableCommand {
         printError("swvmm: \(configuration.memory) RAM, \(configuration.cpuCount) vCPU(s), command line: \(machine.effectiveCommandLine)")
         // Started after the stop signals are blocked: its thread inherits the mask.
         let shadowVCPU = try reportingErrors { try configuration.shadowVCPUIndex.map { try ShadowVCPU(machine: machine, index: $0) } }
+        // Also started after the stop signals are blocked; stopped (the
+        // socket removed) on every way out of this function.
+        let controlServer = try reportingErrors { try shadowVCPU.map { try startControlServer(machine: machine, shadowVCPU: $0) } }
+        defer { controlServer?.stop() }
 
         let console = try reportingErrors {
             try TerminalConsole(input: machine.serial, onQuit: { machine.stop(.stoppedByUser("Ctrl-A x on the console")) })
@@ -76,5 +90,22 @@ struct RunCommand: ParsableCommand {
         console.stop()
         printError("swvmm: \(outcome)")
         throw ExitCode(outcome.exitStatus)
+    }
+
+    /// The control socket `swvmm shadow --vm` reaches this VM through; its path goes to stderr.
+    private func startControlServer(machine: Machine, shadowVCPU: ShadowVCPU) throws -> ShadowControlServer {
+        let path: String
+        if let apiSocket {
+            path = apiSocket
+        } else {
+            let runtimeDirectory = getenv("XDG_RUNTIME_DIR").map { String(cString: $0) }
+            try ControlSocket.prepareDirectory(ControlSocket.defaultDirectory(runtimeDirectory: runtimeDirectory))
+            path = ControlSocket.defaultPath(runtimeDirectory: runtimeDirectory)
+        }
+        let server = try ShadowControlServer(socketPath: path,
+                                             provider: nativeShadowExecutorProvider(machine: machine, shadowVCPU: shadowVCPU))
+        try server.start()
+        printError("swvmm: shadow control socket \(path) (swvmm shadow --vm \(path) -- COMMAND)")
+        return server
     }
 }

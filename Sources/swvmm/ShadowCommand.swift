@@ -12,20 +12,24 @@ struct ShadowCommand: ParsableCommand {
         commandName: "shadow",
         abstract: "Run a host command so that what it asks about the machine is answered by a guest's kernel.",
         discussion: """
-        Example: swvmm shadow --gdb unix:/tmp/guest/gdb.sock -- ps aux
+        Examples: swvmm shadow --gdb unix:/tmp/guest/gdb.sock -- ps aux
+                  swvmm shadow --vm $XDG_RUNTIME_DIR/swvmm/vm-PID.sock -- ps aux
 
         The command's system calls about the machine (opening /proc, /sys, /etc/passwd, reading them, uname, sysinfo, statfs) run inside the guest through a shadow process that swvmm plants there without an agent or kernel symbols. Everything else (the command's libraries, memory, terminal) stays local. The guest is read-only unless --allow-writes.
 
         Calls that act on the machine or on other processes (kill, sethostname, settimeofday, umount, syslog clearing, ...) never run on this host: reads go to the guest, changes go to the guest with --allow-writes and fail with EPERM otherwise; calls swvmm does not know fail with ENOSYS. Only calls about the command's own processes run locally.
 
-        The shadow process stays in the guest between runs (found again through /tmp/swvmm-UID, by the gdbstub's identity) and ends itself after --shadow-idle-timeout seconds without a run; --stop-shadow ends it now.
+        With --gdb, the shadow process stays in the guest between runs (found again through /tmp/swvmm-UID, by the gdbstub's identity) and ends itself after --shadow-idle-timeout seconds without a run; --stop-shadow ends it now. With --vm, the swvmm that runs the VM (swvmm --kernel ... --shadow, which prints its socket's path) keeps the shadow process and serves the command; one command at a time per VM.
 
         The exit status is the command's; 1 when swvmm cannot start it or reach the guest.
         """
     )
 
     @Option(name: .customLong("gdb"), help: ArgumentHelp("The guest's gdbstub: unix:PATH or tcp:HOST:PORT (e.g. QEMU's -gdb).", valueName: "address"))
-    var gdbAddress: String
+    var gdbAddress: String?
+
+    @Option(name: .customLong("vm"), help: ArgumentHelp("The control socket of a swvmm VM started with --shadow.", valueName: "socket"))
+    var vmSocket: String?
 
     @Option(name: .customLong("guest-path"), help: ArgumentHelp("Also take this path from the guest (repeatable).", valueName: "path"))
     var guestPaths: [String] = []
@@ -40,9 +44,9 @@ struct ShadowCommand: ParsableCommand {
     var verbose = false
 
     @Option(name: .customLong("shadow-idle-timeout"),
-            help: ArgumentHelp("The shadow process ends itself after this many seconds without a run (0: never).",
+            help: ArgumentHelp("With --gdb: the shadow process ends itself after this many seconds without a run (0: never; default \(Int(ShadowConfiguration.defaultIdleTimeout.components.seconds))).",
                                valueName: "seconds"))
-    var shadowIdleTimeout: Int = Int(ShadowConfiguration.defaultIdleTimeout.components.seconds)
+    var shadowIdleTimeout: Int?
 
     @Flag(name: .customLong("stop-shadow"), help: "End the guest's shadow process for this gdbstub (no command is run).")
     var stopShadow = false
@@ -60,7 +64,15 @@ struct ShadowCommand: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        guard shadowIdleTimeout >= 0 else { throw ValidationError("--shadow-idle-timeout must be 0 or more seconds") }
+        // The passthrough argument takes a --help given without --gdb or --vm.
+        if let first = command.first, ["--help", "-h"].contains(first) { throw CleanExit.helpRequest(self) }
+        guard (gdbAddress == nil) != (vmSocket == nil) else {
+            throw ValidationError("give exactly one of --gdb ADDRESS (a QEMU gdbstub) and --vm SOCKET (a swvmm VM run with --shadow)")
+        }
+        if vmSocket != nil && shadowIdleTimeout != nil {
+            throw ValidationError("--shadow-idle-timeout applies to --gdb only: with --vm, the VM's swvmm keeps the shadow process")
+        }
+        guard (shadowIdleTimeout ?? 0) >= 0 else { throw ValidationError("--shadow-idle-timeout must be 0 or more seconds") }
         // A relative path would be taken from /, not from the current directory: refuse it.
         for (option, paths) in [("--guest-path", guestPaths), ("--local-path", localPaths)] {
             if let relative = paths.first(where: { !$0.hasPrefix("/") }) {
@@ -73,11 +85,17 @@ struct ShadowCommand: ParsableCommand {
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
         if stopShadow {
             guard arguments.isEmpty else { throw ValidationError("--stop-shadow runs no command") }
-            return try endShadow()
+            guard let gdbAddress else {
+                printError("swvmm: --stop-shadow with --vm is not supported yet: the VM's shadow process ends with the VM")
+                throw ExitCode(ExitStatus.failure)
+            }
+            return try endShadow(gdbAddress)
         }
         guard !arguments.isEmpty else {
             throw ValidationError("give the command to run after --, e.g. swvmm shadow --gdb unix:PATH -- ps aux")
         }
+        guard let gdbAddress else { return try runOnVM(socketPath: vmSocket ?? "", arguments: arguments) }
+        let shadowIdleTimeout = self.shadowIdleTimeout ?? Int(ShadowConfiguration.defaultIdleTimeout.components.seconds)
         // A stop signal ends the connection and S's bootstrap at once (every
         // wait on the stub is cancelled), and later the inspector.
         let cancellation = try reportingErrors { try Cancellation() }
@@ -118,16 +136,21 @@ struct ShadowCommand: ParsableCommand {
             throw ExitCode(ExitStatus.failure)
         }
         ShadowCommand.leave(session, target)
-        // Like a shell: say when the command died from a signal (not from a
-        // closed pipe, as in `... | head`), since its status alone is easy to miss.
+        try ShadowCommand.exit(like: exit, command: arguments[0])
+    }
+
+    /// Ends swvmm with the command's status; like a shell, says when the
+    /// command died from a signal (not from a closed pipe, as in `... | head`),
+    /// since its status alone is easy to miss.
+    static func exit(like exit: InspectorExit, command: String) throws -> Never {
         if case let .signaled(signal) = exit, signal != SIGPIPE {
-            printError("swvmm: \(arguments[0]) was killed by signal \(signal) (\(String(cString: strsignal(signal))))")
+            printError("swvmm: \(command) was killed by signal \(signal) (\(String(cString: strsignal(signal))))")
         }
         throw ExitCode(exit.shellStatus)
     }
 
     /// `--stop-shadow`: ends the S saved for this gdbstub, if it is still there.
-    func endShadow() throws {
+    func endShadow(_ gdbAddress: String) throws {
         let target = try reportingErrors { try GDBRemoteTarget(address: gdbAddress, timeout: 10) }
         let ended = try reportingErrors {
             defer { try? target.detach() }

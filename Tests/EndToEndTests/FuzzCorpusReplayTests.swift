@@ -13,7 +13,7 @@ final class FuzzCorpusReplayTests: XCTestCase {
         }
         let corpus = Swvmm.packageRoot.appendingPathComponent("Fuzz/corpus")
         let targets = try FileManager.default.contentsOfDirectory(atPath: corpus.path).sorted()
-        XCTAssertEqual(targets, ["bzimage", "elf", "gdb-packets", "gdb-stop-registers", "syscall-marshalling", "target-xml"])
+        XCTAssertEqual(targets, ["bzimage", "control-messages", "elf", "gdb-packets", "gdb-stop-registers", "syscall-marshalling", "target-xml"])
         for target in targets {
             let directory = corpus.appendingPathComponent(target)
             let seeds = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()

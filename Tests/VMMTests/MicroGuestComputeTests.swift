@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import Guest
 @testable import VMM
 import XCTest
 

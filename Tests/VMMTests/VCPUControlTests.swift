@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import Guest
 import MicroVM
 import VMM
 import XCTest

@@ -92,10 +92,15 @@ enum {
 /// starts). `terminal` ≥ 0: a terminal whose foreground this process holds;
 /// the child's group takes it over (both sides set it, so the command never
 /// reads it from the background); give it back with cshadow_terminal_take.
+/// `ptracer` > 0: the child names that process its ptracer
+/// (prctl(PR_SET_PTRACER)) before anything else, so a supervisor that is not
+/// its ancestor may still read its memory under Yama ptrace_scope 1; ignored
+/// where Yama is absent.
 struct cshadow_spawn_result cshadow_spawn_filtered(
     const char *path, char *const argv[], char *const envp[],
     const struct sock_filter *filter, unsigned short filter_len,
-    int no_randomize, unsigned long min_nofile, const int stdio[3], int terminal);
+    int no_randomize, unsigned long min_nofile, const int stdio[3], int terminal,
+    int ptracer);
 
 /// Makes `group` the foreground process group of `terminal`, with SIGTTOU
 /// blocked meanwhile (a background caller would otherwise be stopped).
@@ -125,5 +130,27 @@ long cshadow_raw_syscall(long nr, uint64_t a0, uint64_t a1, uint64_t a2,
 
 /// open(2) with an explicit mode (open is variadic). Returns fd or -errno.
 int cshadow_open(const char *path, int flags, unsigned mode);
+
+/// pidfd_send_signal(2) with no siginfo and no flags. Returns 0 or -errno.
+int cshadow_pidfd_send_signal(int pidfd, int signal);
+
+/// Sends one message of `len` bytes on a SOCK_SEQPACKET socket with up to
+/// `nfds` fds attached (SCM_RIGHTS), MSG_NOSIGNAL. Returns bytes or -errno.
+long cshadow_send_message(int sock, const void *buf, size_t len, const int *fds, int nfds);
+
+/// Receives one message into `buf` (at most `len` bytes), with MSG_CMSG_CLOEXEC.
+/// Up to `max_fds` received fds go to `fds`, their number to `*nfds`.
+/// Returns the message's length (0: the peer closed), or -errno: -EMSGSIZE
+/// when the message or its fds did not fit (every fd received is closed then).
+long cshadow_recv_message(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds);
+
+/// pipe2(fds, O_CLOEXEC) and accept4(sock, NULL, NULL, SOCK_CLOEXEC), which
+/// Swift's Glibc module does not show: no fork on another thread can leak
+/// the new fds. Return 0 / the fd, or -errno.
+int cshadow_pipe_cloexec(int fds[2]);
+int cshadow_accept_cloexec(int sock);
+
+/// The peer's credentials (SO_PEERCRED) as of its connect(2). Returns 0 or -errno.
+int cshadow_peer_credentials(int sock, int *pid, unsigned *uid, unsigned *gid);
 
 #endif

@@ -19,7 +19,7 @@ public enum InspectorExit: Equatable, Sendable {
 }
 
 /// A command started under a seccomp filter, with its listener and pidfd.
-public final class InspectorProcess: Sendable {
+public final class InspectorProcess: SupervisedInspector {
     /// The inspector's pid.
     public let pid: Int32
     /// The seccomp notification listener (owned; closed on deinit).
@@ -86,9 +86,11 @@ public final class InspectorProcess: Sendable {
 
     /// Starts `arguments[0]` (searched in PATH) under `filter`; `stdio[i]`
     /// (if given and ≥ 0) becomes its fd i, else fd i is inherited.
+    /// `ptracer` > 0: the process that will supervise it when that is not
+    /// this one (it must read the inspector's memory; see cshadow.h).
     public static func spawn(arguments: [String], environment: [String], filter: [BPFInstruction],
                              noRandomize: Bool, minimumOpenFiles: Int,
-                             stdio: [Int32] = [-1, -1, -1]) throws -> InspectorProcess {
+                             stdio: [Int32] = [-1, -1, -1], ptracer: Int32 = 0) throws -> InspectorProcess {
         let streams = Array((stdio + [-1, -1, -1]).prefix(3))
         guard let command = arguments.first else {
             throw SupervisorError.badConfiguration("no command given")
@@ -104,7 +106,7 @@ public final class InspectorProcess: Sendable {
                     streams.withUnsafeBufferPointer { io in
                         cshadow_spawn_filtered(path, argv, envp, prog.baseAddress, UInt16(prog.count),
                                                noRandomize ? 1 : 0, UInt(max(0, minimumOpenFiles)), io.baseAddress,
-                                               terminal?.fd ?? -1)
+                                               terminal?.fd ?? -1, ptracer)
                     }
                 }
             }

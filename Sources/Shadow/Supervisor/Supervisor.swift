@@ -55,8 +55,8 @@ public final class Supervisor: @unchecked Sendable {
     private let redirector: SyscallRedirector
     private var notifications = 0
     private var localCalls = 0
-    /// The inspector `run` is serving, for `terminateInspector()` on another thread.
-    private let running = Mutex<InspectorProcess?>(nil)
+    /// The inspector `run` or `serve` is serving, for `terminateInspector()` on another thread.
+    private let running = Mutex<(any SupervisedInspector)?>(nil)
     /// Whether the kernel accepted SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP in the last run.
     public private(set) var synchronousWakeUpActive = false
 
@@ -91,23 +91,15 @@ public final class Supervisor: @unchecked Sendable {
     public func run(arguments: [String], environment: [String], stdio: [Int32] = [-1, -1, -1]) throws -> InspectorExit {
         try configuration.guestFdRange.validate()
         let filter = try SeccompFilter.build(range: configuration.guestFdRange)
-        // The placeholder cannot be O_PATH: SECCOMP_IOCTL_NOTIF_ADDFD takes its
-        // source with fget(), which refuses O_PATH files (EBADF;
-        // kernel/seccomp.c, fs/file.c). A write-only /dev/null makes every
-        // local read of a guest fd that escapes the filter fail with EBADF.
-        let placeholder = cshadow_open("/dev/null", O_WRONLY | O_CLOEXEC, 0)
-        guard placeholder >= 0 else { throw SupervisorError.systemCall("open /dev/null", errno: -placeholder) }
+        let placeholder = try Supervisor.openPlaceholder()
         defer { close(placeholder) }
         let process = try InspectorProcess.spawn(
             arguments: arguments, environment: environment, filter: filter,
             noRandomize: configuration.noRandomize,
             minimumOpenFiles: Int(configuration.guestFdRange.upperBound), stdio: stdio)
         defer { redirector.closeAllGuestFds() }
-        redirector.inspectorRoot = process.pid
-        running.withLock { $0 = process }
+        begin(serving: process)
         defer { running.withLock { $0 = nil } }
-        synchronousWakeUpActive = configuration.synchronousWakeUp
-            && cshadow_notif_set_flags(process.listener, CSHADOW_USER_NOTIF_FD_SYNC_WAKE_UP) == 0
         // Whatever ends this run early (the guest side failing, an error
         // serving it), the inspector and its descendants do not outlive it.
         var finished = false
@@ -117,11 +109,33 @@ public final class Supervisor: @unchecked Sendable {
                 _ = try? process.wait()
             }
         }
-        try serve(process, placeholder: placeholder)
+        _ = try serve(process, placeholder: placeholder, endingWhenReadable: [])
         if let failure = redirector.executorFailure { throw failure }
         let exit = try process.wait()
         finished = true
         return exit
+    }
+
+    /// Serves an inspector another process started under the filter for
+    /// `configuration.guestFdRange` (a `swvmm shadow --vm` client), until it
+    /// exits or one of `watched` becomes readable or hangs up (the client
+    /// went away, the server is stopping); then the inspector is killed. The
+    /// starter reaps it and knows its exit status. Throws
+    /// `SupervisorError.executor` if the guest side failed (the inspector is
+    /// then killed); closes every guest fd it opened in all cases.
+    public func serve(inspector: RemoteInspector, endingWhenReadable watched: [Int32] = []) throws -> SupervisorCounters {
+        try configuration.guestFdRange.validate()
+        let placeholder = try Supervisor.openPlaceholder()
+        defer { close(placeholder) }
+        defer { redirector.closeAllGuestFds() }
+        begin(serving: inspector)
+        defer { running.withLock { $0 = nil } }
+        var finished = false
+        defer { if !finished { inspector.kill() } }
+        let inspectorExited = try serve(inspector, placeholder: placeholder, endingWhenReadable: watched)
+        if let failure = redirector.executorFailure { throw failure }
+        finished = inspectorExited
+        return counters
     }
 
     /// Kills the running inspector (when swvmm itself is told to stop); `run`
@@ -131,10 +145,31 @@ public final class Supervisor: @unchecked Sendable {
         running.withLock { $0?.kill() }
     }
 
-    /// Answers notifications until the inspector exits or the executor fails.
-    private func serve(_ process: InspectorProcess, placeholder: Int32) throws {
+    /// The placeholder installed for guest fds. It cannot be O_PATH:
+    /// SECCOMP_IOCTL_NOTIF_ADDFD takes its source with fget(), which refuses
+    /// O_PATH files (EBADF; kernel/seccomp.c, fs/file.c). A write-only
+    /// /dev/null makes every local read of a guest fd that escapes the filter
+    /// fail with EBADF.
+    private static func openPlaceholder() throws -> Int32 {
+        let placeholder = cshadow_open("/dev/null", O_WRONLY | O_CLOEXEC, 0)
+        guard placeholder >= 0 else { throw SupervisorError.systemCall("open /dev/null", errno: -placeholder) }
+        return placeholder
+    }
+
+    /// Makes `inspector` the one this supervisor serves and `terminateInspector` reaches.
+    private func begin(serving inspector: any SupervisedInspector) {
+        redirector.inspectorRoot = inspector.pid
+        running.withLock { $0 = inspector }
+        synchronousWakeUpActive = configuration.synchronousWakeUp
+            && cshadow_notif_set_flags(inspector.listener, CSHADOW_USER_NOTIF_FD_SYNC_WAKE_UP) == 0
+    }
+
+    /// Answers notifications until the inspector exits (true), one of
+    /// `watched` is readable or hung up (false), or the executor fails.
+    private func serve(_ process: any SupervisedInspector, placeholder: Int32, endingWhenReadable watched: [Int32]) throws -> Bool {
         var fds = [pollfd(fd: process.listener, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)]
+            + watched.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         let quietMilliseconds = Int32(max(1, min(60_000, (configuration.quietPeriod.seconds * 1000).rounded(.up))))
         var guestCallsAtRelease = redirector.counters.guestCalls
         while redirector.executorFailure == nil {
@@ -162,12 +197,14 @@ public final class Supervisor: @unchecked Sendable {
                 // No task uses the filter any more; only the exit remains.
                 fds[0].fd = -1
             }
-            if fds[1].revents & Int16(POLLIN | POLLHUP) != 0 { return }
+            if fds[1].revents & Int16(POLLIN | POLLHUP) != 0 { return true }
+            if fds.dropFirst(2).contains(where: { $0.revents != 0 }) { return false }
         }
+        return false
     }
 
     /// Receives one notification and answers it.
-    private func answerOne(_ process: InspectorProcess, placeholder: Int32) {
+    private func answerOne(_ process: any SupervisedInspector, placeholder: Int32) {
         var notification = seccomp_notif()
         guard cshadow_notif_recv(process.listener, &notification) == 0 else {
             // ENOENT: the task went away between poll and recv.

@@ -1,4 +1,5 @@
 import Glibc
+import Guest
 
 /// Turns SIGINT, SIGTERM and SIGHUP into an orderly stop instead of a death
 /// that leaves the terminal in raw mode.

@@ -1,7 +1,7 @@
-import Guest
 import Glibc
 
-/// A joinable POSIX thread running one closure: each vCPU gets one.
+/// A joinable POSIX thread running one closure: each vCPU gets one, and so
+/// does the shadow control server.
 ///
 /// Plain pthreads rather than Swift concurrency: a vCPU thread blocks inside
 /// KVM_RUN for as long as the guest runs, and must be signalable by its

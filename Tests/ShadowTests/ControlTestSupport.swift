@@ -1,0 +1,97 @@
+import Glibc
+import Guest
+import Synchronization
+import XCTest
+@testable import Shadow
+
+/// A private temporary directory for control sockets, removed (with what is left in it) on deinit.
+final class TemporarySocketDirectory {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/swvmm-control-test-XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw SupervisorError.systemCall("mkdtemp", errno: errno)
+        }
+        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    var socketPath: String { path + "/vm.sock" }
+
+    deinit {
+        for name in ["vm.sock", "swvmm/vm.sock"] { unlink(path + "/" + name) }
+        rmdir(path + "/swvmm")
+        rmdir(path)
+    }
+}
+
+/// Lines collected from another thread.
+final class LineLog: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
+}
+
+/// What one client run gave.
+struct ClientRun {
+    var exit: InspectorExit?
+    var error: Error?
+    var output: CommandOutput
+    var diagnostics: [String]
+}
+
+enum ControlHarness {
+    /// A server on `path` whose executor is a LocalExecutor: this machine has
+    /// no guest for these tests, so "guest" calls run on this host and each
+    /// tool's output must equal running it directly. The server, the
+    /// client, the socket, the fd passing and the supervisor are the real ones.
+    static func server(at path: String, executor: GuestSyscallExecutor = LocalExecutor(), log: LineLog = LineLog(),
+                       provider: ShadowControlServer.ExecutorProvider? = nil) throws -> ShadowControlServer {
+        let server = try ShadowControlServer(socketPath: path, configuration: SupervisorConfiguration(),
+                                             provider: provider ?? { executor }, log: { log.append($0) })
+        try server.start()
+        return server
+    }
+
+    /// Runs `arguments` through the client at `path`, stdout and stderr captured.
+    static func client(at path: String, _ arguments: [String], request: InspectorRequest? = nil,
+                       client: ShadowControlClient? = nil) -> ClientRun {
+        let diagnostics = LineLog()
+        guard let out = try? TemporaryFile(), let err = try? TemporaryFile() else {
+            return ClientRun(error: SupervisorError.systemCall("mkstemp", errno: errno), output: CommandOutput(status: -1, stdout: "", stderr: ""), diagnostics: [])
+        }
+        var run = ClientRun(output: CommandOutput(status: -1, stdout: "", stderr: ""), diagnostics: [])
+        do {
+            let c = try client ?? ShadowControlClient(socketPath: path)
+            run.exit = try c.run(request: request ?? InspectorRequest(command: arguments[0]), arguments: arguments,
+                                 environment: SupervisorHarness.environment, stdio: [-1, out.fd, err.fd],
+                                 diagnostic: { diagnostics.append($0) })
+        } catch {
+            run.error = error
+        }
+        run.output = CommandOutput(status: run.exit?.shellStatus ?? -1, stdout: out.contents(), stderr: err.contents())
+        run.diagnostics = diagnostics.all
+        return run
+    }
+
+    /// Whether process (group) `id` still exists (kill(2) with signal 0)
+    /// after up to 2 s: a killed orphan stays a zombie until init reaps it.
+    static func stillExists(_ id: Int32) -> Bool {
+        for _ in 0..<40 {
+            guard Glibc.kill(id, 0) == 0 || errno == EPERM else { return false }
+            usleep(50_000)
+        }
+        return true
+    }
+}
+
+/// A guest executor whose every call fails, as a guest that went away would.
+final class FailingExecutor: GuestSyscallExecutor {
+    let regionAddress: UInt64 = 0x10000
+    let regionSize = 4096
+    func writeRegion(offset: Int, _ bytes: [UInt8]) throws {}
+    func readRegion(offset: Int, count: Int) throws -> [UInt8] { [UInt8](repeating: 0, count: count) }
+    func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 {
+        throw ShadowError.guestGone(during: "a test's redirected call")
+    }
+}
