@@ -69,6 +69,17 @@ final class ShadowVMClientTests: XCTestCase {
         XCTAssertEqual(status.status, 7, status.summary)
     }
 
+    func testSIGTERMToTheClientEndsTheCommandLikeGdb() throws {
+        let server = try ShadowControlServer(socketPath: socketPath, provider: { LocalExecutor() }, log: { _ in })
+        try server.start()
+        defer { server.stop() }
+        let result = try Swvmm.run(["shadow", "--vm", socketPath, "--", "sleep", "30"], timeout: 20, signal: (SIGTERM, after: 1))
+        XCTAssertFalse(result.timedOut, result.summary)
+        XCTAssertFalse(result.signaled, result.summary)
+        XCTAssertEqual(result.status, 128 + SIGKILL, result.summary)
+        XCTAssertEqual(result.stderrLines, ["swvmm: sleep was killed by signal 9 (Killed)"], result.summary)
+    }
+
     func testAServerThatCannotServeSaysWhy() throws {
         struct NoExecutor: Error, CustomStringConvertible {
             var description: String { "native shadow executor not available yet" }

@@ -60,6 +60,7 @@ final class ControlMessageTests: XCTestCase {
         assertViolation(header(kind: 2, length: 5), "length beyond the message")
         assertViolation(header(kind: 2, length: 1) + [0], "trailing bytes")
         assertViolation(header(kind: 7, length: 5) + [2, 0, 0, 0, 0], "a flag that is neither 0 nor 1")
+        assertViolation(header(kind: 7, length: 6) + [0, 1, 0, 0, 0, 0x41], "a reason for a run that did not fail")
         // A text claiming 4 GiB, and one just over the limit.
         assertViolation(header(kind: 5, length: 4) + [0xFF, 0xFF, 0xFF, 0xFF], "a huge text length")
         let over = UInt32(ControlWire.maximumTextBytes + 1)

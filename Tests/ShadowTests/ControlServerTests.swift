@@ -224,6 +224,53 @@ final class ControlServerTests: XCTestCase {
         XCTAssertFalse(ControlHarness.stillExists(-inspector), "what the command started outlived the run")
     }
 
+    func testAServerThatDiesMidRunLeavesNoStrays() throws {
+        let directory = try TemporarySocketDirectory()
+        let path = directory.socketPath
+        // The server's half by hand, so that it can vanish mid-run (as a
+        // killed swvmm does: its connection closes without a last word).
+        let (listening, _) = try ControlSocket.listen(path: path)
+        defer { close(listening); unlink(path) }
+        let out = try TemporaryFile()
+        let result = LineLog()
+        let thread = try HostThread {
+            do {
+                let exit = try ShadowControlClient(socketPath: path).run(
+                    request: InspectorRequest(command: "sh"), arguments: ["sh", "-c", "echo $$; sleep 30 & wait"],
+                    environment: SupervisorHarness.environment, stdio: [-1, out.fd, -1], diagnostic: { _ in })
+                result.append("exit \(exit)")
+            } catch {
+                result.append("\(error)")
+            }
+        }
+        // CLOEXEC: the command the client forks in this same process must not hold the connection open.
+        let connection = cshadow_accept_cloexec(listening)
+        XCTAssertGreaterThanOrEqual(connection, 0)
+        guard case .message(.request, _)? = try? ControlSocket.receive(on: connection, timeoutMilliseconds: 5000, path: path) else {
+            close(connection)
+            thread.join()
+            return XCTFail("no request")
+        }
+        try ControlSocket.send(.accepted, on: connection, path: path)
+        try ControlSocket.send(.ready(guestFdRange: .standard), on: connection, path: path)
+        guard case let .message(.inspector(pid), fds)? = try? ControlSocket.receive(on: connection, timeoutMilliseconds: 5000, path: path) else {
+            close(connection)
+            thread.join()
+            return XCTFail("no inspector")
+        }
+        // Nobody answers its notifications now: the command is stuck in its
+        // first trapped call, as under a server that hangs and then dies.
+        usleep(200_000)
+        XCTAssertEqual(kill(pid, 0), 0, "the command is not running")
+        fds.forEach { close($0) }
+        close(connection)
+        thread.join()
+        let message = try XCTUnwrap(result.all.first)
+        XCTAssertEqual(message, "\(ControlError.serverGone(path: path, during: "while sh ran; sh was killed"))")
+        XCTAssertFalse(ControlHarness.stillExists(pid), "the command outlived the run")
+        XCTAssertFalse(ControlHarness.stillExists(-pid), "what the command started outlived the run")
+    }
+
     func testAClientThatGoesAwayTakesItsCommandWithIt() throws {
         let directory = try TemporarySocketDirectory()
         let server = try ControlHarness.server(at: directory.socketPath)

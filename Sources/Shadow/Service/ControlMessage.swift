@@ -168,6 +168,7 @@ extension ControlMessage {
         case .finished:
             let failed = try reader.flag()
             let text = try reader.text(limit: ControlWire.maximumTextBytes)
+            guard failed || text.isEmpty else { throw ControlError.protocolViolation("a reason for a run that did not fail") }
             message = .finished(failure: failed ? text : nil)
         }
         guard reader.atEnd else { throw ControlError.protocolViolation("trailing bytes after a \(kind) message") }
