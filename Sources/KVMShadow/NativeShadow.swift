@@ -48,9 +48,15 @@ public final class NativeShadow: Sendable {
     public func executor() throws -> (NativeShadowExecutor, BuildReport?) {
         try building.withLock { _ in
             let previous = current.withLock { $0 }
-            if let previous, previous.checkPresence() == nil { return (previous, nil) }
+            guard !machineStopped else { throw ShadowError.guestGone(during: "the wait for the shadow process") }
+            if let previous, previous.checkPresence() == nil {
+                previous.origin = "reusing shadow process pid \(previous.shadow.pid) on CPU \(shadowVCPU.index)"
+                return (previous, nil)
+            }
             var (executor, report) = try build()
             report.replaced = previous?.failure.map { "\($0)" }
+            executor.origin = "built shadow process pid \(executor.shadow.pid) on CPU \(shadowVCPU.index) in "
+                + "\(report.total) (borrowed pid \(report.borrowedPID)\(report.replaced.map { "; the last one was given up: \($0)" } ?? ""))"
             current.withLock { $0 = executor }
             return (executor, report)
         }
@@ -62,6 +68,19 @@ public final class NativeShadow: Sendable {
     public var interruptionsOfOtherVCPUs: Int {
         machine.vcpuHandles.filter { $0.id != shadowVCPU.index }.map { $0.pauseCount + $0.eventCount }.reduce(0, +)
     }
+
+    /// What S did, for swvmm's report at exit (nil when no S was made).
+    public var report: String? {
+        guard let executor = current.withLock({ $0 }) else { return nil }
+        let s = executor.statistics
+        let state = executor.failure.map { "; it was given up: \($0)" } ?? ""
+        return "shadow process pid \(executor.shadow.pid) on vCPU \(shadowVCPU.index): \(s.calls) calls for inspectors, "
+            + "\(s.shadowTraps) traps, \(s.restarts) restarts\(state); the guest's other vCPUs were interrupted "
+            + "\(interruptionsOfOtherVCPUs) times in all (arming and disarming them for S's bootstraps)"
+    }
+
+    /// Whether the machine has stopped (its vCPU threads have ended).
+    var machineStopped: Bool { machine.vcpuHandles.contains { $0.state == .stopped } }
 
     /// Exits the dedicated vCPU has taken so far.
     public var shadowVCPUExits: Int { shadowVCPU.trap.handle.exitCount }
@@ -103,7 +122,7 @@ public final class NativeShadow: Sendable {
         try waitForBorrowedProcess(bootstrap, others: others)
         let shadow = try waitForShadow(bootstrap)
         let executor = NativeShadowExecutor(shadow: shadow, region: bootstrap.region, memory: machine.memory,
-                                            timeout: configuration.callTimeout) { [self] in
+                                            timeout: configuration.callTimeout, machineStopped: { [self] in machineStopped }) { [self] in
             (shadowVCPUExits, interruptionsOfOtherVCPUs)
         }
         shadowTrap.interceptor = { registers, vcpu in executor.intercept(&registers, vcpu: vcpu) }
@@ -132,6 +151,7 @@ public final class NativeShadow: Sendable {
                 }
                 continue
             }
+            if machineStopped { throw ShadowError.guestGone(during: "S's bootstrap") }
             // A borrowed process that never comes back was killed mid-way:
             // disarming is then safe, nothing of it is left to put back.
             if clock.now > returnDeadline { throw NativeShadowError.borrowedProcessGone(seconds: Self.borrowedReturnLimit.seconds) }
@@ -148,6 +168,7 @@ public final class NativeShadow: Sendable {
             case let .failed(reason): throw NativeShadowError.bootstrapFailed(reason)
             default: break
             }
+            if machineStopped { throw ShadowError.guestGone(during: "the wait for S on its CPU") }
             if clock.now > deadline {
                 bootstrap.abandon("S did not reach its CPU")
                 throw NativeShadowError.shadowNotOnItsCPU(cpu: shadowVCPU.index, seconds: configuration.callTimeout.seconds)

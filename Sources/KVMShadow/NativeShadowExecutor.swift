@@ -67,14 +67,26 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
     /// Exits of the dedicated vCPU, and interruptions of the others, so far.
     private let machineCounters: @Sendable () -> (shadowVCPUExits: Int, otherInterruptions: Int)
 
+    /// Whether the VM has stopped (S will never trap again).
+    private let machineStopped: @Sendable () -> Bool
+    private let originText = Mutex<String?>(nil)
+
     init(shadow: ShadowProcess, region: NativeRegion, memory: GuestMemory, timeout: Duration,
+         machineStopped: @escaping @Sendable () -> Bool,
          machineCounters: @escaping @Sendable () -> (shadowVCPUExits: Int, otherInterruptions: Int)) {
         self.machineCounters = machineCounters
+        self.machineStopped = machineStopped
         self.region = region
         self.memory = memory
         self.timeout = timeout
         root = shadow.root
         state = Mutex(State(shadow: shadow, lastSeen: ContinuousClock().now))
+    }
+
+    /// How S was made or found for the current run (`NativeShadow` sets it).
+    public internal(set) var origin: String? {
+        get { originText.withLock { $0 } }
+        set { originText.withLock { $0 = newValue } }
     }
 
     /// S as known now (its pid once `identify()` has asked it).
@@ -134,6 +146,7 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         while true {
             _ = resultReady.wait(timeout: .now() + .milliseconds(50))
             let now = clock.now
+            let stopped = machineStopped()
             let outcome: Result<Int64, ShadowError>? = state.withLock { s in
                 if let done = s.completed, done.sequence == sequence {
                     s.statistics.calls += 1
@@ -141,7 +154,10 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
                 }
                 if let failure = s.failure { return .failure(failure) }
                 let shadow = s.shadow
-                if s.pending != nil, now - s.lastSeen > Self.absenceLimit {
+                if stopped {
+                    s.pending = nil
+                    s.failure = .guestGone(during: "a call in S")
+                } else if s.pending != nil, now - s.lastSeen > Self.absenceLimit {
                     // Never taken: S has not come back to its loop.
                     s.pending = nil
                     s.failure = .stale(pid: shadow.pid, reason: "it has not come back to its loop for \(Self.absenceLimit) (killed or stopped in the guest)")

@@ -71,7 +71,8 @@ struct RunCommand: ParsableCommand {
         let shadowVCPU = try reportingErrors { try configuration.shadowVCPUIndex.map { try ShadowVCPU(machine: machine, index: $0) } }
         // Also started after the stop signals are blocked; stopped (the
         // socket removed) on every way out of this function.
-        let controlServer = try reportingErrors { try shadowVCPU.map { try startControlServer(machine: machine, shadowVCPU: $0) } }
+        let native = shadowVCPU.map { NativeShadow(machine: machine, shadowVCPU: $0) }
+        let controlServer = try reportingErrors { try native.map { try startControlServer(native: $0) } }
         defer { controlServer?.stop() }
 
         let console = try reportingErrors {
@@ -87,13 +88,14 @@ struct RunCommand: ParsableCommand {
         let outcome = machine.run()
         console.restore()
         if let shadowVCPU { printError("swvmm: \(shadowVCPU.finish())") }
+        if let report = native?.report { printError("swvmm: \(report)") }
         console.stop()
         printError("swvmm: \(outcome)")
         throw ExitCode(outcome.exitStatus)
     }
 
     /// The control socket `swvmm shadow --vm` reaches this VM through; its path goes to stderr.
-    private func startControlServer(machine: Machine, shadowVCPU: ShadowVCPU) throws -> ShadowControlServer {
+    private func startControlServer(native: NativeShadow) throws -> ShadowControlServer {
         let path: String
         if let apiSocket {
             path = apiSocket
@@ -103,7 +105,7 @@ struct RunCommand: ParsableCommand {
             path = ControlSocket.defaultPath(runtimeDirectory: runtimeDirectory)
         }
         let server = try ShadowControlServer(socketPath: path,
-                                             provider: nativeShadowExecutorProvider(machine: machine, shadowVCPU: shadowVCPU))
+                                             provider: nativeShadowExecutorProvider(native))
         try server.start()
         printError("swvmm: shadow control socket \(path) (swvmm shadow --vm \(path) -- COMMAND)")
         return server

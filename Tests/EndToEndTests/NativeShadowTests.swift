@@ -27,7 +27,7 @@ final class NativeShadowTests: XCTestCase {
                       NativeGuestSpec(series: "6.12", cpus: 2, user: nil)] {
             let session = try NativeShadowSession(bridge: bridge, spec: guest)
             print("[\(guest.series)] guest ready at \(clock.now - start)")
-            var checks = NativeShadowChecks(session: session)
+            let checks = NativeShadowChecks(session: session)
             try checks.checkAll()
             print("[\(guest.series)] checked at \(clock.now - start)")
         }
@@ -114,34 +114,171 @@ final class NativeShadowSession {
 struct NativeShadowChecks {
     let session: NativeShadowSession
     var series: String { session.spec.series }
+    /// The dedicated CPU as taskset's hex mask.
+    var shadowCPUMask: String { String(1 << session.spec.shadowCPU, radix: 16) }
+    /// The guest's own CPUs as a mask.
+    var guestCPUsMask: String { String((1 << session.spec.cpus) - 1, radix: 16) }
 
     init(session: NativeShadowSession) { self.session = session }
 
-    mutating func checkAll() throws {
+    func checkAll() throws {
         try checkToolsAgainstTheConsole()
-        try checkShadowProcessLivesOnItsCPU()
+        let shadow = try checkShadowProcessLivesOnItsCPU()
+        try checkOtherVCPUsNeverStop()
+        try checkProcessPinnedToTheShadowCPU()
+        try checkSecondClientWaits()
+        try checkOtherUsersAreRefused()
+        let rebuilt = try checkTamperedShadowIsReplaced(shadow)
+        try checkKilledShadowIsReplaced(rebuilt)
+        try checkStoppingSwvmmMidRun()
+    }
+
+    /// A run that must succeed; its stdout.
+    @discardableResult
+    func shadow(_ arguments: [String], verbose: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws -> KVMHostBridge.Result {
+        let result = try session.shadow(arguments, options: verbose ? ["--verbose"] : [])
+        XCTAssertEqual(result.status, 0, "[\(series)] \(arguments.joined(separator: " ")): \(result.summary)", file: file, line: line)
+        return result
     }
 
     func checkToolsAgainstTheConsole() throws {
-        let uname = try session.shadow(["uname", "-a"])
-        XCTAssertEqual(uname.status, 0, uname.summary)
+        let uname = try shadow(["uname", "-a"])
         XCTAssertTrue(uname.stdout.contains(session.release), "[\(series)] uname -a: \(uname.stdout)")
-        let hostname = try session.shadow(["hostname"])
+        let hostname = try shadow(["hostname"])
         XCTAssertEqual(hostname.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
                        try session.console("hostname").trimmingCharacters(in: .whitespacesAndNewlines), hostname.summary)
     }
 
-    /// S: named swvmm-shadow in the guest, on the dedicated CPU only.
-    func checkShadowProcessLivesOnItsCPU() throws {
-        let pids = try session.console("for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = swvmm-shadow ] && echo ${p#/proc/}; done")
+    /// The guest pids whose comm is `name` (the console's answer).
+    func pids(named name: String) throws -> [Int] {
+        try session.console("for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = \(name) ] && echo ${p#/proc/}; done; true")
             .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+    }
+
+    /// The pid in `--verbose`'s "shadow process pid N".
+    func reportedShadowPID(in stderr: String) -> Int? {
+        guard let range = stderr.range(of: "shadow process pid ") else { return nil }
+        return Int(stderr[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// S: one swvmm-shadow in the guest, on the dedicated CPU only (field 39 of its stat).
+    func checkShadowProcessLivesOnItsCPU() throws -> Int {
+        let verbose = try shadow(["hostname"], verbose: true)
+        let pids = try pids(named: "swvmm-shadow")
         XCTAssertEqual(pids.count, 1, "[\(series)] one swvmm-shadow in the guest: \(pids)")
-        guard let pid = pids.first else { return }
+        XCTAssertEqual(reportedShadowPID(in: verbose.stderr), pids.first, "[\(series)] --verbose names S: \(verbose.stderr)")
+        guard let pid = pids.first else { throw KVMHostBridge.Failure(description: "no S in the guest") }
         for _ in 0 ..< 3 {
             let stat = try session.console("cat /proc/\(pid)/stat")
             let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
-            // Field 39 (processor) counted from the state, field 3.
+            // Field 39 (processor), counted from the state, field 3.
             XCTAssertEqual(fields.count > 36 ? Int(fields[36]) : nil, session.spec.shadowCPU, "[\(series)] S's CPU: \(stat)")
         }
+        return pid
+    }
+
+    /// Interruptions of the guest's own vCPUs `--verbose` reports for a run.
+    func otherInterruptions(in stderr: String) -> Int? {
+        guard let range = stderr.range(of: "other vCPU interruptions ") else { return nil }
+        return Int(stderr[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// While a redirected `ls -R` runs for seconds, a guest workload on the
+    /// guest's own CPUs keeps counting, and swvmm interrupts none of them.
+    func checkOtherVCPUsNeverStop() throws {
+        _ = try session.console("(taskset \(guestCPUsMask) sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; done' &) ; sleep 1")
+        defer { _ = try? session.console("pkill -f /tmp/counter; true") }
+        let run = try session.startShadow(["ls", "-R", "/proc/sys/kernel"], options: ["--verbose"])
+        var counts: [Int] = []
+        for _ in 0 ..< 3 {
+            counts.append(Int(try session.console("sleep 1; cat /tmp/counter").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1)
+        }
+        let result = try session.bridge.wait(for: run)
+        XCTAssertEqual(result.status, 0, result.summary)
+        XCTAssertTrue(result.stdout.contains("/proc/sys/kernel/random:"), "[\(series)] ls -R lists the guest's /proc/sys/kernel: \(result.stdout.prefix(300))")
+        XCTAssertEqual(otherInterruptions(in: result.stderr), 0, "[\(series)] the guest's own vCPUs were interrupted: \(result.stderr)")
+        XCTAssertEqual(counts, counts.sorted(), "[\(series)] the workload's counter went back: \(counts)")
+        XCTAssertEqual(Set(counts).count, counts.count, "[\(series)] the workload stopped counting during the run: \(counts)")
+        print("[\(series)] during ls -R: workload counter \(counts); \(result.stderr.split(separator: "\n").filter { $0.contains("this run") })")
+    }
+
+    /// A root process pinned to S's CPU, making system calls in a loop while
+    /// inspectors run: each of its calls behaves normally, none is taken as S's.
+    func checkProcessPinnedToTheShadowCPU() throws {
+        _ = try session.console("rm -f /tmp/attack.log; (taskset \(shadowCPUMask) sh -c 'n=0; while :; do h=$(cat /proc/sys/kernel/hostname); "
+                                + "[ \"$h\" = swvmm-guest ] || echo \"BAD $h\" >> /tmp/attack.log; n=$((n+1)); echo $n > /tmp/attack.count; done' &) ; sleep 1")
+        defer { _ = try? session.console("pkill -f attack.count; true") }
+        let before = Int(try session.console("cat /tmp/attack.count").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        let ps = try shadow(["ps", "-e", "-o", "pid,comm"])
+        XCTAssertTrue(ps.stdout.contains("swvmm-shadow"), "[\(series)] ps -e beside the attacker: \(ps.stdout.suffix(500))")
+        try checkToolsAgainstTheConsole()
+        let after = Int(try session.console("cat /tmp/attack.count").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        XCTAssertGreaterThan(after, before, "[\(series)] the pinned process kept running its calls")
+        XCTAssertEqual(try session.console("cat /tmp/attack.log 2>/dev/null; true").trimmingCharacters(in: .whitespacesAndNewlines), "",
+                       "[\(series)] the pinned process saw wrong results")
+        let cpu = try session.console("taskset -p $(pgrep -f attack.count | head -n 1)")
+        XCTAssertTrue(cpu.hasSuffix(": \(shadowCPUMask)\n"), "[\(series)] the attacker is pinned to S's CPU: \(cpu)")
+    }
+
+    /// Two clients at once: the second waits its turn, says so, and both work.
+    func checkSecondClientWaits() throws {
+        let first = try session.startShadow(["ls", "-R", "/proc/sys/kernel"])
+        usleep(300_000)
+        let second = try session.shadow(["hostname"])
+        let firstResult = try session.bridge.wait(for: first)
+        XCTAssertEqual(firstResult.status, 0, firstResult.summary)
+        XCTAssertEqual(second.status, 0, second.summary)
+        XCTAssertEqual(second.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "swvmm-guest")
+        XCTAssertTrue(second.stderr.contains("another inspector is running"), "[\(series)] the second client said it waits: \(second.stderr)")
+    }
+
+    /// A client of another user: refused, nothing run.
+    func checkOtherUsersAreRefused() throws {
+        let other = session.spec.user == nil ? NativeGuestSpec.ordinaryUser : 0
+        let result = try session.shadow(["hostname"], asUser: other)
+        XCTAssertEqual(result.status, 1, "[\(series)] uid \(other) on another user's VM: \(result.summary)")
+        XCTAssertFalse(result.stdout.contains("swvmm-guest"), result.summary)
+        XCTAssertFalse(result.stderr.isEmpty, "[\(series)] a refusal says why")
+    }
+
+    /// S's stub rewritten through /proc/S/mem by a root process: S is ended,
+    /// nothing runs for it, and the next run makes a new S.
+    func checkTamperedShadowIsReplaced(_ shadowPID: Int) throws -> Int {
+        let maps = try session.console("grep rwxp /proc/\(shadowPID)/maps")
+        guard let start = maps.split(separator: "-").first.flatMap({ UInt64($0, radix: 16) }) else {
+            throw KVMHostBridge.Failure(description: "no rwx region in S's maps: \(maps)")
+        }
+        // One byte of the stub's page-touching loop, which S has long left.
+        _ = try session.console("printf '\\314' | dd of=/proc/\(shadowPID)/mem bs=1 seek=\(start + 16) conv=notrunc 2>&1; sleep 1")
+        let result = try shadow(["hostname"], verbose: true)
+        let newPID = reportedShadowPID(in: result.stderr)
+        XCTAssertNotNil(newPID, result.stderr)
+        XCTAssertNotEqual(newPID, shadowPID, "[\(series)] a new S after the tampering: \(result.stderr)")
+        XCTAssertTrue(result.stderr.contains("modified"), "[\(series)] swvmm says why S was replaced: \(result.stderr)")
+        XCTAssertEqual(try pids(named: "swvmm-shadow"), newPID.map { [$0] } ?? [], "[\(series)] the tampered S is gone")
+        return newPID ?? -1
+    }
+
+    /// S killed in the guest: the next run makes a new one and says why.
+    func checkKilledShadowIsReplaced(_ shadowPID: Int) throws {
+        _ = try session.console("kill -9 \(shadowPID); sleep 6")
+        let result = try shadow(["hostname"], verbose: true)
+        XCTAssertNotEqual(reportedShadowPID(in: result.stderr), shadowPID, result.stderr)
+        XCTAssertTrue(result.stderr.contains("killed or stopped"), "[\(series)] swvmm says why S was replaced: \(result.stderr)")
+        XCTAssertEqual(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "swvmm-guest")
+    }
+
+    /// swvmm stopped while an inspector runs: the client says so, nothing is left behind.
+    func checkStoppingSwvmmMidRun() throws {
+        let run = try session.startShadow(["ls", "-R", "/proc/sys"])
+        sleep(3)
+        let status = try session.bridge.stopGuest()
+        XCTAssertEqual(status, 0, "[\(series)] swvmm's status when stopped: \(session.bridge.swvmmStderr.suffix(1500))")
+        let result = try session.bridge.wait(for: run, timeout: 60)
+        XCTAssertNotEqual(result.status, 0, result.summary)
+        XCTAssertTrue(result.stderr.contains("stopping") || result.stderr.contains("gone"), "[\(series)] the client says swvmm went away: \(result.stderr)")
+        let strays = try session.bridge.exec("pgrep -af 'ls -R /proc/sys|swvmm shadow' || true; [ -e \(session.spec.socket) ] && echo socket left; true")
+        XCTAssertEqual(strays.stdout, "", "[\(series)] left behind in the KVM host")
+        print("[\(series)] swvmm at exit: \(session.bridge.swvmmStderr.split(separator: "\n").filter { $0.contains("shadow") })")
     }
 }

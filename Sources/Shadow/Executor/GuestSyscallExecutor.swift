@@ -30,11 +30,34 @@ public protocol GuestSyscallExecutor: AnyObject {
     /// on swvmm's own machine). Counters only grow: a run's cost is the
     /// difference between readings before and after it.
     var measurements: [String: Int] { get }
+    /// How the executor's S was found or made, for `--verbose` (nil: nothing to say).
+    var origin: String? { get }
 }
 
 extension GuestSyscallExecutor {
     public func idle() throws {}
     public var measurements: [String: Int] { [:] }
+    public var origin: String? { nil }
+}
+
+/// The change of `GuestSyscallExecutor.measurements` over a run, in words
+/// ("calls 12, transitions 12 (1.00 per call), ..."); nil when there is none.
+public func describeMeasurements(before: [String: Int], after: [String: Int]) -> String? {
+    let names = after.keys.sorted { a, b in
+        let order = [ExecutorMeasurement.calls, ExecutorMeasurement.transitions, ExecutorMeasurement.otherVCPUInterruptions]
+        return (order.firstIndex(of: a) ?? order.count, a) < (order.firstIndex(of: b) ?? order.count, b)
+    }
+    guard !names.isEmpty else { return nil }
+    let calls = (after[ExecutorMeasurement.calls] ?? 0) - (before[ExecutorMeasurement.calls] ?? 0)
+    return names.map { name in
+        let delta = (after[name] ?? 0) - (before[name] ?? 0)
+        if name == ExecutorMeasurement.transitions, calls > 0 {
+            let hundredths = (delta * 100 + calls / 2) / calls
+            let fraction = hundredths % 100 < 10 ? "0\(hundredths % 100)" : "\(hundredths % 100)"
+            return "\(name) \(delta) (\(hundredths / 100).\(fraction) per call)"
+        }
+        return "\(name) \(delta)"
+    }.joined(separator: ", ")
 }
 
 /// Names of `GuestSyscallExecutor.measurements` that more than one executor reports.

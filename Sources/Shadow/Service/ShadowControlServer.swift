@@ -170,6 +170,13 @@ public final class ShadowControlServer: @unchecked Sendable {
             return refuse(connection, "\(error)", logging: false)
         }
         defer { release(executor) }
+        if request.verbose, let origin = executor.origin { tell(connection, .diagnostic("swvmm: \(origin)")) }
+        let measuredBefore = executor.measurements
+        func reportCost() {
+            if request.verbose, let cost = describeMeasurements(before: measuredBefore, after: executor.measurements) {
+                tell(connection, .diagnostic("swvmm: this run in the guest: \(cost)"))
+            }
+        }
         var settings = configuration
         settings.policy = ShadowPolicy(extraGuestPaths: request.guestPaths, extraLocalPaths: request.localPaths,
                                        allowWrites: request.allowWrites)
@@ -186,6 +193,7 @@ public final class ShadowControlServer: @unchecked Sendable {
         let supervisor = Supervisor(executor: executor, configuration: settings)
         do {
             _ = try supervisor.serve(inspector: inspector, endingWhenReadable: [connection, wake.read])
+            reportCost()
             if isStopped {
                 tell(connection, .finished(failure: "swvmm is stopping (the VM is shutting down)"))
             } else if !Self.isReadable(connection) {

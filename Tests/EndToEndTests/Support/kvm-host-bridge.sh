@@ -5,7 +5,7 @@
 #
 #   DIR/req/N.boot   a shell command line that boots a guest (one at a time);
 #                    its console goes to DIR/console-N.log, its stderr to
-#                    DIR/swvmm-N.err, its stdin is DIR/console.in (a FIFO)
+#                    DIR/swvmm-N.err, its stdin a FIFO of the bridge's
 #   DIR/req/N.type   bytes typed on the running guest's console
 #   DIR/req/N.exec   a bash script run here in the background: its stdout,
 #                    stderr and status go to DIR/resp/N.out, N.err, N.rc
@@ -19,10 +19,11 @@
 set -u
 dir=$1
 mkdir -p "$dir/req" "$dir/resp"
-rm -f "$dir/console.in"
-mkfifo "$dir/console.in"
+# The FIFO lives in the KVM host's own /tmp: 9p cannot make one.
+fifo=$(mktemp -u /tmp/kvm-host-bridge.XXXXXX)
+mkfifo "$fifo" || exit 1
 # Held open for writing, so the guest's console never sees end of file.
-exec 3<>"$dir/console.in"
+exec 3<>"$fifo"
 vm=
 answer() { echo "$2" >"$dir/resp/$1.rc.tmp" && mv "$dir/resp/$1.rc.tmp" "$dir/resp/$1.rc"; }
 stop_vm() {
@@ -50,7 +51,7 @@ while true; do
     *.boot)
         stop_vm
         line=$(cat "$request")
-        ( eval "exec $line" ) <"$dir/console.in" >"$dir/console-$n.log" 2>"$dir/swvmm-$n.err" &
+        ( eval "exec $line" ) <"$fifo" >"$dir/console-$n.log" 2>"$dir/swvmm-$n.err" &
         vm=$!
         answer "$n" 0 ;;
     *.type)
