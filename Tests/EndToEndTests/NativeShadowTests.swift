@@ -186,12 +186,14 @@ struct NativeShadowChecks {
     /// While a redirected `ls -R` runs for seconds, a guest workload on the
     /// guest's own CPUs keeps counting, and swvmm interrupts none of them.
     func checkOtherVCPUsNeverStop() throws {
-        _ = try session.console("(taskset \(guestCPUsMask) sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; done' &) ; sleep 1")
-        defer { _ = try? session.console("pkill -f /tmp/counter; true") }
+        _ = try session.console("(taskset \(guestCPUsMask) sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; done' & echo $! > /tmp/counter.pid) ; sleep 1")
+        defer { _ = try? session.console("kill $(cat /tmp/counter.pid); true") }
         let run = try session.startShadow(["ls", "-R", "/proc/sys/kernel"], options: ["--verbose"])
         var counts: [Int] = []
         for _ in 0 ..< 3 {
-            counts.append(Int(try session.console("sleep 1; cat /tmp/counter").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1)
+            // The workload rewrites the file: read until a whole number shows.
+            let read = "sleep 1; c=; while [ -z \"$c\" ]; do c=$(cat /tmp/counter); done; echo $c"
+            counts.append(Int(try session.console(read).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1)
         }
         let result = try session.bridge.wait(for: run)
         XCTAssertEqual(result.status, 0, result.summary)
@@ -206,17 +208,21 @@ struct NativeShadowChecks {
     /// inspectors run: each of its calls behaves normally, none is taken as S's.
     func checkProcessPinnedToTheShadowCPU() throws {
         _ = try session.console("rm -f /tmp/attack.log; (taskset \(shadowCPUMask) sh -c 'n=0; while :; do h=$(cat /proc/sys/kernel/hostname); "
-                                + "[ \"$h\" = swvmm-guest ] || echo \"BAD $h\" >> /tmp/attack.log; n=$((n+1)); echo $n > /tmp/attack.count; done' &) ; sleep 1")
-        defer { _ = try? session.console("pkill -f attack.count; true") }
-        let before = Int(try session.console("cat /tmp/attack.count").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+                                + "[ \"$h\" = swvmm-guest ] || echo \"BAD $h\" >> /tmp/attack.log; n=$((n+1)); echo $n > /tmp/attack.count; done' & echo $! > /tmp/attack.pid) ; sleep 1")
+        defer { _ = try? session.console("kill $(cat /tmp/attack.pid); true") }
+        func count() throws -> Int {
+            Int(try session.console("c=; while [ -z \"$c\" ]; do c=$(cat /tmp/attack.count); done; echo $c")
+                .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        let before = try count()
         let ps = try shadow(["ps", "-e", "-o", "pid,comm"])
         XCTAssertTrue(ps.stdout.contains("swvmm-shadow"), "[\(series)] ps -e beside the attacker: \(ps.stdout.suffix(500))")
         try checkToolsAgainstTheConsole()
-        let after = Int(try session.console("cat /tmp/attack.count").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        let after = try count()
         XCTAssertGreaterThan(after, before, "[\(series)] the pinned process kept running its calls")
         XCTAssertEqual(try session.console("cat /tmp/attack.log 2>/dev/null; true").trimmingCharacters(in: .whitespacesAndNewlines), "",
                        "[\(series)] the pinned process saw wrong results")
-        let cpu = try session.console("taskset -p $(pgrep -f attack.count | head -n 1)")
+        let cpu = try session.console("taskset -p $(cat /tmp/attack.pid)")
         XCTAssertTrue(cpu.hasSuffix(": \(shadowCPUMask)\n"), "[\(series)] the attacker is pinned to S's CPU: \(cpu)")
     }
 
