@@ -100,9 +100,10 @@ extension SyscallRedirector {
         var cursor = RegionCursor(base: executor.regionAddress, size: executor.regionSize)
         let pathAddress = try place(path: path, &cursor)
         try validate()
+        let guestFlags = absolute.map(policy.forcesNonBlocking) == true ? flags | ShadowPolicy.openNonBlocking : flags
         // Every open becomes openat in the guest (it exists on every x86_64 kernel).
         let result = try guestCall(LinuxABI.Syscall.openat,
-                                   [UInt64(bitPattern: Int64(dirfd)), pathAddress, flags, mode], name: spec.name)
+                                   [UInt64(bitPattern: Int64(dirfd)), pathAddress, guestFlags, mode], name: spec.name)
         countRedirected(spec)
         if result < 0 { return .error(Int32(-result)) }
         let g = try guestFd(result, spec.name)
@@ -153,8 +154,11 @@ extension SyscallRedirector {
             return install(guestFd: g, path: entry.path, cloexec: command == Self.fcntlDupfdCloexec,
                            exactly: nil, atLeast: minimum, with: installer)
         case Self.fcntlGetfl, Self.fcntlSetfl:
+            // A file that must not block keeps O_NONBLOCK whatever F_SETFL asks.
+            var flags = request.arguments[2]
+            if command == Self.fcntlSetfl && policy.forcesNonBlocking(absolutePath: entry.path) { flags |= ShadowPolicy.openNonBlocking }
             let result = try guestCall(LinuxABI.Syscall.fcntl,
-                                       [UInt64(entry.guestFd), UInt64(UInt32(bitPattern: command)), request.arguments[2]],
+                                       [UInt64(entry.guestFd), UInt64(UInt32(bitPattern: command)), flags],
                                        name: "fcntl")
             countRedirected(spec)
             return result < 0 ? .error(Int32(-result)) : .value(result)
