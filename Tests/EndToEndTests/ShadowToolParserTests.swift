@@ -55,7 +55,7 @@ final class ShadowToolParserTests: XCTestCase {
         let rows = Dictionary(ShadowToolTable.rows.map { ($0.commandLine, $0) }, uniquingKeysWith: { a, _ in a })
         func projections(_ commandLine: String) -> (tool: ToolProjection, truth: ToolProjection)? {
             switch rows[commandLine]?.comparison {
-            case .equal(let t, let u)?, .sameSet(let t, let u)?, .coversStable(let t, let u)?: return (t, u)
+            case .equal(let t, let u)?, .sameSet(let t, let u)?, .coversStable(let t, let u)?: return (t, u ?? t)
             default: return nil
             }
         }

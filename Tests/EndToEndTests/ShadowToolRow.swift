@@ -78,13 +78,15 @@ struct ToolProjection: Sendable {
 
 /// How a tool's output and its ground truth must agree.
 enum ToolComparison: Sendable {
-    /// The projections are equal, in order, to the truth read just before or just after the tool.
-    case equal(ToolProjection, truth: ToolProjection = .lines)
+    /// The projections are equal, in order, to the truth read just before or
+    /// just after the tool (`truth`: how the console's output is read, when
+    /// it is not the tool's own way).
+    case equal(ToolProjection, truth: ToolProjection? = nil)
     /// The same set, against the truth read just before or just after.
-    case sameSet(ToolProjection, truth: ToolProjection = .lines)
+    case sameSet(ToolProjection, truth: ToolProjection? = nil)
     /// Everything the truth shows both before and after the tool is in the
     /// tool's output (processes come and go while it runs).
-    case coversStable(ToolProjection, truth: ToolProjection = .lines)
+    case coversStable(ToolProjection, truth: ToolProjection? = nil)
     /// The tool's exit status is the ground truth command's (`kill -0`).
     case sameExitStatus
     /// A check of its own (ShadowToolTests.swift), described for the table.
@@ -93,11 +95,15 @@ enum ToolComparison: Sendable {
     /// The comparison in words, for the user's table.
     var description: String {
         switch self {
-        case .equal(let p, let t): return "same \(p.description)" + (t.description == p.description ? "" : " (truth: \(t.description))")
-        case .sameSet(let p, let t): return "same set of \(p.description)" + (t.description == p.description ? "" : " (truth: \(t.description))")
-        case .coversStable(let p, _): return "covers the truth's \(p.description) present both before and after"
+        case .equal(let p, let t): return "same \(p.description)" + Self.truthWords(t)
+        case .sameSet(let p, let t): return "same set of \(p.description)" + Self.truthWords(t)
+        case .coversStable(let p, let t): return "covers the truth's \(p.description) present both before and after" + Self.truthWords(t)
         case .sameExitStatus: return "same exit status"
         case .custom(let what, _): return what
         }
+    }
+
+    private static func truthWords(_ truth: ToolProjection?) -> String {
+        truth.map { " (truth: \($0.description))" } ?? ""
     }
 }

@@ -53,17 +53,20 @@ extension ShadowToolChecks {
     /// The mismatches between a tool's output and the truth read around it.
     static func compare(_ output: String, before: String, after: String, by comparison: ToolComparison) -> [String] {
         switch comparison {
-        case .equal(let tool, let truth):
+        case .equal(let tool, let truthProjection):
+            let truth = truthProjection ?? tool
             let got = tool.apply(output)
             let expected = [truth.apply(before), truth.apply(after)]
             if got.isEmpty && !expected[0].isEmpty { return ["no \(tool.description) in the output: \(output)"] }
             return expected.contains(got) ? [] : ["\(tool.description): \(got), the console's \(expected[0])"]
-        case .sameSet(let tool, let truth):
+        case .sameSet(let tool, let truthProjection):
+            let truth = truthProjection ?? tool
             let got = Set(tool.apply(output))
             let expected = [Set(truth.apply(before)), Set(truth.apply(after))]
             if expected.contains(got) { return [] }
             return ["\(tool.description): only the tool's \(got.subtracting(expected[0]).sorted()), only the console's \(expected[0].subtracting(got).sorted())"]
-        case .coversStable(let tool, let truth):
+        case .coversStable(let tool, let truthProjection):
+            let truth = truthProjection ?? tool
             let got = Set(tool.apply(output))
             let stable = Set(truth.apply(before)).intersection(truth.apply(after))
             if stable.isEmpty { return ["the console's truth is empty: nothing to compare"] }
