@@ -38,8 +38,13 @@ enum ShadowToolDocument {
           uptimes and boot times are the guest's.
         - CPU: `getcpu` (vDSO) and the `cpuid` instruction run on the host's CPU: `lscpu`'s
           vendor, family, flags and caches describe the host, its CPU count the guest.
-        - Network: sockets other than netlink are the inspector's own (the host's); netlink
-          sockets are refused (EAFNOSUPPORT), so iproute2 fails and `ss` falls back to /proc/net.
+        - Network: sockets other than netlink are the inspector's own (the host's), but the
+          socket ioctls that describe the machine (interfaces, ARP, routes: `SIOCGIF*`,
+          `SIOCGARP`, `SIOCGIFCONF`) are answered by the guest on a socket S opens; the ones
+          that change it are refused (EOPNOTSUPP). Netlink sockets are refused
+          (EAFNOSUPPORT), so iproute2 fails and `ss` falls back to /proc/net.
+        - Paths are routed lexically: `..` below a guest path (`--guest-path /var/www`, then
+          `/var/www/..`) is the host's `/var`.
         - Shells: a guest file cannot be redirected onto fds 0-2 (`cmd < /proc/x`); pass it as
           an argument. Redirections to local files (`2>/dev/null`) work.
 

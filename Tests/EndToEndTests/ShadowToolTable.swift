@@ -7,6 +7,8 @@ enum ShadowToolTable {
     static let consolePids = "for d in /proc/[0-9]*; do echo ${d#/proc/}; done"
     /// The guest's listening TCP ports, as `netstat -tln` and `ss -tln` print them.
     static let listeningPorts = ToolProjection.matches(#"^(?:tcp6?|LISTEN)\s.*?:(\d+)\s+\S+:\*"#, of: "listening TCP ports")
+    /// Interface names and MTUs of busybox `ifconfig -a`.
+    static let consoleInterfaces = ToolProjection.matches(#"^(\S+)\s+Link encap[\s\S]*?MTU:(\d+)"#, of: "interfaces and MTUs")
     static let memTotal = ToolProjection.matches(#"^Mem:\s+(\d+)"#, of: "total memory (KiB)")
 
     static let rows: [ShadowToolRow] = processes + files + network + shells
@@ -146,12 +148,13 @@ enum ShadowToolTable {
                       support: .refused(why: "netlink sockets are not redirected yet", notice: "netlink")),
         ShadowToolRow(command: ["ip", "neigh"], groundTruth: "ip neigh", comparison: .sameSet(.lines), needs: "rtnetlink",
                       support: .refused(why: "netlink sockets are not redirected yet", notice: "netlink")),
-        ShadowToolRow(command: ["ifconfig", "-a"], groundTruth: "ifconfig -a", comparison: .sameSet(.lines),
-                      needs: "/proc/net/dev, SIOCGIF* ioctls on an AF_INET socket",
-                      support: .hostFacts(why: "interface names come from the guest's /proc/net/dev, but the SIOCGIF* ioctls run on a host socket")),
-        ShadowToolRow(command: ["netstat", "-i"], groundTruth: "netstat -i", comparison: .sameSet(.lines),
-                      needs: "/proc/net/dev, SIOCGIF* ioctls on an AF_INET socket",
-                      support: .hostFacts(why: "the SIOCGIF* ioctls run on a host socket")),
+        ShadowToolRow(command: ["ifconfig", "-a"], groundTruth: "ifconfig -a",
+                      comparison: .sameSet(.matches(#"^([^:\s]+): flags=\d+<[^>]*>\s+mtu (\d+)"#, of: "interfaces and MTUs"),
+                                           truth: consoleInterfaces),
+                      needs: "/proc/net/dev; SIOCGIF* ioctls, answered on S's socket in the guest"),
+        ShadowToolRow(command: ["netstat", "-ia"], groundTruth: "ifconfig -a",
+                      comparison: .sameSet(.matches(#"^(\S+)\s+(\d+)\s+\d+\s+\d+"#, of: "interfaces and MTUs"), truth: consoleInterfaces),
+                      needs: "/proc/net/dev; SIOCGIF* ioctls, answered on S's socket in the guest"),
     ]
 
     static let shells: [ShadowToolRow] = [

@@ -65,6 +65,9 @@ extension SyscallRedirector {
             try InspectorMemory(pid: request.pid).write(a[0], bytes)
             countRedirected(spec)
             return .value(Int64(bytes.count))
+        case LinuxABI.Syscall.ioctl:
+            if table.entry(rawArgument: a[0]) != nil { return refuse(spec, ENOSYS, "ioctl on a guest fd is not redirected") }
+            return try interfaceRequest(spec, request, validate)
         case LinuxABI.Syscall.socket:
             guard UInt32(truncatingIfNeeded: a[0]) == SyscallSpecTable.addressFamilyNetlink else { return .continueLocally }
             if !netlinkNoticeShown {
@@ -100,7 +103,11 @@ extension SyscallRedirector {
         var cursor = RegionCursor(base: executor.regionAddress, size: executor.regionSize)
         let pathAddress = try place(path: path, &cursor)
         try validate()
-        let guestFlags = absolute.map(policy.forcesNonBlocking) == true ? flags | ShadowPolicy.openNonBlocking : flags
+        let nonBlocking = absolute.map(policy.forcesNonBlocking) == true
+        if nonBlocking && flags & ShadowPolicy.openNonBlocking == 0 && verbose {
+            diagnostic("swvmm: \(spec.name) \(shown): opened O_NONBLOCK in the guest, so a read past its end answers EAGAIN instead of parking S")
+        }
+        let guestFlags = nonBlocking ? flags | ShadowPolicy.openNonBlocking : flags
         // Every open becomes openat in the guest (it exists on every x86_64 kernel).
         let result = try guestCall(LinuxABI.Syscall.openat,
                                    [UInt64(bitPattern: Int64(dirfd)), pathAddress, guestFlags, mode], name: spec.name)
