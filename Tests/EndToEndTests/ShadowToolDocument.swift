@@ -45,8 +45,9 @@ enum ShadowToolDocument {
           (EAFNOSUPPORT), so iproute2 fails and `ss` falls back to /proc/net.
         - Paths are routed lexically: `..` below a guest path (`--guest-path /var/www`, then
           `/var/www/..`) is the host's `/var`.
-        - Shells: a guest file cannot be redirected onto fds 0-2 (`cmd < /proc/x`); pass it as
-          an argument. Redirections to local files (`2>/dev/null`) work.
+        - Shells: a guest file redirected onto a low fd (`cmd < /proc/x`) becomes a sealed
+          local copy of its contents, read at the redirection (at most 16 MiB; a directory
+          cannot be redirected). Redirections to local files (`2>/dev/null`) are local.
 
         """
         return text

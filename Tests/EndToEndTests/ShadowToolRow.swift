@@ -30,6 +30,8 @@ struct ShadowToolRow: Sendable {
     /// What differs from running the tool in the guest ("" when nothing does).
     var differences: String = ""
     var support: Support = .works
+    /// The tool's exit status when it works as the table says.
+    var exitStatus: Int32 = 0
 
     /// The command as a user types it.
     var commandLine: String {

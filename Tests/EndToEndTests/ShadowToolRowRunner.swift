@@ -45,7 +45,7 @@ extension ShadowToolChecks {
             return result.status == expected ? [] : ["exit status \(result.status), the console's \(expected)"]
         }
         let before = try guest.text(truth)
-        let output = try shadowRun(command, options: row.options).stdout
+        let output = try shadowRun(command, options: row.options, expectStatus: row.exitStatus).stdout
         let after = try guest.text(truth)
         return Self.compare(output, before: before, after: after, by: row.comparison)
     }

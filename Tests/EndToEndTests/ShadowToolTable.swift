@@ -11,6 +11,9 @@ enum ShadowToolTable {
     static let consoleInterfaces = ToolProjection.matches(#"^(\S+)\s+Link encap[\s\S]*?MTU:(\d+)"#, of: "interfaces and MTUs")
     static let memTotal = ToolProjection.matches(#"^Mem:\s+(\d+)"#, of: "total memory (KiB)")
 
+    /// What a redirection of a guest file onto a low fd gives.
+    static let shellCopy = "the fd is a sealed local copy of the file's contents, read at the redirection"
+
     static let rows: [ShadowToolRow] = processes + files + network + shells
 
     static let processes: [ShadowToolRow] = [
@@ -42,6 +45,9 @@ enum ShadowToolTable {
         ShadowToolRow(command: ["killall", "-0", "swvmm-sleeper-2"], groundTruth: "kill -0 {pid:swvmm-sleeper-2}",
                       comparison: .sameExitStatus,
                       needs: "/proc/PID/stat; pidfd_send_signal(2) on a guest /proc/PID fd, signal 0: a read"),
+        ShadowToolRow(command: ["prtstat", "1"], groundTruth: "cat /proc/1/stat",
+                      comparison: .equal(.matches(#"^Process: (\S+)\s"#, of: "name of pid 1"), truth: .matches(#"^1 \((\S+)\)"#, of: "comm")),
+                      needs: "/proc/PID/stat"),
         ShadowToolRow(command: ["pmap", sleeper], groundTruth: "cat /proc/\(sleeper)/maps",
                       comparison: .sameSet(.matches(#"^0*([0-9a-f]+) +\d+K"#, of: "mapping start addresses"),
                                            truth: .matches(#"^0*([0-9a-f]+)-"#, of: "mapping start addresses")),
@@ -122,6 +128,13 @@ enum ShadowToolTable {
         ShadowToolRow(command: ["dmesg"], groundTruth: "dmesg",
                       comparison: .equal(.matches(#"^\[[ .0-9]+\] (Linux version .*)$"#, of: "kernel version line")),
                       needs: "/dev/kmsg (the guest's; opened non-blocking so its end answers EAGAIN)"),
+        ShadowToolRow(command: ["cat", "/dev/kmsg"], groundTruth: "dmesg",
+                      comparison: .equal(.matches(#"^\d+,\d+,\d+,[^;]*;(Linux version .*)$"#, of: "kernel version record"),
+                                         truth: .matches(#"^\[[ .0-9]+\] (Linux version .*)$"#, of: "kernel version line")),
+                      needs: "/dev/kmsg", differences: "at the log's end the read answers EAGAIN (cat exits 1) instead of waiting for new messages",
+                      exitStatus: 1),
+        ShadowToolRow(command: ["sysctl", "-n", "kernel.random.boot_id"], groundTruth: "cat /proc/sys/kernel/random/boot_id",
+                      comparison: .equal(.lines), needs: "/proc/sys (a value unique to this boot of the guest)"),
     ]
 
     static let network: [ShadowToolRow] = [
@@ -164,8 +177,10 @@ enum ShadowToolTable {
                       groundTruth: "cat /proc/version /proc/sys/kernel/hostname",
                       comparison: .equal(.lines), needs: "forked inspectors (xargs, cat), each with its guest fds"),
         ShadowToolRow(command: ["sh", "-c", "cat < /proc/version"], groundTruth: "cat /proc/version", comparison: .equal(.lines),
-                      needs: "a guest fd as fd 0",
-                      support: .refused(why: "a guest file cannot become an fd below the reserved range (the filter does not watch those)",
-                                        notice: "cannot be made fd 0")),
+                      needs: "a guest file as fd 0", differences: shellCopy),
+        ShadowToolRow(command: ["sh", "-c", "wc -l < /proc/modules"], groundTruth: "wc -l < /proc/modules", comparison: .equal(.lines),
+                      needs: "a guest file as fd 0", differences: shellCopy),
+        ShadowToolRow(command: ["sh", "-c", "read h < /proc/sys/kernel/hostname; echo $h"], groundTruth: "hostname",
+                      comparison: .equal(.lines), needs: "a guest file as a shell builtin's fd 0", differences: shellCopy),
     ]
 }

@@ -30,7 +30,7 @@ final class InterfaceRequestTests: XCTestCase {
         let r = SyscallRedirector(executor: guest, policy: ShadowPolicy(), range: .standard)
         var ifreq = [UInt8](repeating: 0, count: 40)
         ifreq.replaceSubrange(0 ..< 2, with: Array("lo".utf8))
-        try ifreq.withUnsafeMutableBytes { raw in
+        ifreq.withUnsafeMutableBytes { raw in
             let address = UInt64(UInt(bitPattern: raw.baseAddress))
             let reply = r.handle(SyscallRequest(number: LinuxABI.Syscall.ioctl, arguments: [3, getIndex, address], pid: getpid()),
                                  installer: installer).reply

@@ -132,12 +132,10 @@ extension SyscallRedirector {
         }
         if old == new { return isDup3 ? .error(EINVAL) : .value(Int64(new)) }
         guard table.range.contains(rawArgument: a[1]) else {
-            // `cmd < /proc/x`, `2>/dev/null` on a guest path: the target fd is
-            // one the seccomp filter does not watch, so later calls on it
-            // could not reach the guest. Said even without --verbose.
-            return refuse(spec, ENOSYS, "a guest file (\(oldEntry.path)) cannot be made fd \(new) yet: "
-                          + "redirections such as `cmd < /proc/...` onto fds below \(table.range.lowerBound) are not supported; "
-                          + "pass the path as an argument instead", always: true)
+            // `cmd < /proc/x`: the target fd is one the seccomp filter does not
+            // watch, so later calls on it could not reach the guest. It gets a
+            // sealed local copy of the file's contents, read now.
+            return try snapshot(spec, oldEntry, onto: new, cloexec: isDup3 && a[2] & Self.openCloexec != 0, installer)
         }
         let g = try guestFd(guestCall(LinuxABI.Syscall.dup, [UInt64(oldEntry.guestFd)], name: spec.name), spec.name)
         if let replaced = table.remove(local: new) { closeGuest(replaced.guestFd) }
