@@ -1,11 +1,12 @@
 import Foundation
 import XCTest
 
-/// Unmodified host tools run through `swvmm shadow`
-/// report the reference guest's state (ground truth from its console), on
-/// Debian 6.1 and 6.12, and a host-only marker process never shows. One guest
-/// boot per kernel serves the tools, then the faults (ShadowFaultChecks.swift),
-/// the last of which kills the guest.
+/// Unmodified host tools run through `swvmm shadow` (the rows of
+/// ShadowToolTable.swift, also docs/tools.md) report the reference guest's
+/// state (ground truth from its console), on Debian 6.1 and 6.12, and a
+/// host-only marker process never shows. One guest boot per kernel serves
+/// every row, then the faults (ShadowFaultChecks.swift), the last of which
+/// kills the guest.
 final class ShadowToolTests: XCTestCase {
     var guest: ReferenceGuest?
     var marker: HostMarker?
