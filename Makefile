@@ -30,6 +30,7 @@ IMAGES := images/out
 #     procps (ps top pgrep pkill pmap pwdx w free vmstat sysctl uptime kill) sysvinit-utils (pidof)
 #     psmisc (pstree killall) net-tools (netstat route arp ifconfig) iproute2 (ip ss)
 #     coreutils findutils lsof util-linux (findmnt lscpu lsblk dmesg) libc-bin (getent getconf)
+#     pciutils (lspci)
 APT_PACKAGES := \
 	libcapstone-dev libelf-dev pkg-config \
 	binutils git ca-certificates libc6-dev libedit2 libgcc-12-dev libncurses-dev \
@@ -37,7 +38,7 @@ APT_PACKAGES := \
 	busybox-static cpio gzip kmod zstd xz-utils lz4 file \
 	linux-source-6.1 make gcc flex bison bc perl libssl-dev \
 	qemu-system-x86 socat util-linux \
-	procps psmisc net-tools iproute2 coreutils findutils lsof libc-bin sysvinit-utils
+	procps psmisc net-tools iproute2 coreutils findutils lsof libc-bin sysvinit-utils pciutils
 
 all: build
 

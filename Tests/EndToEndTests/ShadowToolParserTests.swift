@@ -74,6 +74,8 @@ final class ShadowToolParserTests: XCTestCase {
         let snmp = projections("netstat -s")
         XCTAssertEqual(snmp?.truth.apply("Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens\nTcp: 1 200 120000 -1 3 7 0\n"), ["7"])
         XCTAssertEqual(snmp?.tool.apply("Tcp:\n    3 active connection openings\n    7 passive connection openings\n"), ["7"])
+        XCTAssertEqual(projections("lspci -n")?.tool.apply("00:00.0 0600: 8086:1237 (rev 02)\n00:01.0 0601: 8086:7000\n"),
+                       ["00:00.0 8086:1237", "00:01.0 8086:7000"])
         let who = projections("w")
         XCTAssertEqual(who?.tool.apply(" 14:58:47 up 2 min,  0 user,  load average: 1.39\nUSER     TTY      FROM\nroot pts/0 -\n"), ["root"])
     }
