@@ -26,7 +26,11 @@ IMAGES := images/out
 #   reference guest and tests: qemu-system-x86 socat util-linux (setpriv)
 #   KVM host (images/kvm-host.sh, an L1 under QEMU/TCG): qemu-system-x86 (its
 #     virtio-9p), util-linux (setpriv), coreutils (timeout), busybox-static, kmod, xz-utils
-#   host inspectors the shadow tests run: procps psmisc net-tools iproute2 coreutils
+#   host inspectors the shadow tests run (Tests/EndToEndTests/ShadowToolTable.swift):
+#     procps (ps top pgrep pkill pmap pwdx w free vmstat sysctl uptime kill) sysvinit-utils (pidof)
+#     psmisc (pstree killall) net-tools (netstat route arp ifconfig) iproute2 (ip ss)
+#     coreutils findutils lsof util-linux (findmnt lscpu lsblk dmesg) libc-bin (getent getconf)
+#     pciutils (lspci)
 APT_PACKAGES := \
 	libcapstone-dev libelf-dev pkg-config \
 	binutils git ca-certificates libc6-dev libedit2 libgcc-12-dev libncurses-dev \
@@ -34,7 +38,7 @@ APT_PACKAGES := \
 	busybox-static cpio gzip kmod zstd xz-utils lz4 file \
 	linux-source-6.1 make gcc flex bison bc perl libssl-dev \
 	qemu-system-x86 socat util-linux \
-	procps psmisc net-tools iproute2 coreutils
+	procps psmisc net-tools iproute2 coreutils findutils lsof libc-bin sysvinit-utils pciutils
 
 all: build
 

@@ -86,6 +86,7 @@ private final class HostileGuest: GuestSyscallExecutor {
 private final class CountingInstaller: GuestFdInstaller {
     func isInUse(_ local: Int32) -> Bool { false }
     func install(at local: Int32, cloexec: Bool) -> Int32 { local }
+    func install(file: Int32, at local: Int32, cloexec: Bool) -> Int32 { local }
 }
 
 /// Reads the input front to back; zeros once it runs out.

@@ -150,6 +150,7 @@ public enum LinuxABI {
         public static let schedSetattr = 314
         public static let schedGetattr = 315
         public static let renameat2 = 316
+        public static let memfdCreate = 319
         public static let copyFileRange = 326
         public static let preadv2 = 327
         public static let pwritev2 = 328

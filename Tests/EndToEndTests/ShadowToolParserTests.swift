@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 /// The parsers the shadow tool tests rely on, on output captured from procps
@@ -31,7 +32,13 @@ final class ShadowToolParserTests: XCTestCase {
         tcp        0      0 0.0.0.0:8642            0.0.0.0:*               LISTEN
         tcp6       0      0 :::8643                 :::*                    LISTEN
         """
-        XCTAssertEqual(ToolOutput.listeningPorts(netstat), [8642, 8643])
+        XCTAssertEqual(ShadowToolTable.listeningPorts.apply(netstat), ["8642", "8643"])
+        let ss = """
+        State  Recv-Q Send-Q Local Address:Port Peer Address:PortProcess
+        LISTEN 0      0            0.0.0.0:8642      0.0.0.0:*
+        LISTEN 0      0                  *:8643            *:*
+        """
+        XCTAssertEqual(ShadowToolTable.listeningPorts.apply(ss), ["8642", "8643"])
         let df = """
         Filesystem     1K-blocks  Used Available Use% Mounted on
         rootfs            232480  2836    229644   2% /
@@ -40,6 +47,47 @@ final class ShadowToolParserTests: XCTestCase {
         let mounts = ToolOutput.dfMounts(df)
         XCTAssertEqual(mounts["/"]?.filesystem, "rootfs")
         XCTAssertEqual(mounts["/dev"]?.blocks, 232480)
-        XCTAssertEqual(ToolOutput.memTotal("   total  used\nMem:   473164   29092\nSwap: 0 0\n"), 473164)
+        XCTAssertEqual(ShadowToolTable.memTotal.apply("   total  used\nMem:   473164   29092\nSwap: 0 0\n"), ["473164"])
+    }
+
+    /// The projections of the table's rows, on captured procps, lsof and /proc output.
+    func testTableProjections() {
+        let rows = Dictionary(ShadowToolTable.rows.map { ($0.commandLine, $0) }, uniquingKeysWith: { a, _ in a })
+        func projections(_ commandLine: String) -> (tool: ToolProjection, truth: ToolProjection)? {
+            switch rows[commandLine]?.comparison {
+            case .equal(let t, let u)?, .sameSet(let t, let u)?, .coversStable(let t, let u)?: return (t, u ?? t)
+            default: return nil
+            }
+        }
+        let pmap = projections("pmap {pid:swvmm-sleeper-1}")
+        XCTAssertEqual(pmap?.tool.apply("147:   /usr/bin/x\n0000000000400000      4K r---- x\n00007ffc05cd4000    132K rw---   [ stack ]\n total   980K\n"),
+                       ["400000", "7ffc05cd4000"])
+        XCTAssertEqual(pmap?.truth.apply("00400000-00401000 r--p 00000000 00:02 245 /x\n7ffc05cd4000-7ffc05cf5000 rw-p 0 0:0 0 [stack]\n"),
+                       ["400000", "7ffc05cd4000"])
+        let lsof = projections("lsof -p {pid:swvmm-sleeper-1}")
+        XCTAssertEqual(lsof?.tool.apply("""
+            COMMAND   PID USER   FD   TYPE DEVICE   SIZE NODE NAME
+            swvmm-sle 147 root  cwd    DIR    0,2    320    1 /
+            swvmm-sle 147 root    0r   CHR    1,3           4 /dev/null
+            swvmm-sle 147 root    1u   CHR    5,1           3 /dev/console
+            """), ["/dev/null", "/dev/console"])
+        let snmp = projections("netstat -s")
+        XCTAssertEqual(snmp?.truth.apply("Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens\nTcp: 1 200 120000 -1 3 7 0\n"), ["7"])
+        XCTAssertEqual(snmp?.tool.apply("Tcp:\n    3 active connection openings\n    7 passive connection openings\n"), ["7"])
+        XCTAssertEqual(projections("lspci -n")?.tool.apply("00:00.0 0600: 8086:1237 (rev 02)\n00:01.0 0601: 8086:7000\n"),
+                       ["00:00.0 8086:1237", "00:01.0 8086:7000"])
+        let who = projections("w")
+        XCTAssertEqual(who?.tool.apply(" 14:58:47 up 2 min,  0 user,  load average: 1.39\nUSER     TTY      FROM\nroot pts/0 -\n"), ["root"])
+    }
+
+    /// docs/tools.md is the table the test runs (SWVMM_WRITE_TOOLS_DOC=1 rewrites it).
+    func testToolsDocumentIsTheTable() throws {
+        let url = Swvmm.packageRoot.appendingPathComponent("docs/tools.md")
+        let rendered = ShadowToolDocument.markdown(ShadowToolTable.rows)
+        if ProcessInfo.processInfo.environment["SWVMM_WRITE_TOOLS_DOC"] == "1" {
+            try rendered.write(to: url, atomically: true, encoding: .utf8)
+        }
+        let written = try String(contentsOf: url, encoding: .utf8)
+        XCTAssertEqual(written, rendered, "docs/tools.md is not the table in ShadowToolTable.swift: run SWVMM_WRITE_TOOLS_DOC=1 swift test --filter ShadowToolParserTests")
     }
 }

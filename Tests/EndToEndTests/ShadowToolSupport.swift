@@ -149,20 +149,6 @@ enum ToolOutput {
         Set(lines(text).compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
     }
 
-    /// Ports of the sockets a `netstat -tln` lists (the Local Address's last ':').
-    static func listeningPorts(_ text: String) -> Set<Int> {
-        Set(lines(text).compactMap { line -> Int? in
-            let f = fields(line)
-            guard f.count >= 6, f[0].hasPrefix("tcp"), f[5] == "LISTEN", let colon = f[3].lastIndex(of: ":") else { return nil }
-            return Int(f[3][f[3].index(after: colon)...])
-        })
-    }
-
-    /// Module names of an `lsmod` (header skipped).
-    static func modules(_ text: String) -> Set<String> {
-        Set(lines(text).dropFirst().compactMap { fields($0).first.map(String.init) })
-    }
-
     /// The parent of each `name(pid)` node of a `pstree -p` drawing.
     ///
     /// A node's name starts 3 columns after its parent's ")": after "-+-" or
@@ -218,11 +204,6 @@ enum ToolOutput {
         let hm = part.split(separator: ":")
         if hm.count == 2, let h = Int(hm[0]), let m = Int(hm[1]) { return minutes + h * 60 + m }
         return nil
-    }
-
-    /// The "Mem:" total of `free` (KiB).
-    static func memTotal(_ text: String) -> Int? {
-        lines(text).first { $0.hasPrefix("Mem:") }.flatMap { Int(fields($0)[1]) }
     }
 
     /// mount point → (filesystem, 1K-blocks) of a `df`.

@@ -107,6 +107,19 @@ final class MachineCallTests: XCTestCase {
         XCTAssertEqual(answer(r, LinuxABI.Syscall.schedSetaffinity, [foreign, 8, 0]), .error(EPERM))
     }
 
+    /// psmisc's killall: pidfd_send_signal on a guest /proc/PID directory fd.
+    func testPidfdSignalOnAGuestProcessDirectoryGoesToTheGuest() {
+        let guest = RecordingGuest()
+        let r = redirector(allowWrites: false, guest: guest)
+        r.table.insert(local: 1000, .init(guestFd: 77, path: "/proc/148"))
+        XCTAssertEqual(answer(r, LinuxABI.Syscall.pidfdSendSignal, [1000, 0, 0, 0]), .value(0), "signal 0 is a read")
+        XCTAssertEqual(guest.machineCalls.first.map { Array($0.arguments.prefix(3)) }, [77, 0, 0], "the guest fd, NULL siginfo")
+        XCTAssertEqual(answer(r, LinuxABI.Syscall.pidfdSendSignal, [1000, sigterm, 0, 0]), .error(EPERM), "a real signal needs --allow-writes")
+        XCTAssertEqual(answer(r, LinuxABI.Syscall.pidfdSendSignal, [3, 0, 0, 0]), .error(EPERM), "a local pidfd names no guest process")
+        XCTAssertEqual(guest.machineCalls.count, 1)
+        XCTAssertEqual(guest.inner.calls, [])
+    }
+
     func testNotRedirectedCallsAreRefusedEvenWithAllowWrites() {
         let guest = RecordingGuest()
         let r = redirector(allowWrites: true, guest: guest)

@@ -16,6 +16,11 @@ final class PolicyTests: XCTestCase {
         XCTAssertEqual(p.route(absolutePath: "/etc/ld.so.cache"), .local)
         XCTAssertEqual(p.route(absolutePath: "/usr/lib/locale/C.utf8/LC_CTYPE"), .local)
         XCTAssertEqual(p.route(absolutePath: "/tmp/x"), .local)
+        XCTAssertEqual(p.route(absolutePath: "/dev/kmsg"), .guest, "the kernel log is the guest's (dmesg)")
+        XCTAssertEqual(p.route(absolutePath: "/dev/null"), .local)
+        XCTAssertTrue(p.forcesNonBlocking(absolutePath: "/dev/kmsg"))
+        XCTAssertTrue(p.forcesNonBlocking(absolutePath: "/proc/kmsg"))
+        XCTAssertFalse(p.forcesNonBlocking(absolutePath: "/proc/version"))
     }
 
     func testNormalization() {

@@ -100,6 +100,13 @@ final class SyscallClassTableTests: XCTestCase {
                     var arguments = localFds
                     arguments[argument] = UInt64(value)
                     XCTAssertEqual(try bpf.run(number: n, arguments: arguments), CSHADOW_RET_USER_NOTIF, "syscall \(n)")
+                case .fdInRangeOrArgumentWithin(_, let argument, let lower, let upper)?:
+                    XCTAssertEqual(onGuest, CSHADOW_RET_USER_NOTIF, "syscall \(n)")
+                    for value in [lower, upper] {
+                        var arguments = localFds
+                        arguments[argument] = UInt64(value)
+                        XCTAssertEqual(try bpf.run(number: n, arguments: arguments), CSHADOW_RET_USER_NOTIF, "syscall \(n)")
+                    }
                 case nil:
                     XCTFail("routed syscall \(n) without a spec")
                 }

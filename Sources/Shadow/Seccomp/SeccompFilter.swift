@@ -147,13 +147,17 @@ public enum SeccompFilter {
             asm.ret(CSHADOW_RET_USER_NOTIF)
         case .rule(.fdInRange(let arguments)):
             let notify = asm.label()
-            for argument in arguments {
-                let nextArgument = asm.label()
-                asm.load(offset: offsetArgumentLow(argument))
-                asm.jumpIfGreaterOrEqual(UInt32(bitPattern: range.lowerBound), then: nil, else: nextArgument)
-                asm.jumpIfGreaterOrEqual(UInt32(bitPattern: range.upperBound), then: nextArgument, else: notify)
-                asm.place(nextArgument)
-            }
+            emitFdChecks(arguments, range: range, notify: notify, into: &asm)
+            asm.ret(CSHADOW_RET_ALLOW)
+            asm.place(notify)
+            asm.ret(CSHADOW_RET_USER_NOTIF)
+        case .rule(.fdInRangeOrArgumentWithin(let fds, let argument, let lower, let upper)):
+            let notify = asm.label(), allow = asm.label()
+            emitFdChecks(fds, range: range, notify: notify, into: &asm)
+            asm.load(offset: offsetArgumentLow(argument))
+            asm.jumpIfGreaterOrEqual(lower, then: nil, else: allow)
+            if upper == .max { asm.jump(notify) } else { asm.jumpIfGreaterOrEqual(upper + 1, then: allow, else: notify) }
+            asm.place(allow)
             asm.ret(CSHADOW_RET_ALLOW)
             asm.place(notify)
             asm.ret(CSHADOW_RET_USER_NOTIF)
@@ -164,6 +168,18 @@ public enum SeccompFilter {
             asm.ret(CSHADOW_RET_ALLOW)
             asm.place(notify)
             asm.ret(CSHADOW_RET_USER_NOTIF)
+        }
+    }
+
+    /// Jumps to `notify` if one of the fd `arguments` lies in `range`; falls through otherwise.
+    private static func emitFdChecks(_ arguments: [Int], range: GuestFdRange, notify: BPFAssembler.Label,
+                                     into asm: inout BPFAssembler) {
+        for argument in arguments {
+            let nextArgument = asm.label()
+            asm.load(offset: offsetArgumentLow(argument))
+            asm.jumpIfGreaterOrEqual(UInt32(bitPattern: range.lowerBound), then: nil, else: nextArgument)
+            asm.jumpIfGreaterOrEqual(UInt32(bitPattern: range.upperBound), then: nextArgument, else: notify)
+            asm.place(nextArgument)
         }
     }
 

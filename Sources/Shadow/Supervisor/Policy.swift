@@ -12,10 +12,17 @@ public enum Route: Equatable, Sendable {
 /// cannot take the inspector's own libraries away.
 public struct ShadowPolicy: Equatable, Sendable {
     /// Paths whose contents describe the machine: the guest's.
+    /// `/dev/kmsg` is the kernel log (util-linux `dmesg` reads it before
+    /// syslog(2)): left under the local `/dev` it would show the host's log.
     public static let defaultGuestPaths = [
         "/proc", "/sys", "/etc/passwd", "/etc/group", "/etc/hostname",
-        "/run/utmp", "/var/run/utmp", "/etc/mtab",
+        "/run/utmp", "/var/run/utmp", "/etc/mtab", "/dev/kmsg",
     ]
+    /// Guest files whose reads wait for new data (the kernel log's end,
+    /// `/dev/kmsg` and `/proc/kmsg`): their
+    /// guest opens get O_NONBLOCK so that a read past the end answers EAGAIN
+    /// instead of parking the shadow process until the guest logs again.
+    public static let nonBlockingGuestPaths = ["/dev/kmsg", "/proc/kmsg"]
     /// Paths that must stay the host's for the inspector to run at all.
     public static let defaultLocalPaths = [
         "/lib", "/lib64", "/lib32", "/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libexec",
@@ -43,6 +50,12 @@ public struct ShadowPolicy: Equatable, Sendable {
         let guest = longestMatch(path, in: guestPaths)
         let local = longestMatch(path, in: localPaths)
         return guest > local ? .guest : .local
+    }
+
+    /// Whether a guest open of `absolutePath` must not block (see `nonBlockingGuestPaths`).
+    public func forcesNonBlocking(absolutePath: String) -> Bool {
+        let path = Self.normalize(absolutePath)
+        return Self.nonBlockingGuestPaths.contains { Self.isWithin(path, $0) }
     }
 
     private func longestMatch(_ path: String, in prefixes: [String]) -> Int {
@@ -88,6 +101,8 @@ public struct ShadowPolicy: Equatable, Sendable {
     static let openAppend: UInt64 = 0o2000
     /// O_TMPFILE = __O_TMPFILE | O_DIRECTORY; __O_TMPFILE is 0o20000000.
     static let openTmpfileBit: UInt64 = 0o20000000
+    /// O_NONBLOCK.
+    public static let openNonBlocking: UInt64 = 0o4000
 
     /// Whether open flags ask to modify or create.
     public static func openWrites(flags: UInt64) -> Bool {

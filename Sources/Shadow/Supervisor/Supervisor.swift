@@ -252,10 +252,14 @@ private struct ListenerFdInstaller: GuestFdInstaller {
     }
 
     func install(at local: Int32, cloexec: Bool) -> Int32 {
+        install(file: placeholder, at: local, cloexec: cloexec)
+    }
+
+    func install(file: Int32, at local: Int32, cloexec: Bool) -> Int32 {
         var request = seccomp_notif_addfd()
         request.id = notification
         request.flags = CSHADOW_ADDFD_FLAG_SETFD
-        request.srcfd = UInt32(bitPattern: placeholder)
+        request.srcfd = UInt32(bitPattern: file)
         request.newfd = UInt32(bitPattern: local)
         request.newfd_flags = cloexec ? UInt32(O_CLOEXEC) : 0
         return cshadow_notif_addfd(listener, &request)

@@ -10,6 +10,9 @@ public protocol GuestFdInstaller {
     func isInUse(_ local: Int32) -> Bool
     /// Installs the placeholder at exactly `local`; returns `local`, or -errno.
     func install(at local: Int32, cloexec: Bool) -> Int32
+    /// Installs a copy of the supervisor's own fd `file` at exactly `local`
+    /// (a guest file's contents below the reserved range); returns `local`, or -errno.
+    func install(file: Int32, at local: Int32, cloexec: Bool) -> Int32
 }
 
 extension SyscallRedirector {

@@ -65,6 +65,9 @@ extension SyscallRedirector {
             try InspectorMemory(pid: request.pid).write(a[0], bytes)
             countRedirected(spec)
             return .value(Int64(bytes.count))
+        case LinuxABI.Syscall.ioctl:
+            if table.entry(rawArgument: a[0]) != nil { return refuse(spec, ENOSYS, "ioctl on a guest fd is not redirected") }
+            return try interfaceRequest(spec, request, validate)
         case LinuxABI.Syscall.socket:
             guard UInt32(truncatingIfNeeded: a[0]) == SyscallSpecTable.addressFamilyNetlink else { return .continueLocally }
             if !netlinkNoticeShown {
@@ -100,9 +103,14 @@ extension SyscallRedirector {
         var cursor = RegionCursor(base: executor.regionAddress, size: executor.regionSize)
         let pathAddress = try place(path: path, &cursor)
         try validate()
+        let nonBlocking = absolute.map(policy.forcesNonBlocking) == true
+        if nonBlocking && flags & ShadowPolicy.openNonBlocking == 0 && verbose {
+            diagnostic("swvmm: \(spec.name) \(shown): opened O_NONBLOCK in the guest, so a read past its end answers EAGAIN instead of parking S")
+        }
+        let guestFlags = nonBlocking ? flags | ShadowPolicy.openNonBlocking : flags
         // Every open becomes openat in the guest (it exists on every x86_64 kernel).
         let result = try guestCall(LinuxABI.Syscall.openat,
-                                   [UInt64(bitPattern: Int64(dirfd)), pathAddress, flags, mode], name: spec.name)
+                                   [UInt64(bitPattern: Int64(dirfd)), pathAddress, guestFlags, mode], name: spec.name)
         countRedirected(spec)
         if result < 0 { return .error(Int32(-result)) }
         let g = try guestFd(result, spec.name)
@@ -124,12 +132,10 @@ extension SyscallRedirector {
         }
         if old == new { return isDup3 ? .error(EINVAL) : .value(Int64(new)) }
         guard table.range.contains(rawArgument: a[1]) else {
-            // `cmd < /proc/x`, `2>/dev/null` on a guest path: the target fd is
-            // one the seccomp filter does not watch, so later calls on it
-            // could not reach the guest. Said even without --verbose.
-            return refuse(spec, ENOSYS, "a guest file (\(oldEntry.path)) cannot be made fd \(new) yet: "
-                          + "redirections such as `cmd < /proc/...` onto fds below \(table.range.lowerBound) are not supported; "
-                          + "pass the path as an argument instead", always: true)
+            // `cmd < /proc/x`: the target fd is one the seccomp filter does not
+            // watch, so later calls on it could not reach the guest. It gets a
+            // sealed local copy of the file's contents, read now.
+            return try snapshot(spec, oldEntry, onto: new, cloexec: isDup3 && a[2] & Self.openCloexec != 0, installer)
         }
         let g = try guestFd(guestCall(LinuxABI.Syscall.dup, [UInt64(oldEntry.guestFd)], name: spec.name), spec.name)
         if let replaced = table.remove(local: new) { closeGuest(replaced.guestFd) }
@@ -153,8 +159,11 @@ extension SyscallRedirector {
             return install(guestFd: g, path: entry.path, cloexec: command == Self.fcntlDupfdCloexec,
                            exactly: nil, atLeast: minimum, with: installer)
         case Self.fcntlGetfl, Self.fcntlSetfl:
+            // A file that must not block keeps O_NONBLOCK whatever F_SETFL asks.
+            var flags = request.arguments[2]
+            if command == Self.fcntlSetfl && policy.forcesNonBlocking(absolutePath: entry.path) { flags |= ShadowPolicy.openNonBlocking }
             let result = try guestCall(LinuxABI.Syscall.fcntl,
-                                       [UInt64(entry.guestFd), UInt64(UInt32(bitPattern: command)), request.arguments[2]],
+                                       [UInt64(entry.guestFd), UInt64(UInt32(bitPattern: command)), flags],
                                        name: "fcntl")
             countRedirected(spec)
             return result < 0 ? .error(Int32(-result)) : .value(result)

@@ -32,6 +32,8 @@ public final class SyscallRedirector {
     let verbose: Bool
     let diagnostic: (String) -> Void
     var netlinkNoticeShown = false
+    /// S's socket for network-interface requests (opened at the first one, closed with the other guest fds).
+    var interfaceSocket: Int32?
     /// Calls whose refusal `--verbose` has already said (machine calls are said once each).
     var refusalsSaid: Set<String> = []
     /// The inspector's first process: it and its descendants are "the
@@ -264,6 +266,10 @@ public final class SyscallRedirector {
         for (local, entry) in table.all {
             closeGuest(entry.guestFd)
             table.remove(local: local)
+        }
+        if let socket = interfaceSocket {
+            closeGuest(socket)
+            interfaceSocket = nil
         }
     }
 

@@ -64,6 +64,10 @@ public enum TrapRule: Equatable, Sendable {
     case fdInRange([Int])
     /// Only if argument `argument` (low 32 bits) equals `value`.
     case argumentEquals(argument: Int, value: UInt32)
+    /// If one of the fd arguments lies in the guest-fd range, or argument
+    /// `argument` (low 32 bits) lies in `lower...upper` (ioctl: the socket
+    /// requests that ask about the machine's network interfaces).
+    case fdInRangeOrArgumentWithin(fds: [Int], argument: Int, lower: UInt32, upper: UInt32)
 }
 
 /// Everything the supervisor knows about one system call.

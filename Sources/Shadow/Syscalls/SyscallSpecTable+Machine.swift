@@ -33,8 +33,10 @@ extension SyscallSpecTable {
                 .process(argument: 0), .signals(signal: 1)),
         machine(N.rtTgsigqueueinfo, "rt_tgsigqueueinfo", [.value, .value, .value, .inStruct(size: siginfoSize)],
                 .process(argument: 0), .signals(signal: 2)),
-        machine(N.pidfdSendSignal, "pidfd_send_signal", [], .pidfd(argument: 0),
-                .notRedirected("a pidfd names a local process; guest processes are signalled with kill(2)")),
+        // psmisc's killall opens /proc/PID as its pidfd: on a guest fd it names a
+        // guest process; on a local pidfd the call has no guest object (EPERM).
+        machine(N.pidfdSendSignal, "pidfd_send_signal", [.fd, .value, .inStruct(size: siginfoSize), .value],
+                .pidfd(argument: 0), .signals(signal: 1)),
         machine(N.pidfdOpen, "pidfd_open", [], .process(argument: 0),
                 .notRedirected("guest pidfds are not redirected; kill(2) is")),
         machine(N.pidfdGetfd, "pidfd_getfd", [], .pidfd(argument: 0), .notRedirected("takes another process's fd")),

@@ -63,6 +63,11 @@ public enum SyscallSpecTable {
         // fchdir on a local fd must also be seen, to learn the cwd is local again.
         SyscallSpec(N.fchdir, "fchdir", [.fd], handling: .special, trap: .always),
         SyscallSpec(N.getcwd, "getcwd", [.value, .value], handling: .special, trap: .always),
+        // ioctl on a guest fd is not redirected (ENOSYS); on a local fd the
+        // socket requests about network interfaces are the guest's (ifconfig).
+        SyscallSpec(N.ioctl, "ioctl", [.fd, .value, .value], handling: .special,
+                    trap: .fdInRangeOrArgumentWithin(fds: [0], argument: 1, lower: InterfaceRequest.firstMachineRequest,
+                                                     upper: InterfaceRequest.lastMachineRequest)),
         SyscallSpec(N.socket, "socket", [.value, .value, .value], handling: .special,
                     trap: .argumentEquals(argument: 0, value: addressFamilyNetlink)),
     ]
@@ -82,7 +87,6 @@ public enum SyscallSpecTable {
 
     static let unsupported: [SyscallSpec] = [
         unsupportedFd(N.mmap, "mmap", [4], writes: false),
-        unsupportedFd(N.ioctl, "ioctl", [0], writes: false),
         unsupportedFd(N.writev, "writev", [0], writes: true),
         unsupportedFd(N.sendfile, "sendfile", [0, 1], writes: false),
         unsupportedFd(N.flock, "flock", [0], writes: false),
