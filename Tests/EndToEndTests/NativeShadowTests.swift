@@ -90,23 +90,55 @@ final class NativeShadowSession {
 
     /// `swvmm shadow --vm SOCKET [options] -- arguments`, run in the KVM host as the guest's user.
     func shadow(_ arguments: [String], options: [String] = [], asUser user: Int? = nil, timeout: TimeInterval = 300) throws -> KVMHostBridge.Result {
-        try bridge.exec(script(arguments, options: options, asUser: user), timeout: timeout)
+        try bridge.exec(script(options + ["--"] + arguments, asUser: user), timeout: timeout)
+    }
+
+    /// `swvmm shadow --vm SOCKET` with `tail` (options, `--`, the command), as the tool table runs it.
+    func shadowResult(_ tail: [String]) throws -> Swvmm.Result {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = try bridge.exec(script(tail, asUser: nil), timeout: 300)
+        return Swvmm.Result(arguments: ["shadow", "--vm", spec.socket] + tail, stdout: result.stdout, stderr: result.stderr,
+                            status: result.status, signaled: false, timedOut: false, seconds: (clock.now - start).seconds)
     }
 
     /// The same, started without waiting (`bridge.wait(for:)` collects it).
     func startShadow(_ arguments: [String], options: [String] = []) throws -> Int {
-        try bridge.start(script(arguments, options: options, asUser: nil))
+        try bridge.start(script(options + ["--"] + arguments, asUser: nil))
     }
 
-    private func script(_ arguments: [String], options: [String], asUser user: Int?) -> String {
+    private func script(_ tail: [String], asUser user: Int?) -> String {
         let prefix = (user ?? spec.user).map { ["setpriv", "--reuid=\($0)", "--regid=\($0)", "--clear-groups"] } ?? []
-        let words = prefix + [Swvmm.binary.path, "shadow", "--vm", spec.socket] + options + ["--"] + arguments
+        let words = prefix + [Swvmm.binary.path, "shadow", "--vm", spec.socket] + tail
         return "cd / && exec " + words.map(KVMHostBridge.quoted).joined(separator: " ")
     }
 
     /// The guest's console (ground truth).
     func console(_ command: String, timeout: TimeInterval = 60) throws -> String {
         try bridge.text(command, timeout: timeout)
+    }
+}
+
+/// The tool table's checks read the same console.
+extension NativeShadowSession: ShadowToolGuest {
+    func run(_ command: String, timeout: TimeInterval) throws -> (output: String, status: Int32) {
+        try bridge.run(command, timeout: timeout)
+    }
+}
+
+/// A process of the KVM host's own (where the inspectors run) with a
+/// distinctive name: a copy of sleep, as `HostMarker` is on this host.
+struct KVMHostMarker: MarkerProcess {
+    let name: String
+    let pid: Int32
+
+    init(bridge: KVMHostBridge) throws {
+        name = "swvmm-hm-" + String((0 ..< 6).map { _ in "abcdefghijklmnopqrstuvwxyz".randomElement()! })
+        let started = try bridge.exec("cp /bin/sleep /tmp/\(name) && { /tmp/\(name) 3600 >/dev/null 2>&1 & echo $!; }")
+        guard let pid = Int32(started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw KVMHostBridge.Failure(description: "the marker did not start: \(started.summary)")
+        }
+        self.pid = pid
     }
 }
 
@@ -121,7 +153,17 @@ struct NativeShadowChecks {
 
     init(session: NativeShadowSession) { self.session = session }
 
+    /// The tools `ShadowToolTests` checked first, rows of the same table.
+    static let tableRows: Set<String> = ["ps -e -o pid,comm", "ps aux", "pstree -p", "lsmod", "netstat -tln", "uname -a",
+                                         "hostname", "uptime", "free", "cat /proc/cpuinfo", "ls /proc", "df"]
+
     func checkAll() throws {
+        let marker = try KVMHostMarker(bridge: session.bridge)
+        defer { _ = try? session.bridge.exec("kill \(marker.pid)") }
+        let visible = try session.bridge.exec("ps -e -o comm")
+        XCTAssertTrue(visible.stdout.contains(marker.name), "the marker is not in the KVM host's own ps: the absence checks would prove nothing")
+        let table = ShadowToolChecks(guest: session, marker: marker, series: series) { tail in try session.shadowResult(tail) }
+        table.checkTable(ShadowToolTable.rows.filter { Self.tableRows.contains($0.command.joined(separator: " ")) })
         try checkToolsAgainstTheConsole()
         let shadow = try checkShadowProcessLivesOnItsCPU()
         try checkOtherVCPUsNeverStop()

@@ -40,7 +40,7 @@ extension ShadowToolChecks {
             return problems
         }
         if case .sameExitStatus = row.comparison {
-            let expected = try guest.run(truth).status
+            let expected = try guest.run(truth, timeout: 30).status
             let result = try shadowRun(command, options: row.options, expectStatus: expected)
             return result.status == expected ? [] : ["exit status \(result.status), the console's \(expected)"]
         }

@@ -34,7 +34,9 @@ final class ShadowToolTests: XCTestCase {
         XCTAssertTrue(try runOnHost(["ps", "-e", "-o", "pid,comm"]).contains(marker.name),
                       "the marker \(marker.name) is not in the host's own ps: the absence checks would prove nothing")
 
-        let tools = ShadowToolChecks(guest: guest, marker: marker, series: series)
+        let tools = ShadowToolChecks(guest: guest, marker: marker, series: series) { arguments in
+            try Swvmm.run(["shadow", "--gdb", guest.gdbAddress] + arguments, timeout: 120)
+        }
         let shadowPID = try tools.shadowPID()
         let baseline = try guest.fds(of: shadowPID)
         print("[\(series)] S pid \(shadowPID), fds \(baseline)")
@@ -47,24 +49,42 @@ final class ShadowToolTests: XCTestCase {
     }
 }
 
-/// The tool checks on one guest.
-struct ShadowToolChecks {
-    let guest: ReferenceGuest
-    let marker: HostMarker
-    let series: String
+/// A guest the tool checks read their ground truth from: its console and its kernel release.
+protocol ShadowToolGuest: GuestConsole {
+    var release: String { get }
+}
 
-    /// `swvmm shadow --gdb ADDR -- arguments`, which must succeed; its stdout.
+extension ReferenceGuest: ShadowToolGuest {}
+
+/// A process on the inspectors' side that the guest does not have: its name
+/// and pid must never show in a tool's output.
+protocol MarkerProcess {
+    var name: String { get }
+    var pid: Int32 { get }
+}
+
+extension HostMarker: MarkerProcess {}
+
+/// The tool checks on one guest, through one target (a gdbstub with
+/// `--gdb`, a swvmm VM with `--vm`): the same table for both.
+struct ShadowToolChecks {
+    let guest: any ShadowToolGuest
+    let marker: any MarkerProcess
+    let series: String
+    /// Runs `swvmm shadow TARGET` with these further arguments (options, `--`, the command).
+    let run: ([String]) throws -> Swvmm.Result
+
+    /// `swvmm shadow TARGET -- arguments`, which must succeed; its stdout.
     @discardableResult
     func shadow(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
         try shadowRun(arguments, file: file, line: line).stdout
     }
 
-    /// `swvmm shadow --gdb ADDR [options] -- arguments`: it must end cleanly, with
+    /// `swvmm shadow TARGET [options] -- arguments`: it must end cleanly, with
     /// `expectStatus` (nil: any), and never show the host marker.
     func shadowRun(_ arguments: [String], options: [String] = [], verbose: Bool = false, expectStatus: Int32? = 0,
                    file: StaticString = #filePath, line: UInt = #line) throws -> Swvmm.Result {
-        let result = try Swvmm.run(["shadow", "--gdb", guest.gdbAddress] + (verbose ? ["--verbose"] : []) + options + ["--"] + arguments,
-                                   timeout: 120)
+        let result = try run((verbose ? ["--verbose"] : []) + options + ["--"] + arguments)
         Swvmm.assertEndedCleanly(result, file: file, line: line)
         if let expectStatus { XCTAssertEqual(result.status, expectStatus, result.summary, file: file, line: line) }
         XCTAssertFalse(result.stdout.contains(marker.name), "host marker in the output of \(arguments)", file: file, line: line)
@@ -187,7 +207,7 @@ struct ShadowToolChecks {
     func checkCpuinfo() throws {
         let output = try shadow(["cat", "/proc/cpuinfo"])
         let count = try guest.text("grep -c ^processor /proc/cpuinfo").trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertEqual(count, "2")
+        XCTAssertGreaterThanOrEqual(Int(count) ?? 0, 2, "the guests have 2 or more vCPUs")
         XCTAssertEqual(ToolOutput.lines(output).filter { $0.hasPrefix("processor") }.count, Int(count), "[\(series)] cpuinfo")
         let models = Set(ToolOutput.lines(try guest.text("grep '^model name' /proc/cpuinfo")).map { String($0) })
         XCTAssertEqual(Set(ToolOutput.lines(output).filter { $0.hasPrefix("model name") }.map { String($0) }), models)
