@@ -51,14 +51,28 @@ public final class NativeShadow: Sendable {
             guard !machineStopped else { throw ShadowError.guestGone(during: "the wait for the shadow process") }
             if let previous, previous.checkPresence() == nil {
                 previous.origin = "reusing shadow process pid \(previous.shadow.pid) on CPU \(shadowVCPU.index)"
+                previous.setUpDuration = nil
                 return (previous, nil)
             }
             var (executor, report) = try build()
             report.replaced = previous?.failure.map { "\($0)" }
             executor.origin = "built shadow process pid \(executor.shadow.pid) on CPU \(shadowVCPU.index) in "
                 + "\(report.total) (borrowed pid \(report.borrowedPID)\(report.replaced.map { "; the last one was given up: \($0)" } ?? ""))"
+            executor.setUpDuration = report.total
             current.withLock { $0 = executor }
             return (executor, report)
+        }
+    }
+
+    /// Ends the current S (`swvmm shadow --vm --stop-shadow`): its next trap
+    /// becomes exit_group(0) and its executor fails, so the next run makes a
+    /// new S. Returns a line saying what was done.
+    public func endShadow() -> String {
+        building.withLock { _ in
+            guard let executor = current.withLock({ $0 }), let pid = executor.end() else {
+                return "no shadow process to end on CPU \(shadowVCPU.index) (the next run makes one)"
+            }
+            return "ended shadow process pid \(pid) on CPU \(shadowVCPU.index) (it leaves at its next trap; the next run makes a new one)"
         }
     }
 
