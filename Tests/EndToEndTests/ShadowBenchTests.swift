@@ -138,6 +138,5 @@ final class ShadowBenchTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: output + "/results.json"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: output + "/chart.svg"))
         print(result.stdout)
-        if let keep = ProcessInfo.processInfo.environment["SWVMM_BENCH_KEEP"] { _ = try? FileManager.default.copyItem(atPath: output, toPath: keep) }
     }
 }

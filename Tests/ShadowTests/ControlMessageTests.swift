@@ -28,12 +28,12 @@ final class ControlMessageTests: XCTestCase {
             .diagnostic("swvmm: refused sethostname"),
             .refused("no executor"),
             .finished(failure: nil, report: RunReport()),
-            .finished(failure: "the guest went away", report: RunReport(notifications: 3, redirected: 2)),
+            .finished(failure: "the guest went away", report: RunReport(counters: counters(notifications: 3, redirected: 2))),
             .finished(failure: nil, report: RunReport(
-                notifications: 120, redirected: 80, local: 38, refused: 2, redirectedNanoseconds: 9_000_000,
-                executorNanoseconds: 7_500_000, measurementDeltas: ["calls": 81, "transitions": 81, "other vCPU interruptions": 0, "é": -1],
+                counters: counters(notifications: 120, redirected: 80, local: 38, refused: 2, redirectedNanoseconds: 9_000_000,
+                                   executorNanoseconds: 7_500_000), measurementDeltas: ["calls": 81, "transitions": 81, "other vCPU interruptions": 0, "é": -1],
                 origin: "built shadow process pid 812 on CPU 1 in 0.24s (borrowed pid 97)", setUpNanoseconds: 240_000_000)),
-            .finished(failure: nil, report: RunReport(redirected: 1, origin: "", setUpNanoseconds: 0)),
+            .finished(failure: nil, report: RunReport(counters: counters(redirected: 1), origin: "", setUpNanoseconds: 0)),
             .stopShadow,
         ]
         for message in messages {
@@ -113,21 +113,32 @@ final class ControlMessageTests: XCTestCase {
         assertViolation(header(kind: 7, length: huge.count) + huge, "a counter past Int.max")
     }
 
-    func testReportsFromASupervisedRun() {
+    /// Supervisor counters with these values (the rest zero).
+    private func counters(notifications: Int = 0, redirected: Int = 0, local: Int = 0, refused: Int = 0,
+                          redirectedNanoseconds: UInt64 = 0, executorNanoseconds: UInt64 = 0) -> SupervisorCounters {
         var counters = SupervisorCounters()
-        counters.notifications = 10
-        counters.redirected = 4
-        counters.local = 5
-        counters.refused = 1
-        counters.redirectedNanoseconds = 40_000
-        counters.executorNanoseconds = 30_000
-        let report = RunReport(counters: counters, measuredBefore: ["calls": 100, "transitions": 120],
+        counters.notifications = notifications
+        counters.redirected = redirected
+        counters.local = local
+        counters.refused = refused
+        counters.redirectedNanoseconds = redirectedNanoseconds
+        counters.executorNanoseconds = executorNanoseconds
+        return counters
+    }
+
+    func testReportsFromASupervisedRun() {
+        var supervised = counters(notifications: 10, redirected: 4, local: 5, refused: 1, redirectedNanoseconds: 40_000,
+                                  executorNanoseconds: 30_000)
+        supervised.guestCalls = 6
+        supervised.byName = ["openat": 2]
+        let report = RunReport(counters: supervised, measuredBefore: ["calls": 100, "transitions": 120],
                                measuredAfter: ["calls": 104, "transitions": 128, "new": 3],
                                origin: "reusing", setUp: .milliseconds(250))
-        XCTAssertEqual(report, RunReport(notifications: 10, redirected: 4, local: 5, refused: 1, redirectedNanoseconds: 40_000,
-                                         executorNanoseconds: 30_000, measurementDeltas: ["calls": 4, "transitions": 8, "new": 3],
+        XCTAssertEqual(report, RunReport(counters: counters(notifications: 10, redirected: 4, local: 5, refused: 1,
+                                                            redirectedNanoseconds: 40_000, executorNanoseconds: 30_000),
+                                         measurementDeltas: ["calls": 4, "transitions": 8, "new": 3],
                                          origin: "reusing", setUpNanoseconds: 250_000_000))
-        XCTAssertEqual(report.hostMicrosecondsPerRedirectedCall, 2.5, accuracy: 1e-9)
+        XCTAssertEqual(report.counters.hostMicrosecondsPerRedirectedCall, 2.5, accuracy: 1e-9)
     }
 
     func testAnotherVersionIsNamed() {

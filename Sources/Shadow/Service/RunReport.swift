@@ -3,34 +3,27 @@
 /// measurement deltas over the run, how S was found or made, and how long
 /// making it took when it was made for this run.
 public struct RunReport: Equatable, Sendable {
-    /// Notifications received (`SupervisorCounters.notifications`).
-    public var notifications = 0
-    /// Calls answered with the guest's result.
-    public var redirected = 0
-    /// Calls continued locally.
-    public var local = 0
-    /// Calls refused by the supervisor.
-    public var refused = 0
-    /// Nanoseconds spent handling redirected calls, executor time included.
-    public var redirectedNanoseconds: UInt64 = 0
-    /// Nanoseconds of that spent inside the executor.
-    public var executorNanoseconds: UInt64 = 0
+    /// The run's supervisor counters, those the wire carries: notifications,
+    /// redirected, local, refused, redirected and executor nanoseconds
+    /// (`guestCalls` and `byName` stay zero and empty).
+    public var counters: SupervisorCounters
     /// `GuestSyscallExecutor.measurements` after the run minus before it, by name.
-    public var measurementDeltas: [String: Int] = [:]
+    public var measurementDeltas: [String: Int]
     /// `GuestSyscallExecutor.origin` for this run (nil: the executor said nothing).
     public var origin: String?
     /// How long making S took, when it was made for this run (nil: S was reused).
     public var setUpNanoseconds: UInt64?
 
-    public init(notifications: Int = 0, redirected: Int = 0, local: Int = 0, refused: Int = 0,
-                redirectedNanoseconds: UInt64 = 0, executorNanoseconds: UInt64 = 0,
-                measurementDeltas: [String: Int] = [:], origin: String? = nil, setUpNanoseconds: UInt64? = nil) {
-        self.notifications = notifications
-        self.redirected = redirected
-        self.local = local
-        self.refused = refused
-        self.redirectedNanoseconds = redirectedNanoseconds
-        self.executorNanoseconds = executorNanoseconds
+    public init(counters: SupervisorCounters = SupervisorCounters(), measurementDeltas: [String: Int] = [:],
+                origin: String? = nil, setUpNanoseconds: UInt64? = nil) {
+        var carried = SupervisorCounters()
+        carried.notifications = counters.notifications
+        carried.redirected = counters.redirected
+        carried.local = counters.local
+        carried.refused = counters.refused
+        carried.redirectedNanoseconds = counters.redirectedNanoseconds
+        carried.executorNanoseconds = counters.executorNanoseconds
+        self.counters = carried
         self.measurementDeltas = measurementDeltas
         self.origin = origin
         self.setUpNanoseconds = setUpNanoseconds
@@ -40,20 +33,10 @@ public struct RunReport: Equatable, Sendable {
     /// and what the executor says of its S.
     public init(counters: SupervisorCounters, measuredBefore: [String: Int], measuredAfter: [String: Int],
                 origin: String?, setUp: Duration?) {
-        self.init(notifications: counters.notifications, redirected: counters.redirected, local: counters.local,
-                  refused: counters.refused, redirectedNanoseconds: counters.redirectedNanoseconds,
-                  executorNanoseconds: counters.executorNanoseconds, origin: origin,
+        var deltas: [String: Int] = [:]
+        for (name, after) in measuredAfter { deltas[name] = after - (measuredBefore[name] ?? 0) }
+        self.init(counters: counters, measurementDeltas: deltas, origin: origin,
                   setUpNanoseconds: setUp.map { $0 < .zero ? 0 : $0.wholeNanoseconds })
-        for (name, after) in measuredAfter { measurementDeltas[name] = after - (measuredBefore[name] ?? 0) }
-    }
-
-    /// Host-side time per redirected call, executor excluded, in microseconds (0 without redirected calls).
-    public var hostMicrosecondsPerRedirectedCall: Double {
-        var counters = SupervisorCounters()
-        counters.redirected = redirected
-        counters.redirectedNanoseconds = redirectedNanoseconds
-        counters.executorNanoseconds = executorNanoseconds
-        return counters.hostMicrosecondsPerRedirectedCall
     }
 }
 
@@ -70,9 +53,11 @@ extension RunReport {
     /// nanoseconds. Names longer than the bound and deltas past the count
     /// are left out rather than failing the run's last word.
     func encode(into writer: inout WireWriter) {
-        for count in [notifications, redirected, local, refused] { writer.u64(UInt64(max(0, count))) }
-        writer.u64(redirectedNanoseconds)
-        writer.u64(executorNanoseconds)
+        for count in [counters.notifications, counters.redirected, counters.local, counters.refused] {
+            writer.u64(UInt64(max(0, count)))
+        }
+        writer.u64(counters.redirectedNanoseconds)
+        writer.u64(counters.executorNanoseconds)
         let names = measurementDeltas.keys.filter { !$0.isEmpty && $0.utf8.count <= ControlWire.maximumMeasurementNameBytes }
             .sorted().prefix(ControlWire.maximumMeasurements)
         writer.u32(UInt32(names.count))
@@ -96,12 +81,12 @@ extension RunReport {
             guard value <= UInt64(Int.max) else { throw ControlError.protocolViolation("a count of \(value)") }
             return Int(value)
         }
-        report.notifications = try count()
-        report.redirected = try count()
-        report.local = try count()
-        report.refused = try count()
-        report.redirectedNanoseconds = try reader.u64()
-        report.executorNanoseconds = try reader.u64()
+        report.counters.notifications = try count()
+        report.counters.redirected = try count()
+        report.counters.local = try count()
+        report.counters.refused = try count()
+        report.counters.redirectedNanoseconds = try reader.u64()
+        report.counters.executorNanoseconds = try reader.u64()
         let names = try reader.u32()
         guard names <= ControlWire.maximumMeasurements else {
             throw ControlError.protocolViolation("\(names) measurements (at most \(ControlWire.maximumMeasurements))")

@@ -10,8 +10,8 @@ enum ShadowBenchChart {
     static let rowHeight = 36
     static let top = 70
     static let labelWidth = 190
-    static let timeLeft = 200, timeRight = 700
-    static let transitionsLeft = 760, transitionsRight = 930
+    static let timeLeft = 200, timeRight = 640
+    static let transitionsLeft = 780, transitionsRight = 940
     static let nativeColour = "#4477aa", redirectedColour = "#ee6677", transitionsColour = "#228833"
 
     /// The document for `rows`; `title` names the target and guest kernel.

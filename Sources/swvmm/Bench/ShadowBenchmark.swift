@@ -104,7 +104,7 @@ struct ShadowBenchmark: ParsableCommand {
             if run.exit != .exited(0) { printError("swvmm: \(name) ended with \(run.exit) through the target") }
             first = first ?? run
             walls.append(run.wallSeconds)
-            hostMicros.append(run.report.hostMicrosecondsPerRedirectedCall)
+            hostMicros.append(run.report.counters.hostMicrosecondsPerRedirectedCall)
             do {
                 natives.append(try Self.native(tool, environment: shadowBenchEnvironment, stdio: devNull))
             } catch {
@@ -112,11 +112,12 @@ struct ShadowBenchmark: ParsableCommand {
             }
         }
         let report = first?.report ?? RunReport()
+        let counters = report.counters
         let transitions = report.measurementDeltas[ExecutorMeasurement.transitions]
         return ShadowBenchRow(
             tool: name, kernel: kernel, target: target.kind, nativeSeconds: median(natives), redirectedSeconds: median(walls),
-            memoizedSeconds: nil, redirectedCalls: report.redirected, localCalls: report.local, notifications: report.notifications,
-            transitionsPerCallFirst: transitions.flatMap { report.redirected > 0 ? Double($0) / Double(report.redirected) : nil },
+            memoizedSeconds: nil, redirectedCalls: counters.redirected, localCalls: counters.local, notifications: counters.notifications,
+            transitionsPerCallFirst: transitions.flatMap { counters.redirected > 0 ? Double($0) / Double(counters.redirected) : nil },
             transitionsPerCallMemoized: nil,
             otherVCPUInterruptions: report.measurementDeltas[ExecutorMeasurement.otherVCPUInterruptions],
             hostMicrosecondsPerCall: median(hostMicros), seccompRoundTripMicroseconds: roundTrip)
