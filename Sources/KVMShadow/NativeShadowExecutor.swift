@@ -102,15 +102,13 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
     /// executor, so the next run makes a new S. Returns S's pid; nil when the
     /// executor had failed already (S is gone or ending).
     func end() -> Int64? {
-        let pid: Int64? = state.withLock { s in
+        state.withLock { s in
             guard s.failure == nil else { return nil }
             s.failure = .stale(pid: s.shadow.pid, reason: "ended by swvmm shadow --stop-shadow")
             s.ending = true
             s.pending = nil
             return s.shadow.pid
         }
-        if pid != nil { resultReady.signal() }
-        return pid
     }
 
     /// S as known now (its pid once `identify()` has asked it).

@@ -18,6 +18,9 @@ enum ShadowBenchJSON {
         ("seccomp_roundtrip_us", "the seccomp user-notification round trip measured in the same bench run (NotificationRoundTrip)"),
         ("other_vcpu_interruptions", "exits of the guest's own vCPUs during the first run (vm only; native shadow promises 0)"),
         ("kernel", "the guest's uname -r, taken through the target"),
+        ("guest_cpus", "CPUs the guest kernel has (/sys/devices/system/cpu/present through the target; a swvmm VM's shadow vCPU included)"),
+        ("shadow_setup", "vm only: bootstrap_s, median set-up time of S over samples runs of --stop-shadow then hostname; "
+            + "reconnect_s, median time from connecting to the go-ahead of a run when S exists"),
     ]
 
     /// The whole document, ending with a newline.
