@@ -52,6 +52,8 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         var burst = false
         /// `end()` was asked: S's next trap becomes exit_group(0).
         var ending = false
+        /// That trap came: S is leaving.
+        var left = false
         var lastSeen: ContinuousClock.Instant
         var sequence = 0
         var statistics = NativeExecutorStatistics()
@@ -110,6 +112,9 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
             return s.shadow.pid
         }
     }
+
+    /// Whether S took the exit_group(0) that `end()` asked for.
+    var hasLeft: Bool { state.withLock { $0.left } }
 
     /// S as known now (its pid once `identify()` has asked it).
     public var shadow: ShadowProcess { state.withLock { $0.shadow } }
@@ -231,7 +236,13 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         // The kernel backed S up to its `syscall` (a stop signal met the
         // call): it enters again with the same call; let it.
         if restarted { return }
-        if state.withLock({ $0.ending }) { return endShadow(&r, status: 0) }
+        let leaving = state.withLock { s -> Bool in
+            guard s.ending else { return false }
+            s.ending = false
+            s.left = true
+            return true
+        }
+        if leaving { return endShadow(&r, status: 0) }
         guard state.withLock({ $0.failure == nil }), isAtLoop(r), isIntact() else {
             endTamperedShadow(&r)
             return
