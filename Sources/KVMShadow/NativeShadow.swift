@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import Guest
 import Shadow
 import Synchronization
@@ -51,14 +52,37 @@ public final class NativeShadow: Sendable {
             guard !machineStopped else { throw ShadowError.guestGone(during: "the wait for the shadow process") }
             if let previous, previous.checkPresence() == nil {
                 previous.origin = "reusing shadow process pid \(previous.shadow.pid) on CPU \(shadowVCPU.index)"
+                previous.setUpDuration = nil
                 return (previous, nil)
             }
             var (executor, report) = try build()
             report.replaced = previous?.failure.map { "\($0)" }
             executor.origin = "built shadow process pid \(executor.shadow.pid) on CPU \(shadowVCPU.index) in "
                 + "\(report.total) (borrowed pid \(report.borrowedPID)\(report.replaced.map { "; the last one was given up: \($0)" } ?? ""))"
+            executor.setUpDuration = report.total
             current.withLock { $0 = executor }
             return (executor, report)
+        }
+    }
+
+    /// Ends the current S (`swvmm shadow --vm --stop-shadow`): its next trap
+    /// becomes exit_group(0) and its executor fails, so the next run makes a
+    /// new S. Waits for that trap (S's own sleep away): a bootstrap started
+    /// before it would take the dedicated vCPU's trap and leave the old S
+    /// sleeping in the guest. Returns a line saying what was done.
+    public func endShadow() -> String {
+        building.withLock { _ in
+            guard let executor = current.withLock({ $0 }), let pid = executor.end() else {
+                return "no shadow process to end on CPU \(shadowVCPU.index) (the next run makes one)"
+            }
+            let clock = ContinuousClock()
+            let deadline = clock.now + NativeShadowExecutor.absenceLimit
+            while !executor.hasLeft, !machineStopped, clock.now < deadline { usleep(1000) }
+            guard executor.hasLeft else {
+                return "shadow process pid \(pid) on CPU \(shadowVCPU.index) was told to end but has not trapped since "
+                    + "(stopped in the guest?); the next run makes a new one"
+            }
+            return "ended shadow process pid \(pid) on CPU \(shadowVCPU.index) (the next run makes a new one)"
         }
     }
 

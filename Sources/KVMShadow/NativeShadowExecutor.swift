@@ -50,6 +50,10 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         var failure: ShadowError?
         /// Calls are coming: S is held briefly and sleeps briefly.
         var burst = false
+        /// `end()` was asked: S's next trap becomes exit_group(0).
+        var ending = false
+        /// That trap came: S is leaving.
+        var left = false
         var lastSeen: ContinuousClock.Instant
         var sequence = 0
         var statistics = NativeExecutorStatistics()
@@ -70,6 +74,7 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
     /// Whether the VM has stopped (S will never trap again).
     private let machineStopped: @Sendable () -> Bool
     private let originText = Mutex<String?>(nil)
+    private let setUp = Mutex<Duration?>(nil)
 
     init(shadow: ShadowProcess, region: NativeRegion, memory: GuestMemory, timeout: Duration,
          machineStopped: @escaping @Sendable () -> Bool,
@@ -88,6 +93,28 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         get { originText.withLock { $0 } }
         set { originText.withLock { $0 = newValue } }
     }
+
+    /// How long making S took, when `NativeShadow` made it for the run now starting (nil: reused).
+    public internal(set) var setUpDuration: Duration? {
+        get { setUp.withLock { $0 } }
+        set { setUp.withLock { $0 = newValue } }
+    }
+
+    /// Ends S at its next trap (its call becomes exit_group(0)) and fails the
+    /// executor, so the next run makes a new S. Returns S's pid; nil when the
+    /// executor had failed already (S is gone or ending).
+    func end() -> Int64? {
+        state.withLock { s in
+            guard s.failure == nil else { return nil }
+            s.failure = .stale(pid: s.shadow.pid, reason: "ended by swvmm shadow --stop-shadow")
+            s.ending = true
+            s.pending = nil
+            return s.shadow.pid
+        }
+    }
+
+    /// Whether S took the exit_group(0) that `end()` asked for.
+    var hasLeft: Bool { state.withLock { $0.left } }
 
     /// S as known now (its pid once `identify()` has asked it).
     public var shadow: ShadowProcess { state.withLock { $0.shadow } }
@@ -209,6 +236,13 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         // The kernel backed S up to its `syscall` (a stop signal met the
         // call): it enters again with the same call; let it.
         if restarted { return }
+        let leaving = state.withLock { s -> Bool in
+            guard s.ending else { return false }
+            s.ending = false
+            s.left = true
+            return true
+        }
+        if leaving { return endShadow(&r, status: 0) }
         guard state.withLock({ $0.failure == nil }), isAtLoop(r), isIntact() else {
             endTamperedShadow(&r)
             return
@@ -266,9 +300,14 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
             s.pending = nil
             s.inFlight = nil
         }
+        endShadow(&r, status: 1)
+    }
+
+    /// S's call becomes exit_group(`status`): it leaves the guest from its trap.
+    private func endShadow(_ r: inout GuestRegisters, status: UInt64) {
         resultReady.signal()
         r.rax = UInt64(LinuxABI.Syscall.exitGroup)
-        r.rdi = 1
+        r.rdi = status
     }
 
     // MARK: internals

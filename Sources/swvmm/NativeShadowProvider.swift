@@ -10,3 +10,9 @@ import VMM
 func nativeShadowExecutorProvider(_ native: NativeShadow) -> ShadowControlServer.ExecutorProvider {
     { try native.executor().0 }
 }
+
+/// The control server's `--stop-shadow` hook: ends the current S (the next
+/// run makes a new one).
+func nativeShadowStopper(_ native: NativeShadow) -> ShadowControlServer.ShadowStopper {
+    { native.endShadow() }
+}

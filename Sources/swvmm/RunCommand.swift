@@ -105,7 +105,8 @@ struct RunCommand: ParsableCommand {
             path = ControlSocket.defaultPath(runtimeDirectory: runtimeDirectory)
         }
         let server = try ShadowControlServer(socketPath: path,
-                                             provider: nativeShadowExecutorProvider(native))
+                                             provider: nativeShadowExecutorProvider(native),
+                                             stopShadow: nativeShadowStopper(native))
         try server.start()
         printError("swvmm: shadow control socket \(path) (swvmm shadow --vm \(path) -- COMMAND)")
         return server

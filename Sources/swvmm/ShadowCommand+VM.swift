@@ -19,8 +19,16 @@ extension ShadowCommand {
         let request = InspectorRequest(command: arguments[0], guestPaths: guestPaths, localPaths: localPaths,
                                        allowWrites: allowWrites, verbose: verbose)
         let exit = try reportingErrors {
-            try client.run(request: request, arguments: arguments, environment: ShadowCommand.environment())
+            try client.run(request: request, arguments: arguments, environment: ShadowCommand.environment()).exit
         }
         try ShadowCommand.exit(like: exit, command: arguments[0])
+    }
+
+    /// `swvmm shadow --vm SOCKET --stop-shadow`: the VM's swvmm ends its
+    /// shadow process; the next run makes a new one.
+    func stopShadowOnVM(socketPath: String) throws {
+        let client = try reportingErrors { try ShadowControlClient(socketPath: socketPath) }
+        let lines = try reportingErrors { try client.stopShadow() }
+        lines.forEach { printError($0) }
     }
 }

@@ -48,7 +48,7 @@ struct ShadowCommand: ParsableCommand {
                                valueName: "seconds"))
     var shadowIdleTimeout: Int?
 
-    @Flag(name: .customLong("stop-shadow"), help: "End the guest's shadow process for this gdbstub (no command is run).")
+    @Flag(name: .customLong("stop-shadow"), help: "End the guest's shadow process for this gdbstub or VM (no command is run); the next run makes a new one.")
     var stopShadow = false
 
     /// The state-file key: the gdbstub's identity, not its spelling.
@@ -85,10 +85,7 @@ struct ShadowCommand: ParsableCommand {
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
         if stopShadow {
             guard arguments.isEmpty else { throw ValidationError("--stop-shadow runs no command") }
-            guard let gdbAddress else {
-                printError("swvmm: --stop-shadow with --vm is not supported yet: the VM's shadow process ends with the VM")
-                throw ExitCode(ExitStatus.failure)
-            }
+            guard let gdbAddress else { return try stopShadowOnVM(socketPath: vmSocket ?? "") }
             return try endShadow(gdbAddress)
         }
         guard !arguments.isEmpty else {

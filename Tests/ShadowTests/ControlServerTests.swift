@@ -204,7 +204,7 @@ final class ControlServerTests: XCTestCase {
                 let exit = try client.run(request: InspectorRequest(command: "sh"),
                                           arguments: ["sh", "-c", "echo $$; sleep 30 & wait"],
                                           environment: SupervisorHarness.environment, stdio: [-1, out.fd, -1],
-                                          diagnostic: { _ in })
+                                          diagnostic: { _ in }).exit
                 result.append("exit \(exit)")
             } catch {
                 result.append("\(error)")

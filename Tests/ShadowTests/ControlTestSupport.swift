@@ -35,6 +35,8 @@ final class LineLog: Sendable {
 /// What one client run gave.
 struct ClientRun {
     var exit: InspectorExit?
+    /// The server's report of the run (nil when it failed or none came).
+    var report: RunReport?
     var error: Error?
     var output: CommandOutput
     var diagnostics: [String]
@@ -46,9 +48,10 @@ enum ControlHarness {
     /// tool's output must equal running it directly. The server, the
     /// client, the socket, the fd passing and the supervisor are the real ones.
     static func server(at path: String, executor: GuestSyscallExecutor = LocalExecutor(), log: LineLog = LineLog(),
-                       provider: ShadowControlServer.ExecutorProvider? = nil) throws -> ShadowControlServer {
+                       provider: ShadowControlServer.ExecutorProvider? = nil,
+                       stopShadow: ShadowControlServer.ShadowStopper? = nil) throws -> ShadowControlServer {
         let server = try ShadowControlServer(socketPath: path, configuration: SupervisorConfiguration(),
-                                             provider: provider ?? { executor }, log: { log.append($0) })
+                                             provider: provider ?? { executor }, stopShadow: stopShadow, log: { log.append($0) })
         try server.start()
         return server
     }
@@ -63,9 +66,11 @@ enum ControlHarness {
         var run = ClientRun(output: CommandOutput(status: -1, stdout: "", stderr: ""), diagnostics: [])
         do {
             let c = try client ?? ShadowControlClient(socketPath: path)
-            run.exit = try c.run(request: request ?? InspectorRequest(command: arguments[0]), arguments: arguments,
-                                 environment: SupervisorHarness.environment, stdio: [-1, out.fd, err.fd],
-                                 diagnostic: { diagnostics.append($0) })
+            let result = try c.run(request: request ?? InspectorRequest(command: arguments[0]), arguments: arguments,
+                                   environment: SupervisorHarness.environment, stdio: [-1, out.fd, err.fd],
+                                   diagnostic: { diagnostics.append($0) })
+            run.exit = result.exit
+            run.report = result.report
         } catch {
             run.error = error
         }

@@ -32,12 +32,16 @@ public protocol GuestSyscallExecutor: AnyObject {
     var measurements: [String: Int] { get }
     /// How the executor's S was found or made, for `--verbose` (nil: nothing to say).
     var origin: String? { get }
+    /// How long making S took, when it was made for the run now starting
+    /// (nil: S was found again, or its making is not this executor's to time).
+    var setUpDuration: Duration? { get }
 }
 
 extension GuestSyscallExecutor {
     public func idle() throws {}
     public var measurements: [String: Int] { [:] }
     public var origin: String? { nil }
+    public var setUpDuration: Duration? { nil }
 }
 
 /// The change of `GuestSyscallExecutor.measurements` over a run, in words

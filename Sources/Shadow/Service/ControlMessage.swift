@@ -41,8 +41,13 @@ public enum ControlMessage: Equatable, Sendable {
     case diagnostic(String)
     /// Server → client: no run (another user, a bad request, no executor); the text says why.
     case refused(String)
-    /// Server → client, last: the run is over; `failure` says why the server ended it early.
-    case finished(failure: String?)
+    /// Server → client, last: the run is over; `failure` says why the server
+    /// ended it early; `report` what the run did and cost (all zero when
+    /// nothing was served, e.g. the answer to `stopShadow`).
+    case finished(failure: String?, report: RunReport)
+    /// Client → server, first (instead of a request): end the VM's shadow
+    /// process; answered with a diagnostic and `finished`, or `refused`.
+    case stopShadow
 }
 
 /// The wire format's constants and limits. The peer is not trusted: every
@@ -51,7 +56,7 @@ public enum ControlWire {
     /// "SWSC" read as a little-endian UInt32: the first bytes of every message.
     static let magic: UInt32 = 0x4353_5753
     /// The one version this swvmm speaks; a peer with another is refused with a message.
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     /// magic (4) + version (2) + kind (2) + payload length (4).
     static let headerSize = 12
     /// The largest message, header included: far above any real request, small
@@ -68,7 +73,7 @@ public enum ControlWire {
     public static let maximumFds = 2
 
     enum Kind: UInt16 {
-        case request = 1, accepted = 2, ready = 3, inspector = 4, diagnostic = 5, refused = 6, finished = 7
+        case request = 1, accepted = 2, ready = 3, inspector = 4, diagnostic = 5, refused = 6, finished = 7, stopShadow = 8
     }
 }
 
@@ -82,6 +87,7 @@ extension ControlMessage {
         case .diagnostic: return .diagnostic
         case .refused: return .refused
         case .finished: return .finished
+        case .stopShadow: return .stopShadow
         }
     }
 
@@ -100,7 +106,7 @@ extension ControlMessage {
             payload.list(r.localPaths)
             payload.u8(r.allowWrites ? 1 : 0)
             payload.u8(r.verbose ? 1 : 0)
-        case .accepted:
+        case .accepted, .stopShadow:
             break
         case .ready(let range):
             payload.u32(UInt32(bitPattern: range.lowerBound))
@@ -109,9 +115,10 @@ extension ControlMessage {
             payload.u32(UInt32(bitPattern: pid))
         case .diagnostic(let text), .refused(let text):
             payload.text(text)
-        case .finished(let failure):
+        case .finished(let failure, let report):
             payload.u8(failure == nil ? 0 : 1)
             payload.text(failure ?? "")
+            report.encode(into: &payload)
         }
         var message = WireWriter()
         message.u32(ControlWire.magic)
@@ -169,7 +176,9 @@ extension ControlMessage {
             let failed = try reader.flag()
             let text = try reader.text(limit: ControlWire.maximumTextBytes)
             guard failed || text.isEmpty else { throw ControlError.protocolViolation("a reason for a run that did not fail") }
-            message = .finished(failure: failed ? text : nil)
+            message = .finished(failure: failed ? text : nil, report: try RunReport.decode(from: &reader))
+        case .stopShadow:
+            message = .stopShadow
         }
         guard reader.atEnd else { throw ControlError.protocolViolation("trailing bytes after a \(kind) message") }
         return message
@@ -183,6 +192,7 @@ struct WireWriter {
     mutating func u8(_ value: UInt8) { bytes.append(value) }
     mutating func u16(_ value: UInt16) { bytes += value.littleEndianBytes() }
     mutating func u32(_ value: UInt32) { bytes += value.littleEndianBytes() }
+    mutating func u64(_ value: UInt64) { bytes += value.littleEndianBytes() }
 
     /// A UInt32 byte count and the UTF-8 bytes, cut to `maximumTextBytes`
     /// (at a character boundary, so the reader's UTF-8 check still passes).
@@ -228,6 +238,7 @@ struct WireReader {
     mutating func u8() throws -> UInt8 { try take(1).first ?? 0 }
     mutating func u16() throws -> UInt16 { UInt16(littleEndianBytes: try take(2)) }
     mutating func u32() throws -> UInt32 { UInt32(littleEndianBytes: try take(4)) }
+    mutating func u64() throws -> UInt64 { UInt64(littleEndianBytes: try take(8)) }
 
     mutating func flag() throws -> Bool {
         switch try u8() {

@@ -8,7 +8,7 @@ import Synchronization
 /// over, prints what the server says, and reaps it.
 ///
 /// Usage: `let c = try ShadowControlClient(socketPath: p)`, then
-/// `let exit = try c.run(request: r, arguments: ["ps", "aux"], environment: env)`.
+/// `let exit = try c.run(request: r, arguments: ["ps", "aux"], environment: env).exit`.
 /// `cancel()` (any thread, e.g. on SIGTERM) kills the command, or ends the
 /// wait for its turn. Every failure is a `ControlError` (or the
 /// `SupervisorError` of a command that cannot start); the command never
@@ -52,17 +52,19 @@ public final class ShadowControlClient: Sendable {
     }
 
     /// Runs `arguments` (arguments[0] searched in PATH) served by the VM at
-    /// `socketPath`; returns how it ended. `stdio` (tests) replaces its fds
-    /// 0-2 where ≥ 0; `diagnostic` gets the server's lines and the waiting notice.
+    /// `socketPath`; returns how it ended and what the server reported of
+    /// the run. `stdio` (benchmarks, tests) replaces its fds 0-2 where ≥ 0;
+    /// `diagnostic` gets the server's lines and the waiting notice.
     public func run(request: InspectorRequest, arguments: [String], environment: [String],
                     stdio: [Int32] = [-1, -1, -1],
-                    diagnostic: (String) -> Void = Supervisor.writeToStandardError) throws -> InspectorExit {
-        let connection = try ControlSocket.connect(path: socketPath)
+                    diagnostic: (String) -> Void = Supervisor.writeToStandardError) throws -> ShadowRunResult {
+        let start = ContinuousClock().now
+        let connection = try connect()
         defer { close(connection) }
         let server = try ControlSocket.peer(of: connection, path: socketPath)
-        guard server.uid == getuid() else { throw ControlError.otherUser(path: socketPath, peerUID: server.uid) }
         try ControlSocket.send(.request(request), on: connection, path: socketPath)
         let range = try awaitGoAhead(connection, diagnostic: diagnostic)
+        let goAhead = ContinuousClock().now - start
         let filter = try SeccompFilter.build(range: range)
         let process = try InspectorProcess.spawn(arguments: arguments, environment: environment, filter: filter,
                                                  noRandomize: false, minimumOpenFiles: Int(range.upperBound),
@@ -81,11 +83,50 @@ public final class ShadowControlClient: Sendable {
             }
         }
         try ControlSocket.send(.inspector(pid: process.pid), on: connection, fds: [process.listener, process.pidfd], path: socketPath)
-        let serverFinished = try awaitEnd(of: process, connection, command: arguments[0], diagnostic: diagnostic)
+        var report = try awaitEnd(of: process, connection, command: arguments[0], diagnostic: diagnostic)
         let exit = try process.wait()
         reaped = true
-        if !serverFinished { try awaitFinish(connection, command: arguments[0], diagnostic: diagnostic) }
-        return exit
+        if report == nil { report = try awaitFinish(connection, command: arguments[0], diagnostic: diagnostic) }
+        return ShadowRunResult(exit: exit, report: report, goAhead: goAhead)
+    }
+
+    /// Asks the VM's swvmm to end its shadow process (the next run makes a
+    /// new one); returns the server's lines. Throws `ControlError.refused`
+    /// when it cannot.
+    public func stopShadow() throws -> [String] {
+        let connection = try connect()
+        defer { close(connection) }
+        try ControlSocket.send(.stopShadow, on: connection, path: socketPath)
+        var lines: [String] = []
+        while true {
+            switch try receive(connection, timeoutMilliseconds: -1) {
+            case .timedOut, .woken: throw ControlError.cancelled
+            case .closed: throw ControlError.serverGone(path: socketPath, during: "before ending the shadow process")
+            case let .message(message, fds):
+                fds.forEach { close($0) }
+                switch message {
+                case .accepted: continue
+                case let .diagnostic(line): lines.append(line)
+                case let .refused(reason): throw ControlError.refused(path: socketPath, reason: reason)
+                case .finished(nil, _): return lines
+                case let .finished(failure?, _): throw ControlError.serverFailed(path: socketPath, reason: failure)
+                default: throw ControlError.protocolViolation("unexpected \(message.kind) after a request to end the shadow process")
+                }
+            }
+        }
+    }
+
+    /// A connection to the server, whose uid is checked to be this user's.
+    private func connect() throws -> Int32 {
+        let connection = try ControlSocket.connect(path: socketPath)
+        do {
+            let server = try ControlSocket.peer(of: connection, path: socketPath)
+            guard server.uid == getuid() else { throw ControlError.otherUser(path: socketPath, peerUID: server.uid) }
+        } catch {
+            close(connection)
+            throw error
+        }
+        return connection
     }
 
     private func receive(_ connection: Int32, timeoutMilliseconds: Int32) throws -> ControlSocket.Received {
@@ -123,10 +164,10 @@ public final class ShadowControlClient: Sendable {
 
     /// Prints the server's lines until the command exits; throws (and the
     /// caller kills the command) when the server ends the run or goes away.
-    /// Returns whether the server's last word came already.
+    /// Returns the server's report when its last word came already.
     private func awaitEnd(of process: InspectorProcess, _ connection: Int32, command: String,
-                          diagnostic: (String) -> Void) throws -> Bool {
-        var serverFinished = false
+                          diagnostic: (String) -> Void) throws -> RunReport? {
+        var serverFinished: RunReport?
         var fds = [pollfd(fd: connection, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)]
         while true {
@@ -143,10 +184,10 @@ public final class ShadowControlClient: Sendable {
                     attached.forEach { close($0) }
                     switch message {
                     case let .diagnostic(line): diagnostic(line)
-                    case let .finished(failure?): throw ControlError.serverFailed(path: socketPath, reason: failure)
+                    case let .finished(failure?, _): throw ControlError.serverFailed(path: socketPath, reason: failure)
                     // The server saw the command exit first; its pidfd says so here at once.
-                    case .finished(nil):
-                        serverFinished = true
+                    case let .finished(nil, report):
+                        serverFinished = report
                         fds[0].fd = -1
                     default: throw ControlError.protocolViolation("unexpected \(message.kind) while the command ran")
                     }
@@ -156,23 +197,34 @@ public final class ShadowControlClient: Sendable {
         }
     }
 
-    /// After the command ended: the server's remaining lines and its last word.
-    private func awaitFinish(_ connection: Int32, command: String, diagnostic: (String) -> Void) throws {
+    /// After the command ended: the server's remaining lines and its last
+    /// word (nil when it did not come in time).
+    private func awaitFinish(_ connection: Int32, command: String, diagnostic: (String) -> Void) throws -> RunReport? {
         while true {
             switch try ControlSocket.receive(on: connection, timeoutMilliseconds: Self.finishTimeoutMilliseconds, path: socketPath) {
             case .timedOut, .woken:
-                return
+                return nil
             case .closed:
                 throw ControlError.serverGone(path: socketPath, during: "as \(command) ended")
             case let .message(message, attached):
                 attached.forEach { close($0) }
                 switch message {
                 case let .diagnostic(line): diagnostic(line)
-                case .finished(nil): return
-                case let .finished(failure?): throw ControlError.serverFailed(path: socketPath, reason: failure)
+                case let .finished(nil, report): return report
+                case let .finished(failure?, _): throw ControlError.serverFailed(path: socketPath, reason: failure)
                 default: throw ControlError.protocolViolation("unexpected \(message.kind) after the command ended")
                 }
             }
         }
     }
+}
+
+/// How a run through the VM's swvmm went.
+public struct ShadowRunResult: Equatable, Sendable {
+    /// How the command ended.
+    public var exit: InspectorExit
+    /// What the server reported of the run (nil: its last word did not come in time).
+    public var report: RunReport?
+    /// From connecting to the go-ahead: the wait for a turn, and for S (made or found).
+    public var goAhead: Duration
 }

@@ -18,6 +18,9 @@ import Synchronization
 public final class ShadowControlServer: @unchecked Sendable {
     /// Gives the executor for one run (it may build S the first time); runs on the server's thread.
     public typealias ExecutorProvider = () throws -> GuestSyscallExecutor
+    /// Ends the VM's shadow process (`swvmm shadow --vm --stop-shadow`); returns a
+    /// line for the client; runs on the server's thread, between runs.
+    public typealias ShadowStopper = () throws -> String
 
     /// How long a connected client may take to send its request.
     static let requestTimeoutMilliseconds: Int32 = 10_000
@@ -33,6 +36,7 @@ public final class ShadowControlServer: @unchecked Sendable {
     private let wake: (read: Int32, write: Int32)
     private let provider: ExecutorProvider
     private let release: (GuestSyscallExecutor) -> Void
+    private let stopShadow: ShadowStopper?
     private let log: (String) -> Void
     private let configuration: SupervisorConfiguration
     private let stopped = Mutex(false)
@@ -42,10 +46,12 @@ public final class ShadowControlServer: @unchecked Sendable {
     /// replaced, a live one is `ControlError.socketInUse`). Nothing is served
     /// before `start()`. `configuration` gives the supervisor's settings other
     /// than the client's policy options; `log` receives the server's own
-    /// lines (refused clients, failed runs).
+    /// lines (refused clients, failed runs). Without `stopShadow`, a client's
+    /// request to end S is refused as not supported.
     public init(socketPath: String, configuration: SupervisorConfiguration = SupervisorConfiguration(),
                 provider: @escaping ExecutorProvider,
                 release: @escaping (GuestSyscallExecutor) -> Void = { try? $0.idle() },
+                stopShadow: ShadowStopper? = nil,
                 log: @escaping (String) -> Void = Supervisor.writeToStandardError) throws {
         var pipeEnds: [Int32] = [-1, -1]
         let piped = cshadow_pipe_cloexec(&pipeEnds)
@@ -61,6 +67,7 @@ public final class ShadowControlServer: @unchecked Sendable {
         wake = (pipeEnds[0], pipeEnds[1])
         self.provider = provider
         self.release = release
+        self.stopShadow = stopShadow
         self.log = log
         self.configuration = configuration
     }
@@ -155,6 +162,7 @@ public final class ShadowControlServer: @unchecked Sendable {
         // A probe (a second swvmm checking the socket is live) just closes.
         guard let (first, strayFds) = nextMessage(connection, timeoutMilliseconds: Self.requestTimeoutMilliseconds) else { return }
         strayFds.forEach { close($0) }
+        if first == .stopShadow, strayFds.isEmpty { return endShadow(connection) }
         guard case let .request(request) = first, strayFds.isEmpty else {
             return refuse(connection, "expected a request first")
         }
@@ -170,10 +178,13 @@ public final class ShadowControlServer: @unchecked Sendable {
             return refuse(connection, "\(error)", logging: false)
         }
         defer { release(executor) }
-        if request.verbose, let origin = executor.origin { tell(connection, .diagnostic("swvmm: \(origin)")) }
+        let origin = executor.origin, setUp = executor.setUpDuration
+        if request.verbose, let origin { tell(connection, .diagnostic("swvmm: \(origin)")) }
         let measuredBefore = executor.measurements
+        var measuredAfter = measuredBefore
         func reportCost() {
-            if request.verbose, let cost = describeMeasurements(before: measuredBefore, after: executor.measurements) {
+            measuredAfter = executor.measurements
+            if request.verbose, let cost = describeMeasurements(before: measuredBefore, after: measuredAfter) {
                 tell(connection, .diagnostic("swvmm: this run in the guest: \(cost)"))
             }
         }
@@ -191,18 +202,38 @@ public final class ShadowControlServer: @unchecked Sendable {
         }
         let inspector = RemoteInspector(pid: pid, listener: fds[0], pidfd: fds[1])
         let supervisor = Supervisor(executor: executor, configuration: settings)
+        func report() -> RunReport {
+            RunReport(counters: supervisor.counters, measuredBefore: measuredBefore, measuredAfter: measuredAfter,
+                      origin: origin, setUp: setUp)
+        }
         do {
             _ = try supervisor.serve(inspector: inspector, endingWhenReadable: [connection, wake.read])
             reportCost()
             if isStopped {
-                tell(connection, .finished(failure: "swvmm is stopping (the VM is shutting down)"))
+                tell(connection, .finished(failure: "swvmm is stopping (the VM is shutting down)", report: report()))
             } else if !Self.isReadable(connection) {
-                tell(connection, .finished(failure: nil))
+                tell(connection, .finished(failure: nil, report: report()))
             }
             // Else the client hung up (or broke the protocol mid-run): there is no one to tell.
         } catch {
             log("swvmm: the run of \(request.command) for pid \(peer.pid) failed: \(error)")
-            tell(connection, .finished(failure: "\(error)"))
+            measuredAfter = executor.measurements
+            tell(connection, .finished(failure: "\(error)", report: report()))
+        }
+    }
+
+    /// `stopShadow`: asks the hook to end S; its line and `finished`, or why not.
+    private func endShadow(_ connection: Int32) {
+        guard let stopShadow else {
+            return refuse(connection, "this VM's swvmm cannot end its shadow process (it ends with the VM)", logging: false)
+        }
+        do {
+            let line = try stopShadow()
+            tell(connection, .diagnostic("swvmm: \(line)"))
+            tell(connection, .finished(failure: nil, report: RunReport()))
+        } catch {
+            log("swvmm: cannot end the shadow process on \(socketPath): \(error)")
+            refuse(connection, "\(error)", logging: false)
         }
     }
 }

@@ -7,81 +7,136 @@ import Shadow
 import VMM
 
 /// `swvmm bench shadow`: what each inspection tool costs through shadow
-/// context: calls redirected and local, notifications,
-/// guest stops, host-side time per redirected call against the seccomp
-/// notification round trip of the same run, and wall time beside the same
-/// tool run natively on the host.
+/// context, against a QEMU gdbstub (`--gdb`) or a swvmm VM (`--vm`): calls
+/// redirected and local, notifications, target transitions per redirected
+/// call, host-side time per redirected call beside the seccomp notification
+/// round trip of the same run, and wall time beside the same tool run
+/// natively on this host; for a VM also how long making S and reaching an
+/// existing S take. A Markdown table on stdout, progress on stderr, and
+/// with --output results.csv, results.json and chart.svg.
 struct ShadowBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shadow",
-        abstract: "Per-tool cost of `swvmm shadow` against a guest's gdbstub."
+        abstract: "Per-tool cost of `swvmm shadow` against a guest's gdbstub or a swvmm VM."
     )
 
     @Option(name: .customLong("gdb"), help: ArgumentHelp("The guest's gdbstub: unix:PATH or tcp:HOST:PORT.", valueName: "address"))
-    var gdbAddress: String
+    var gdbAddress: String?
+    @Option(name: .customLong("vm"), help: ArgumentHelp("The control socket of a swvmm VM run with --shadow.", valueName: "socket"))
+    var vmSocket: String?
     @Option(help: "Runs of each tool (medians of the times are reported).")
     var runs = 1
+    @Option(name: .customLong("setup-runs"), help: "With --vm: shadow-process bootstraps and reconnects timed (medians; default 10).")
+    var setupRuns: Int?
+    @Option(help: ArgumentHelp("Write results.csv, results.json and chart.svg into this directory (made if missing).", valueName: "dir"))
+    var output: String?
     @Option(help: "Notifications timed for the seccomp round trip.")
     var roundTrips = 20_000
 
+    /// Bootstraps and reconnects timed without --setup-runs.
+    static let defaultSetupRuns = 10
+
     static let tools: [[String]] = [
-        ["ps", "-e", "-o", "pid,comm"], ["ps", "aux"], ["pstree", "-p"], ["lsmod"], ["netstat", "-tln"],
-        ["uname", "-a"], ["hostname"], ["uptime"], ["free"], ["cat", "/proc/cpuinfo"], ["ls", "/proc"], ["df"],
+        ["ps", "-e"], ["ps", "aux"], ["pstree"], ["lsmod"], ["netstat", "-tln"], ["ss", "-tln"], ["uname", "-a"], ["free"],
+        ["uptime"], ["df"], ["ls", "-R", "/proc/sys/kernel"], ["cat", "/proc/cpuinfo"],
     ]
 
+    func validate() throws {
+        guard (gdbAddress == nil) != (vmSocket == nil) else {
+            throw ValidationError("give exactly one of --gdb ADDRESS (a QEMU gdbstub) and --vm SOCKET (a swvmm VM run with --shadow)")
+        }
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        guard roundTrips >= 1 else { throw ValidationError("--round-trips must be at least 1") }
+        if let setupRuns {
+            guard vmSocket != nil else { throw ValidationError("--setup-runs applies to --vm only") }
+            guard setupRuns >= 1 else { throw ValidationError("--setup-runs must be at least 1") }
+        }
+    }
+
     func run() throws {
-        let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "LC_ALL=C", "COLUMNS=200", "TERM=dumb"]
         let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
         guard devNull >= 0 else { throw ExitCode(ExitStatus.failure) }
         defer { close(devNull) }
-        let roundTrip = try reportingErrors { try NotificationRoundTrip.measure(count: roundTrips) }
-
-        let target = try reportingErrors { try GDBRemoteTarget(address: gdbAddress, timeout: 10) }
-        let session = try reportingErrors { try ShadowSession(target: target, key: gdbAddress) }
-        defer { ShadowCommand.leave(session, target) }
-        let executor = session.executor
-        print("guest at \(gdbAddress): \(ShadowCommand.describe(session))")
-        print("seccomp notification round trip: \(formatted(roundTrip, digits: 2)) µs (median of 5 x \(roundTrips))")
-        print("")
-
-        var rows: [[String]] = [["tool", "redirected", "local", "notifications", "guest stops",
-                                 "host µs/redirected", "x round trip", "host+executor µs", "wall s", "native ms", "slowdown"]]
-        for tool in Self.tools {
-            var walls: [Double] = [], natives: [Double] = []
-            var counters = SupervisorCounters(), stops = 0, waiting: Duration = .zero
-            for _ in 0 ..< max(1, runs) {
-                let supervisor = Supervisor(executor: executor, configuration: SupervisorConfiguration(diagnostic: { _ in }))
-                let before = executor.statistics
-                let start = monotonicSeconds()
-                let exit = try reportingErrors { try supervisor.run(arguments: tool, environment: environment, stdio: [devNull, devNull, devNull]) }
-                walls.append(monotonicSeconds() - start)
-                let after = executor.statistics
-                try? executor.release()
-                if exit != .exited(0) { printError("swvmm: \(tool.joined(separator: " ")) ended with \(exit) under shadow") }
-                counters = supervisor.counters
-                stops = after.stops - before.stops
-                waiting = after.waiting - before.waiting
-                natives.append(try reportingErrors { try Self.native(tool, environment: environment, stdio: devNull) })
-            }
-            // Host-side: the supervisor's handling with the executor left out,
-            // and the same with only the wait for the guest left out.
-            let supervisorMicros = counters.hostMicrosecondsPerRedirectedCall
-            let waitingNanos = Double(waiting.components.seconds) * 1e9 + Double(waiting.components.attoseconds) / 1e9
-            let hostMicros = counters.redirected > 0
-                ? max(0, Double(counters.redirectedNanoseconds) - waitingNanos) / Double(counters.redirected) / 1000 : 0
-            let wall = median(walls), native = median(natives)
-            rows.append([tool.joined(separator: " "), "\(counters.redirected)", "\(counters.local)", "\(counters.notifications)", "\(stops)",
-                         formatted(supervisorMicros, digits: 1), formatted(supervisorMicros / roundTrip, digits: 1),
-                         formatted(hostMicros, digits: 1), formatted(wall, digits: 2), formatted(native * 1000, digits: 1),
-                         formatted(wall / native, digits: 0) + "x"])
+        let target: ShadowBenchTarget = try reportingErrors {
+            if let gdbAddress { return try GDBBenchTarget(address: gdbAddress, devNull: devNull) }
+            return try VMBenchTarget(socketPath: vmSocket ?? "", devNull: devNull)
         }
-        printTable(rows)
-        print("""
+        defer { target.close() }
+        // Through the target first: a target that is not there fails before anything is timed.
+        let kernel = try reportingErrors { try target.output(of: ["uname", "-r"]) }
+        let guestCPUs = (try? target.output(of: ["cat", "/sys/devices/system/cpu/present"])).flatMap(Self.cpuCount)
+        let roundTrip = try reportingErrors { try NotificationRoundTrip.measure(count: roundTrips) }
+        printError("swvmm: guest kernel \(kernel) (\(target.kind)); seccomp round trip \(formatted(roundTrip, digits: 2)) µs")
 
-        host µs/redirected: Supervisor time per redirected call minus the executor's (SupervisorCounters);
-        host+executor µs: the same with only the executor's wait for the guest to stop taken out (ExecutorStatistics.waiting);
-        guest stops: breakpoint hits and steps (ExecutorStatistics.stops); native: the same binary run directly on the host.
-        """)
+        var rows: [ShadowBenchRow] = []
+        for (index, tool) in Self.tools.enumerated() {
+            let name = tool.joined(separator: " ")
+            let row = try reportingErrors { try measure(tool, through: target, kernel: kernel, roundTrip: roundTrip, devNull: devNull) }
+            printError("swvmm: [\(index + 1)/\(Self.tools.count)] \(name): \(formatted(row.redirectedSeconds, digits: 3)) s, "
+                + "\(row.redirectedCalls) redirected, \(formatted(row.slowdown, digits: 0))x native")
+            rows.append(row)
+        }
+        let setUp = try reportingErrors { try (target as? VMBenchTarget)?.setUpTimes(count: setupRuns ?? Self.defaultSetupRuns) }
+        print(ShadowBenchTable.markdown(rows, setUp: setUp))
+        if let output {
+            let environment = ShadowBenchHost.environment(guestKernel: kernel, targetKind: target.kind,
+                                                          targetAddress: gdbAddress ?? vmSocket ?? "", guestCPUs: guestCPUs, runs: runs)
+            try reportingErrors { try ShadowBenchHost.write(rows: rows, environment: environment, setUp: setUp, into: output) }
+            printError("swvmm: wrote \(output)/results.csv, results.json, chart.svg")
+        }
+    }
+
+    /// `runs` runs of `tool` through the target and natively; counts from the first run, times as medians.
+    private func measure(_ tool: [String], through target: ShadowBenchTarget, kernel: String, roundTrip: Double,
+                         devNull: Int32) throws -> ShadowBenchRow {
+        let name = tool.joined(separator: " ")
+        var walls: [Double] = [], natives: [Double] = [], hostMicros: [Double] = []
+        var first: ShadowToolRun?
+        // One native run untimed: the binary and its libraries in the page cache, as for the runs that follow.
+        _ = try? Self.native(tool, environment: shadowBenchEnvironment, stdio: devNull)
+        for _ in 0 ..< runs {
+            let run: ShadowToolRun
+            do {
+                run = try target.run(tool, stdout: devNull)
+            } catch {
+                throw ShadowBenchError.toolFailed(tool: name, reason: "\(error)")
+            }
+            if run.exit != .exited(0) { printError("swvmm: \(name) ended with \(run.exit) through the target") }
+            first = first ?? run
+            walls.append(run.wallSeconds)
+            hostMicros.append(run.report.counters.hostMicrosecondsPerRedirectedCall)
+            do {
+                natives.append(try Self.native(tool, environment: shadowBenchEnvironment, stdio: devNull))
+            } catch {
+                throw ShadowBenchError.native(tool: name, reason: "\(error)")
+            }
+        }
+        let report = first?.report ?? RunReport()
+        let counters = report.counters
+        let transitions = report.measurementDeltas[ExecutorMeasurement.transitions]
+        return ShadowBenchRow(
+            tool: name, kernel: kernel, target: target.kind, nativeSeconds: median(natives), redirectedSeconds: median(walls),
+            memoizedSeconds: nil, redirectedCalls: counters.redirected, localCalls: counters.local, notifications: counters.notifications,
+            transitionsPerCallFirst: transitions.flatMap { counters.redirected > 0 ? Double($0) / Double(counters.redirected) : nil },
+            transitionsPerCallMemoized: nil,
+            otherVCPUInterruptions: report.measurementDeltas[ExecutorMeasurement.otherVCPUInterruptions],
+            hostMicrosecondsPerCall: median(hostMicros), seccompRoundTripMicroseconds: roundTrip)
+    }
+
+    /// CPUs in a cpulist such as "0-2" or "0,2-3" (nil when it does not parse).
+    static func cpuCount(_ list: String) -> Int? {
+        var count = 0
+        for part in list.split(separator: ",") {
+            let bounds = part.split(separator: "-").map { Int($0) }
+            switch bounds.count {
+            case 1: guard bounds[0] != nil else { return nil }; count += 1
+            case 2:
+                guard let low = bounds[0], let high = bounds[1], high >= low else { return nil }
+                count += high - low + 1
+            default: return nil
+            }
+        }
+        return count > 0 ? count : nil
     }
 
     /// Wall time of `tool` run directly, in seconds.
@@ -99,17 +154,6 @@ struct ShadowBenchmark: ParsableCommand {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return monotonicSeconds() - start
-    }
-
-    func printTable(_ rows: [[String]]) {
-        let widths = (0 ..< rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
-        for row in rows {
-            let cells = row.enumerated().map { index, cell in
-                let pad = String(repeating: " ", count: widths[index] - cell.count)
-                return index == 0 ? cell + pad : pad + cell
-            }
-            print(cells.joined(separator: "  "))
-        }
     }
 }
 
