@@ -34,7 +34,7 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
     static let holdLimit: DispatchTimeInterval = .microseconds(1000)
     /// How long S may stay away from its loop before it counts as gone: far
     /// longer than its sleep, even on an emulated host.
-    static let absenceLimit: Duration = .seconds(5)
+    static let absenceLimit: Duration = .seconds(30)
 
     private struct Request: Sendable {
         let sequence: Int
