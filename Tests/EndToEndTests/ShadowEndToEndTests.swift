@@ -31,7 +31,7 @@ final class ShadowEndToEndTests: XCTestCase {
     }
 
     private func scenario(series: String) throws {
-        let guest = try ReferenceGuest(series: series)
+        let guest = try ReferenceGuest.booting(series: series)
         self.guest = guest
         let console = guest.console!
         let stateDirectory = guest.directory.appendingPathComponent("state").path

@@ -26,7 +26,7 @@ final class ShadowToolTests: XCTestCase {
         try Swvmm.requireBinary()
         let clock = ContinuousClock()
         let start = clock.now
-        let guest = try ReferenceGuest(series: series)
+        let guest = try ReferenceGuest.booting(series: series)
         self.guest = guest
         let marker = try HostMarker()
         self.marker = marker

@@ -10,6 +10,8 @@ final class KVMHostBridge {
     static let script = Swvmm.packageRoot.appendingPathComponent("Tests/EndToEndTests/Support/kvm-host-bridge.sh")
 
     struct Failure: Error, CustomStringConvertible { var description: String }
+    /// How a failure says the KVM host itself (the L1) is gone.
+    static let hostEnded = "the KVM host ended"
 
     /// What a command run in the KVM host gave.
     struct Result {
@@ -79,7 +81,7 @@ final class KVMHostBridge {
     private func waitFor(_ file: URL, timeout: TimeInterval, what: String) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while !FileManager.default.fileExists(atPath: file.path) {
-            guard host.isRunning else { throw Failure(description: "the KVM host ended while waiting for \(what)\n\(l1Console)") }
+            guard host.isRunning else { throw Failure(description: "\(Self.hostEnded) while waiting for \(what)\n\(l1Console)") }
             guard Date() < deadline else { throw Failure(description: "no \(what) within \(Int(timeout)) s") }
             usleep(50_000)
         }
