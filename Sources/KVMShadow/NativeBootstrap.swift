@@ -185,9 +185,7 @@ final class NativeBootstrap: Sendable {
     /// Loads call `number` into `r` so that the kernel returns to `site`
     /// (P's own `syscall`, which then traps again with the result in rax).
     private func inject(_ r: inout GuestRegisters, _ number: Int, _ arguments: [UInt64], returningTo site: UInt64) {
-        let a = arguments + [UInt64](repeating: 0, count: max(0, 6 - arguments.count))
-        r.rax = UInt64(number)
-        r.rdi = a[0]; r.rsi = a[1]; r.rdx = a[2]; r.r10 = a[3]; r.r8 = a[4]; r.r9 = a[5]
+        r.loadSyscall(number: number, arguments)
         r.rcx = site
     }
 

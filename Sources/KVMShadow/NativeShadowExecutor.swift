@@ -255,9 +255,7 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         }
         let shadow = state.withLock { $0.shadow }
         if let next {
-            let a = next.arguments
-            r.rax = UInt64(next.number)
-            r.rdi = a[0]; r.rsi = a[1]; r.rdx = a[2]; r.r10 = a[3]; r.r8 = a[4]; r.r9 = a[5]
+            r.loadSyscall(number: next.number, next.arguments)
         } else if state.withLock({ $0.burst }) {
             r.rdi = shadow.regionBase + UInt64(ForkCode.burstTimespecOffset)
         }

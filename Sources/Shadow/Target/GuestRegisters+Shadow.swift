@@ -22,12 +22,18 @@ extension GuestRegisters {
     func preparingSyscall(at site: UInt64, number: Int, _ arguments: [UInt64]) throws -> GuestRegisters {
         guard arguments.count <= 6 else { throw ShadowError.badArgument("\(arguments.count) system call arguments (at most 6)") }
         guard number >= 0 else { throw ShadowError.badArgument("system call number \(number)") }
-        let a = arguments + [UInt64](repeating: 0, count: 6 - arguments.count)
         var r = self
         r.rip = site
-        r.rax = UInt64(number)
-        r.rdi = a[0]; r.rsi = a[1]; r.rdx = a[2]; r.r10 = a[3]; r.r8 = a[4]; r.r9 = a[5]
+        r.loadSyscall(number: number, arguments)
         return r
+    }
+
+    /// Loads system call `number` and up to six arguments (missing ones 0;
+    /// callers bound the count) into rax, rdi, rsi, rdx, r10, r8, r9.
+    public mutating func loadSyscall(number: Int, _ arguments: [UInt64]) {
+        let a = arguments + [UInt64](repeating: 0, count: max(0, 6 - arguments.count))
+        rax = UInt64(number)
+        rdi = a[0]; rsi = a[1]; rdx = a[2]; r10 = a[3]; r8 = a[4]; r9 = a[5]
     }
 
     /// True when the vCPU was in user mode (CS RPL 3).
