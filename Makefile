@@ -73,6 +73,13 @@ bench: build
 bench-init: build images
 	images/kvm-host.sh --timeout 1800 -- $(SWVMM) bench init
 
+# `swvmm bench shadow --vm` on Debian 6.1 and 6.12 booted by swvmm with
+# --shadow, in the KVM host; results under $(BENCH_OUT)/SERIES/.
+BENCH_OUT ?= bench-out
+bench-shadow-vm: build images
+	mkdir -p $(BENCH_OUT)
+	images/kvm-host.sh --timeout 3600 --scratch $(abspath $(BENCH_OUT)) -- env SWVMM=$(abspath $(SWVMM)) images/bench-native-shadow.sh $(abspath $(BENCH_OUT)) 6.1 6.12
+
 # Installing packages needs root: through sudo when run as a user.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -111,4 +118,4 @@ fuzz: fuzz-build
 		grep -E '^stat::(number_of_executed_units|peak_rss_mb)|DONE' $$log || true; \
 	done
 
-.PHONY: all build images kvm-host-image test run bench bench-init setup clean fuzz fuzz-build
+.PHONY: all build images kvm-host-image test run bench bench-init bench-shadow-vm setup clean fuzz fuzz-build

@@ -187,7 +187,8 @@ if [ "$interactive" = 1 ] && [ "$force_l1" != 1 ]; then
     say "no VT-x/AMD-V on this host: running in the KVM host, a QEMU/TCG L1 with emulated AMD SVM (slow: every instruction emulated); a host with VT-x/AMD-V runs the same command directly, at full speed"
 fi
 
-append="console=ttyS0 quiet panic=-1 oops=panic mitigations=off"
+# nokaslr: the RIPs of a reset report (reset_report) read directly against the kernel's System.map.
+append="console=ttyS0 quiet panic=-1 oops=panic mitigations=off nokaslr"
 [ "${KVM_HOST_SKIP_KVM:-0}" != 1 ] || append+=" kvmhost.skipkvm"
 
 start=$SECONDS
@@ -196,7 +197,7 @@ deadline=$(( timeout > 0 ? SECONDS + timeout : 0 ))
 # One boot of the L1; sets qemu_status. Returns after QEMU has exited.
 run_l1() {
     local attempt=$1
-    rm -f "$control"/{ready,status,error}
+    rm -f "$control"/{ready,status,error,qemu-resets.log}
     local serial=()
     if [ "$interactive" = 1 ]; then
         serial=(-chardev stdio,id=term,mux=off,signal=off -serial chardev:term)
@@ -217,7 +218,8 @@ run_l1() {
     # The rare early L1 oops of multi-threaded TCG is covered by the retry.
     setpriv --pdeathsig KILL -- qemu-system-x86_64 \
         -accel "tcg,thread=${KVM_HOST_TCG:-multi}" -cpu max -smp 2 -m "$memory" \
-        -nodefaults -no-user-config -display none -monitor none -no-reboot \
+        -nodefaults -no-user-config -display none -monitor none \
+        -d cpu_reset -D "$(qemu_path "$control/qemu-resets.log")" \
         -kernel "$kernel" -initrd "$initrd" -append "$append" \
         -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
         -virtfs "local,path=$(qemu_path "$scratch"),mount_tag=scratch,security_model=none,multidevs=remap" \
@@ -229,6 +231,7 @@ run_l1() {
     while kill -0 "$qemu_pid" 2>/dev/null; do
         if [ "$booted" = 0 ] && [ -e "$control/ready" ]; then
             booted=1
+            resets_at_ready=$(wc -l < "$control/qemu-resets.log" 2>/dev/null || echo 0)
             [ -n "${KVM_HOST_VERBOSE:-}" ] && say "L1 ready after $((SECONDS - boot_start)) s"
         fi
         if [ "$deadline" -gt 0 ] && [ "$SECONDS" -ge "$deadline" ]; then
@@ -247,6 +250,20 @@ run_l1() {
     if [ -n "$qemu_pid" ]; then wait "$qemu_pid" || qemu_status=$?; fi
     qemu_pid=
     release_readers
+}
+
+# An L1 that dies without a word on its console was reset: QEMU logs a
+# triple fault, if that was the cause, then each CPU's state as the reset
+# found it (the L1 boots again, and its /init stops at once).
+resets_at_ready=0
+reset_report() {
+    local log=$control/qemu-resets.log
+    tail -n "+$((resets_at_ready + 1))" "$log" 2>/dev/null | grep -q "^CPU Reset" || return 0
+    local cause="was reset"
+    tail -n "+$((resets_at_ready + 1))" "$log" | grep -q "^Triple fault" && cause="triple-faulted"
+    say "the L1 $cause while the command ran; its CPUs as the reset found them (all of it: $log):"
+    tail -n "+$((resets_at_ready + 1))" "$log" | grep -E "^(CPU Reset|RIP|EIP|RSP|CS |CR0|EFER|IDT)" \
+        | head -n 14 | sed 's/^/kvm-host:   /' >&2
 }
 
 console_tail() {
@@ -270,6 +287,7 @@ for attempt in 1 2; do
     fi
     if [ -e "$control/ready" ]; then
         say "error: the L1 died while the command ran (QEMU status $qemu_status)"
+        reset_report
         console_tail 30
         exit "$L1_FAILED"
     fi

@@ -164,6 +164,14 @@ final class BadInputTests: XCTestCase {
                            mentions: ["command line", "\(length) bytes", "at most \(limit)"])
     }
 
+    /// A control socket serves shadow context, which only a VM run with --shadow has.
+    func testAPISocketWithoutShadowIsAUsageError() throws {
+        let socket = scratch.url.appendingPathComponent("vm.sock").path
+        try assertRejected(["--kernel", Swvmm.image("bzImage-tiny"), "--api-socket", socket],
+                           status: ExitStatus.usage, mentions: ["--api-socket needs --shadow"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: socket), "no socket made for a VM that never started")
+    }
+
     func testMissingKernelOption() throws {
         try assertRejected([], status: ExitStatus.usage, mentions: ["Missing", "--kernel"])
         try assertRejected(["--memory", "512M"], status: ExitStatus.usage, mentions: ["Missing", "--kernel"])

@@ -106,7 +106,7 @@ struct ShadowToolChecks {
 
     /// Every row of the tool table (ShadowToolTable.swift).
     func checkAll() throws {
-        checkTable()
+        try checkTable()
     }
 
     /// `ps -e -o pid,comm`: the pid set and names of the guest's processes.

@@ -12,6 +12,8 @@ final class KVMHostBridge {
     struct Failure: Error, CustomStringConvertible { var description: String }
     /// How a failure says the KVM host itself (the L1) is gone.
     static let hostEnded = "the KVM host ended"
+    /// Names a folder where each bridge's files are kept when it stops.
+    static let keepLogsVariable = "SWVMM_KEEP_BRIDGE_LOGS"
 
     /// What a command run in the KVM host gave.
     struct Result {
@@ -56,12 +58,22 @@ final class KVMHostBridge {
             if host.isRunning { host.terminate() }
             host.waitUntilExit()
         }
+        // For a failure to look into: the consoles, swvmm's stderr and every command's output.
+        if let keep = ProcessInfo.processInfo.environment[Self.keepLogsVariable], !keep.isEmpty {
+            let copy = URL(fileURLWithPath: keep).appendingPathComponent(scratch.lastPathComponent)
+            try? FileManager.default.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try? FileManager.default.copyItem(at: scratch, to: copy)
+        }
         try? FileManager.default.removeItem(at: scratch)
     }
 
     /// The L1's console (for failure messages).
     var l1Console: String {
-        (try? String(contentsOf: scratch.appendingPathComponent(".kvm-host/console.log"), encoding: .utf8)).map { String($0.suffix(2000)) } ?? ""
+        let control = scratch.appendingPathComponent(".kvm-host")
+        let console = (try? String(contentsOf: control.appendingPathComponent("console.log"), encoding: .utf8)).map { String($0.suffix(2000)) } ?? ""
+        // images/kvm-host.sh has QEMU log the L1's resets: a triple fault ends it silently.
+        let resets = (try? String(contentsOf: control.appendingPathComponent("qemu-resets.log"), encoding: .utf8)) ?? ""
+        return resets.contains("Triple fault") ? console + "\n(the L1 triple-faulted: QEMU logged it)" : console
     }
 
     // MARK: requests
