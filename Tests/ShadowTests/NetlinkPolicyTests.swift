@@ -66,6 +66,23 @@ final class NetlinkPolicyTests: XCTestCase {
         XCTAssertEqual(NetlinkPolicy.refusal(of: unaligned, on: .route)?.errno, EPERM)
     }
 
+    /// `ip link show DEV` first sends an RTM_NEWLINK naming no device: the kernel answers ENODEV, nothing changes.
+    func testIproute2NewLinkProbeIsLetThrough() {
+        let ack: UInt16 = 0x4
+        let probe = M.make(type: 16, flags: M.request | ack, payload: [UInt8](repeating: 0, count: 16))
+        XCTAssertNil(NetlinkPolicy.refusal(of: probe, on: .route))
+        var naming = [UInt8](repeating: 0, count: 16)
+        naming.replaceSubrange(4 ..< 8, with: Int32(1).littleEndianBytes())
+        XCTAssertEqual(NetlinkPolicy.refusal(of: M.make(type: 16, flags: M.request | ack, payload: naming), on: .route)?.errno, EPERM,
+                       "a device index: ip link set")
+        let mtu: [UInt8] = UInt16(8).littleEndianBytes() + UInt16(4 /* IFLA_MTU */).littleEndianBytes() + UInt32(1280).littleEndianBytes()
+        XCTAssertEqual(NetlinkPolicy.refusal(of: M.make(type: 16, flags: M.request, payload: [UInt8](repeating: 0, count: 16) + mtu),
+                                             on: .route)?.errno, EPERM, "attributes")
+        XCTAssertEqual(NetlinkPolicy.refusal(of: M.make(type: 16, flags: M.request | M.create, payload: [UInt8](repeating: 0, count: 16)),
+                                             on: .route)?.errno, EPERM, "NLM_F_CREATE")
+        XCTAssertEqual(NetlinkPolicy.refusal(of: probe, on: .socketDiagnostics)?.errno, EPERM, "type 16 means nothing to sock_diag")
+    }
+
     /// What the kernel never acts on is not refused; no length can make the walk fail.
     func testMessagesTheKernelSkipsAndHostileLengths() {
         XCTAssertNil(NetlinkPolicy.refusal(of: M.make(type: M.newAddress, flags: 0), on: .route), "no NLM_F_REQUEST: skipped")

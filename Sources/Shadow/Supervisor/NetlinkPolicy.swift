@@ -69,7 +69,8 @@ public enum NetlinkPolicy {
             guard length >= headerLength, length <= bytes.count - offset else { return nil }
             let type = UInt16(littleEndianBytes: bytes[(offset + typeOffset)...])
             let flags = UInt16(littleEndianBytes: bytes[(offset + flagsOffset)...])
-            if flags & requestFlag != 0, type >= minimumType, !isRead(type: type, on: netlinkProtocol) {
+            if flags & requestFlag != 0, type >= minimumType, !isRead(type: type, on: netlinkProtocol),
+               !(netlinkProtocol == .route && isNewLinkProbe(bytes[offset ..< offset + length], flags: flags)) {
                 return Refusal(errno: EPERM, why: "\(netlinkProtocol.name) message type \(type) (flags 0x\(String(flags, radix: 16))) "
                                                   + "would change the guest; only reads are redirected")
             }
@@ -77,6 +78,24 @@ public enum NetlinkPolicy {
             offset += min(aligned, bytes.count - offset)
         }
         return nil
+    }
+
+    /// RTM_NEWLINK; NLM_F_CREATE; `struct ifinfomsg` (include/uapi/linux/rtnetlink.h):
+    /// u8 family, u8 pad, u16 type, s32 index, u32 flags, u32 change.
+    static let routeNewLink: UInt16 = 16
+    static let createFlag: UInt16 = 0x400
+    static let interfaceInfoLength = 16
+    static let interfaceIndexOffset = 4
+
+    /// iproute2's probe before `ip link show DEV` (`iplink_have_newlink`): an
+    /// RTM_NEWLINK naming no device (index 0, no attributes) and without
+    /// NLM_F_CREATE. The kernel finds no device to change and may create none:
+    /// it answers ENODEV and changes nothing (`rtnl_newlink`), so it is a read.
+    static func isNewLinkProbe(_ message: ArraySlice<UInt8>, flags: UInt16) -> Bool {
+        let bytes = Array(message)
+        guard bytes.count == headerLength + interfaceInfoLength, flags & createFlag == 0,
+              UInt16(littleEndianBytes: bytes[typeOffset...]) == routeNewLink else { return false }
+        return Int32(littleEndianBytes: bytes[(headerLength + interfaceIndexOffset)...]) == 0
     }
 
     static func isRead(type: UInt16, on netlinkProtocol: NetlinkProtocol) -> Bool {
