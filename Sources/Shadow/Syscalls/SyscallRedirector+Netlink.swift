@@ -93,18 +93,9 @@ extension SyscallRedirector {
 
     private func socketName(_ spec: SyscallSpec, _ request: SyscallRequest, _ socket: UInt64,
                             _ validate: () throws -> Void) throws -> SyscallReply {
-        let memory = InspectorMemory(pid: request.pid)
-        var cursor = RegionCursor(base: executor.regionAddress, size: executor.regionSize)
-        guard let name = try lengthedOutput(memory, buffer: request.arguments[1], length: request.arguments[2],
-                                            capacity: SocketABI.addressStorage, &cursor) else { return .error(EINVAL) }
-        try validate()
-        let result = try guestCall(LinuxABI.Syscall.getsockname,
-                                   [socket, cursor.address(name.bufferOffset), cursor.address(name.lengthOffset)], name: spec.name)
-        countRedirected(spec)
-        if result < 0 { return .error(Int32(-result)) }
         // The kernel reports the address's whole length, copying what fits.
-        try finish(name, limit: SocketABI.addressStorage, memory, call: spec.name)
-        return .value(result)
+        try lengthedCall(spec, request, buffer: 1, length: 2, capacity: SocketABI.addressStorage, limit: { _ in SocketABI.addressStorage },
+                         validate) { [socket, $0, $1] }
     }
 
     private func setOption(_ spec: SyscallSpec, _ request: SyscallRequest, _ socket: UInt64,
@@ -129,18 +120,27 @@ extension SyscallRedirector {
 
     private func getOption(_ spec: SyscallSpec, _ request: SyscallRequest, _ socket: UInt64,
                            _ validate: () throws -> Void) throws -> SyscallReply {
+        // An option value never grows past the room it was given.
+        try lengthedCall(spec, request, buffer: 3, length: 4, capacity: SocketABI.optionMax, limit: { $0.given }, validate) {
+            [socket, request.arguments[1], request.arguments[2], $0, $1]
+        }
+    }
+
+    /// A call that answers in a `LengthedOutput` (arguments `buffer` and
+    /// `length`); `arguments` gets its buffer's and length's guest addresses.
+    private func lengthedCall(_ spec: SyscallSpec, _ request: SyscallRequest, buffer: Int, length: Int, capacity: Int,
+                              limit: (LengthedOutput) -> Int, _ validate: () throws -> Void,
+                              arguments: (UInt64, UInt64) -> [UInt64]) throws -> SyscallReply {
         let memory = InspectorMemory(pid: request.pid)
         var cursor = RegionCursor(base: executor.regionAddress, size: executor.regionSize)
-        guard let value = try lengthedOutput(memory, buffer: request.arguments[3], length: request.arguments[4],
-                                             capacity: SocketABI.optionMax, &cursor) else { return .error(EINVAL) }
+        guard let output = try lengthedOutput(memory, buffer: request.arguments[buffer], length: request.arguments[length],
+                                              capacity: capacity, &cursor) else { return .error(EINVAL) }
         try validate()
-        let result = try guestCall(LinuxABI.Syscall.getsockopt,
-                                   [socket, request.arguments[1], request.arguments[2],
-                                    cursor.address(value.bufferOffset), cursor.address(value.lengthOffset)], name: spec.name)
+        let result = try guestCall(spec.number, arguments(cursor.address(output.bufferOffset), cursor.address(output.lengthOffset)),
+                                   name: spec.name)
         countRedirected(spec)
         if result < 0 { return .error(Int32(-result)) }
-        // An option value never grows past the room it was given.
-        try finish(value, limit: value.given, memory, call: spec.name)
+        try finish(output, limit: limit(output), memory, call: spec.name)
         return .value(result)
     }
 
