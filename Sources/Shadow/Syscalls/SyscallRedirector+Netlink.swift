@@ -159,21 +159,15 @@ extension SyscallRedirector {
             guard length >= 0, length <= SocketABI.addressStorage else { return .error(EINVAL) }
             destination = try memory.read(a[4], count: Int(length))
         }
-        if let refusal = NetlinkPolicy.refusal(of: message, on: netlink) ?? NetlinkPolicy.refusal(ofDestination: destination) {
-            return refuse(spec, refusal.errno, refusal.why)
-        }
-        let messageOffset = try cursor.reserve(message.count)
-        try executor.writeRegion(offset: messageOffset, message)
-        var destinationAddress: UInt64 = 0
-        if let destination {
-            let offset = try cursor.reserve(destination.count)
-            try executor.writeRegion(offset: offset, destination)
-            destinationAddress = cursor.address(offset)
+        let placed: PlacedMessage
+        switch try placeOutgoing(message, to: destination, on: netlink, &cursor) {
+        case .failure(let refusal): return refuse(spec, refusal.errno, refusal.why)
+        case .success(let place): placed = place
         }
         try validate()
         let result = try guestCall(LinuxABI.Syscall.sendto,
-                                   [socket, cursor.address(messageOffset), UInt64(message.count), a[3],
-                                    destinationAddress, UInt64(destination?.count ?? 0)], name: spec.name)
+                                   [socket, placed.message, UInt64(message.count), a[3],
+                                    placed.destination, UInt64(destination?.count ?? 0)], name: spec.name)
         countRedirected(spec)
         return try Self.sent(result, of: message.count, call: spec.name)
     }
@@ -202,28 +196,44 @@ extension SyscallRedirector {
             guard length >= 0 else { return .error(EINVAL) }
             destination = try memory.read(Self.loadUInt64(header, SocketABI.nameOffset), count: min(Int(length), SocketABI.addressStorage))
         }
-        if let refusal = NetlinkPolicy.refusal(of: message, on: netlink) ?? NetlinkPolicy.refusal(ofDestination: destination) {
-            return refuse(spec, refusal.errno, refusal.why)
-        }
-        let messageOffset = try cursor.reserve(message.count)
-        try executor.writeRegion(offset: messageOffset, message)
-        var nameAddress: UInt64 = 0
-        if let destination {
-            let offset = try cursor.reserve(destination.count)
-            try executor.writeRegion(offset: offset, destination)
-            nameAddress = cursor.address(offset)
+        let placed: PlacedMessage
+        switch try placeOutgoing(message, to: destination, on: netlink, &cursor) {
+        case .failure(let refusal): return refuse(spec, refusal.errno, refusal.why)
+        case .success(let place): placed = place
         }
         let iovecOffset = try cursor.reserve(KernelStructSize.iovec)
-        try executor.writeRegion(offset: iovecOffset,
-                                 cursor.address(messageOffset).littleEndianBytes() + UInt64(message.count).littleEndianBytes())
+        try executor.writeRegion(offset: iovecOffset, placed.message.littleEndianBytes() + UInt64(message.count).littleEndianBytes())
         let headerOffset = try cursor.reserve(SocketABI.messageHeaderSize)
-        try executor.writeRegion(offset: headerOffset, Self.messageHeader(name: nameAddress, nameLength: destination?.count ?? 0,
+        try executor.writeRegion(offset: headerOffset, Self.messageHeader(name: placed.destination, nameLength: destination?.count ?? 0,
                                                                           iovecs: cursor.address(iovecOffset),
                                                                           control: 0, controlLength: 0))
         try validate()
         let result = try guestCall(LinuxABI.Syscall.sendmsg, [socket, cursor.address(headerOffset), request.arguments[2]], name: spec.name)
         countRedirected(spec)
         return try Self.sent(result, of: message.count, call: spec.name)
+    }
+
+    /// Guest addresses of a message and its destination (0: none).
+    struct PlacedMessage {
+        var message: UInt64
+        var destination: UInt64
+    }
+
+    /// Puts a message and its destination into the region, unless the policy refuses them.
+    private func placeOutgoing(_ message: [UInt8], to destination: [UInt8]?, on netlink: NetlinkProtocol,
+                               _ cursor: inout RegionCursor) throws -> Result<PlacedMessage, NetlinkPolicy.Refusal> {
+        if let refusal = NetlinkPolicy.refusal(of: message, on: netlink) ?? NetlinkPolicy.refusal(ofDestination: destination) {
+            return .failure(refusal)
+        }
+        let messageOffset = try cursor.reserve(message.count)
+        try executor.writeRegion(offset: messageOffset, message)
+        var placed = PlacedMessage(message: cursor.address(messageOffset), destination: 0)
+        if let destination {
+            let offset = try cursor.reserve(destination.count)
+            try executor.writeRegion(offset: offset, destination)
+            placed.destination = cursor.address(offset)
+        }
+        return .success(placed)
     }
 
     /// A send's result: never more than was sent.
