@@ -14,6 +14,7 @@ public enum LinuxABI {
         public static let stat = 4
         public static let fstat = 5
         public static let lstat = 6
+        public static let poll = 7
         public static let lseek = 8
         public static let mmap = 9
         public static let munmap = 11
@@ -30,6 +31,14 @@ public enum LinuxABI {
         public static let getpid = 39
         public static let sendfile = 40
         public static let socket = 41
+        public static let sendto = 44
+        public static let recvfrom = 45
+        public static let sendmsg = 46
+        public static let recvmsg = 47
+        public static let bind = 49
+        public static let getsockname = 51
+        public static let setsockopt = 54
+        public static let getsockopt = 55
         public static let clone = 56
         public static let exit = 60
         public static let wait4 = 61

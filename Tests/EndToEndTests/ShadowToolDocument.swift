@@ -41,8 +41,11 @@ enum ShadowToolDocument {
         - Network: sockets other than netlink are the inspector's own (the host's), but the
           socket ioctls that describe the machine (interfaces, ARP, routes: `SIOCGIF*`,
           `SIOCGARP`, `SIOCGIFCONF`) are answered by the guest on a socket S opens; the ones
-          that change it are refused (EOPNOTSUPP). Netlink sockets are refused
-          (EAFNOSUPPORT), so iproute2 fails and `ss` falls back to /proc/net.
+          that change it are refused (EOPNOTSUPP). Netlink sockets (NETLINK_ROUTE,
+          NETLINK_SOCK_DIAG) are sockets of S's in the guest: reads to the guest kernel
+          only (RTM_GET* requests, sock_diag dumps); changes (`ip addr add`, `ip link set`,
+          SOCK_DESTROY) are refused (EPERM), other netlink protocols too (EPROTONOSUPPORT).
+          A receive never waits in the guest for more than 2 s (then EAGAIN).
         - Paths are routed lexically: `..` below a guest path (`--guest-path /var/www`, then
           `/var/www/..`) is the host's `/var`.
         - Shells: a guest file redirected onto a low fd (`cmd < /proc/x`) becomes a sealed

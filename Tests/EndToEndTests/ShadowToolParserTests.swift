@@ -80,6 +80,45 @@ final class ShadowToolParserTests: XCTestCase {
         XCTAssertEqual(who?.tool.apply(" 14:58:47 up 2 min,  0 user,  load average: 1.39\nUSER     TTY      FROM\nroot pts/0 -\n"), ["root"])
     }
 
+    /// iproute2's and busybox's `ip` (captured from the reference guest) project to the same facts.
+    func testIpProjections() {
+        let iproute2 = """
+        1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000
+            link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00
+            inet 127.0.0.1/8 scope host lo
+               valid_lft forever preferred_lft forever
+            inet6 ::1/128 scope host
+               valid_lft forever preferred_lft forever
+        2: dummy0: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN group default qlen 1000
+            link/ether 2e:c2:d5:70:29:c9 brd ff:ff:ff:ff:ff:ff
+        """
+        let busybox = """
+        1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue qlen 1000
+            link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00
+            inet 127.0.0.1/8 scope host lo
+               valid_lft forever preferred_lft forever
+            inet6 ::1/128 scope host
+               valid_lft forever preferred_lft forever
+        2: dummy0: <BROADCAST,NOARP> mtu 1500 qdisc noop qlen 1000
+            link/ether 2e:c2:d5:70:29:c9 brd ff:ff:ff:ff:ff:ff
+        """
+        let facts = ShadowToolTable.interfaceFacts.apply(iproute2)
+        XCTAssertEqual(facts, ["1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536", "link/loopback 00:00:00:00:00:00", "inet 127.0.0.1/8",
+                               "inet6 ::1/128", "2: dummy0: <BROADCAST,NOARP> mtu 1500", "link/ether 2e:c2:d5:70:29:c9"])
+        XCTAssertEqual(ShadowToolTable.interfaceFacts.apply(busybox), facts)
+        let routes = ShadowToolTable.routes.apply("""
+        local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1
+        broadcast 127.255.255.255 dev lo proto kernel scope link src 127.0.0.1
+        default via 192.0.2.1 dev eth0 proto static
+        """)
+        XCTAssertEqual(routes, ["local 127.0.0.0/8 lo 127.0.0.1", "broadcast 127.255.255.255 lo 127.0.0.1", "default via 192.0.2.1 eth0"])
+        XCTAssertEqual(ShadowToolTable.routes.apply("""
+        local 127.0.0.0/8 dev lo scope host  src 127.0.0.1
+        broadcast 127.255.255.255 dev lo scope link  src 127.0.0.1
+        default via 192.0.2.1 dev eth0
+        """), routes, "busybox prints no proto")
+    }
+
     /// docs/tools.md is the table the test runs (SWVMM_WRITE_TOOLS_DOC=1 rewrites it).
     func testToolsDocumentIsTheTable() throws {
         let url = Swvmm.packageRoot.appendingPathComponent("docs/tools.md")

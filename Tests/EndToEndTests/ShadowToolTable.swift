@@ -9,6 +9,16 @@ enum ShadowToolTable {
     static let listeningPorts = ToolProjection.matches(#"^(?:tcp6?|LISTEN)\s.*?:(\d+)\s+\S+:\*"#, of: "listening TCP ports")
     /// Interface names and MTUs of busybox `ifconfig -a`.
     static let consoleInterfaces = ToolProjection.matches(#"^(\S+)\s+Link encap[\s\S]*?MTU:(\d+)"#, of: "interfaces and MTUs")
+    /// What `ip addr` and `ip link` print alike (busybox and iproute2): each
+    /// interface's index, name, flags and MTU, its link type and address, its addresses.
+    static let interfaceFacts = ToolProjection.matches(#"^(\d+: \S+ <[^>]*> mtu \d+)|^\s+(link/\S+(?: \S+)?)|^\s+(inet6? \S+)"#,
+                                                       of: "interfaces (index, name, flags, MTU, link address) and addresses")
+    /// Type, destination, device and source of each route (busybox prints no `proto`).
+    static let routes = ToolProjection.matches(#"^(\S.*?) dev (\S+)(?:.*\ssrc (\S+))?"#, of: "routes (type, destination, device, source)")
+    static let iproute2Details = "iproute2 adds the state, group and mode busybox's ip leaves out"
+    /// Why `ss` still reads /proc/net on the reference guest.
+    static let inetDiagMissing = "the guest answers the sock_diag dump with ENOENT (inet_diag is a module the reference guest "
+        + "does not load), so ss reads /proc/net/tcp{,6}, as it would in the guest"
     static let memTotal = ToolProjection.matches(#"^Mem:\s+(\d+)"#, of: "total memory (KiB)")
 
     /// What a redirection of a guest file onto a low fd gives.
@@ -156,16 +166,25 @@ enum ShadowToolTable {
                                          truth: .matches(#"^Tcp: (?:-?\d+ ){5}(\d+) "#, of: "Tcp PassiveOpens")),
                       needs: "/proc/net/{snmp,netstat}"),
         ShadowToolRow(command: ["ss", "-tln"], groundTruth: "netstat -tln",
-                      comparison: .sameSet(listeningPorts), needs: "/proc/net/tcp{,6} (after netlink is refused)",
-                      differences: "sock_diag over netlink is refused: ss says so and falls back to /proc/net"),
-        ShadowToolRow(command: ["ip", "addr"], groundTruth: "ip addr", comparison: .sameSet(.lines), needs: "rtnetlink",
-                      support: .refused(why: "netlink sockets are not redirected yet", notice: "netlink")),
-        ShadowToolRow(command: ["ip", "link"], groundTruth: "ip link", comparison: .sameSet(.lines), needs: "rtnetlink",
-                      support: .refused(why: "netlink sockets are not redirected yet", notice: "netlink")),
-        ShadowToolRow(command: ["ip", "route"], groundTruth: "ip route", comparison: .sameSet(.lines), needs: "rtnetlink",
-                      support: .refused(why: "netlink sockets are not redirected yet", notice: "netlink")),
-        ShadowToolRow(command: ["ip", "neigh"], groundTruth: "ip neigh", comparison: .sameSet(.lines), needs: "rtnetlink",
-                      support: .refused(why: "netlink sockets are not redirected yet", notice: "netlink")),
+                      comparison: .sameSet(listeningPorts), needs: "sock_diag over netlink, then /proc/net/tcp{,6}",
+                      differences: inetDiagMissing),
+        ShadowToolRow(command: ["ss", "-tlnp"], groundTruth: "pidof httpd | tr ' ' '\\n'",
+                      comparison: .sameSet(.matches(#"users:\(\("[^"]+",pid=(\d+),"#, of: "pids of the listening sockets' owners"),
+                                           truth: .lines),
+                      needs: "sock_diag over netlink, then /proc/net/tcp{,6}; /proc/PID/fd", differences: inetDiagMissing),
+        ShadowToolRow(command: ["ip", "addr"], groundTruth: "ip addr", comparison: .equal(interfaceFacts), needs: "rtnetlink (RTM_GETLINK, RTM_GETADDR dumps)",
+                      differences: iproute2Details),
+        ShadowToolRow(command: ["ip", "link"], groundTruth: "ip link", comparison: .equal(interfaceFacts), needs: "rtnetlink (RTM_GETLINK dump)",
+                      differences: iproute2Details),
+        ShadowToolRow(command: ["ip", "link", "show", "dummy0"], groundTruth: "ip link show dummy0", comparison: .equal(interfaceFacts),
+                      needs: "rtnetlink (an RTM_NEWLINK probe naming no device, which the guest answers ENODEV; RTM_GETLINK of one device)",
+                      differences: iproute2Details),
+        ShadowToolRow(command: ["ip", "route"], groundTruth: "ip route", comparison: .sameSet(routes), needs: "rtnetlink (RTM_GETROUTE dump)",
+                      differences: "the reference guest's main table is empty (it has no network device): both print nothing"),
+        ShadowToolRow(command: ["ip", "route", "show", "table", "local"], groundTruth: "ip route show table local",
+                      comparison: .sameSet(routes), needs: "rtnetlink (RTM_GETROUTE dump)"),
+        ShadowToolRow(command: ["ip", "neigh"], groundTruth: "ip neigh", comparison: .sameSet(.lines), needs: "rtnetlink (RTM_GETNEIGH dump)",
+                      differences: "the reference guest has no neighbours (loopback and a NOARP dummy): both print nothing"),
         ShadowToolRow(command: ["ifconfig", "-a"], groundTruth: "ifconfig -a",
                       comparison: .sameSet(.matches(#"^([^:\s]+): flags=\d+<[^>]*>\s+mtu (\d+)"#, of: "interfaces and MTUs"),
                                            truth: consoleInterfaces),

@@ -139,13 +139,36 @@ final class SupervisorLiveTests: XCTestCase {
         XCTAssertGreaterThan(supervisor.counters.byName["chdir"] ?? 0, 0)
     }
 
-    func testNetlinkRefusedWithMessage() throws {
+    /// rtnetlink and sock_diag: `ip` and `ss` over a netlink socket of the
+    /// "guest" (this host, through the LocalExecutor) print what they print directly.
+    func testIpOverNetlink() throws {
+        for arguments in [["ip", "addr"], ["ip", "link"], ["ip", "route"], ["ip", "-6", "route"], ["ip", "neigh"]] {
+            // Interface statistics move while the two runs happen; addresses, names and routes do not.
+            try compare(arguments, normalize: { $0.replacingOccurrences(of: #"lft \d+sec"#, with: "lft N", options: .regularExpression) })
+        }
+        let (_, supervisor) = try SupervisorHarness.shadow(["ip", "addr"])
+        for name in ["socket", "bind", "getsockname", "setsockopt", "sendto", "recvmsg"] {
+            XCTAssertGreaterThan(supervisor.counters.byName[name] ?? 0, 0, "\(name): \(supervisor.counters.byName)")
+        }
+    }
+
+    func testSsOverSockDiag() throws {
+        // Only listening sockets: they stay put while the two runs happen.
+        try compare(["ss", "-tln"])
+        let (_, supervisor) = try SupervisorHarness.shadow(["ss", "-tln"])
+        XCTAssertGreaterThan(supervisor.counters.byName["sendmsg"] ?? 0, 0, "\(supervisor.counters.byName)")
+        XCTAssertEqual(supervisor.counters.refused, 0, "\(supervisor.counters.byName)")
+    }
+
+    /// A change to the network configuration never reaches the "guest".
+    func testIpAddressChangeIsRefused() throws {
         var lines: [String] = []
-        let configuration = SupervisorConfiguration(diagnostic: { lines.append($0) })
-        let (out, _) = try SupervisorHarness.shadow(["ss", "-tln"], configuration: configuration)
-        // ss may fall back to /proc/net; the refusal must be visible either way.
-        _ = out
-        XCTAssertTrue(lines.contains { $0.contains("netlink") }, "\(lines)")
+        let configuration = SupervisorConfiguration(verbose: true, diagnostic: { lines.append($0) })
+        let (out, supervisor) = try SupervisorHarness.shadow(["ip", "link", "set", "lo", "mtu", "1280"], configuration: configuration)
+        XCTAssertNotEqual(out.status, 0)
+        XCTAssertTrue(out.stderr.contains("Operation not permitted"), out.stderr)
+        XCTAssertTrue(lines.contains { $0.contains("would change the guest") }, "\(lines)")
+        XCTAssertGreaterThan(supervisor.counters.refused, 0)
     }
 
     func testExecutorFailureEndsRunAndKillsInspector() throws {

@@ -12,6 +12,8 @@ public struct FileDescriptorTable: Sendable {
         /// The guest path it was opened with (absolute, or relative to a guest
         /// dirfd if so opened), for fchdir and messages.
         public var path: String
+        /// The protocol when the fd is a netlink socket of S's (nil: a file).
+        public var netlink: NetlinkProtocol? = nil
     }
 
     /// The reserved range.

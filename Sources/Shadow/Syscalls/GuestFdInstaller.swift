@@ -21,7 +21,7 @@ extension SyscallRedirector {
     /// does not hold), installs the placeholder there, records it, and
     /// returns it. On failure the guest fd is closed again, and the inspector
     /// gets EMFILE (EINTR when its call was interrupted meanwhile).
-    func install(guestFd: Int32, path: String, cloexec: Bool, exactly: Int32?, atLeast: Int32?,
+    func install(guestFd: Int32, path: String, netlink: NetlinkProtocol? = nil, cloexec: Bool, exactly: Int32?, atLeast: Int32?,
                  with installer: GuestFdInstaller) -> SyscallReply {
         let local = exactly ?? table.lowestFree(atLeast: atLeast ?? Int32.min) { installer.isInUse($0) }
         guard let local else {
@@ -37,7 +37,7 @@ extension SyscallRedirector {
             }
             return .error(installed == -ENOENT ? EINTR : EMFILE)
         }
-        table.insert(local: local, FileDescriptorTable.Entry(guestFd: guestFd, path: path))
+        table.insert(local: local, FileDescriptorTable.Entry(guestFd: guestFd, path: path, netlink: netlink))
         return .value(Int64(local))
     }
 }

@@ -109,19 +109,8 @@ extension SyscallRedirector {
             case .iovecOut(let countIndex):
                 // readv becomes one guest read into the region, scattered locally
                 // afterwards: same bytes, same file position, one guest call.
-                let count = Int(request.int32(countIndex))
-                guard count >= 0, count <= Self.maxIovecs else { return .error(EINVAL) }
-                let raw = try memory.read(request.arguments[index], count: count * KernelStructSize.iovec)
-                var iovecs: [(address: UInt64, length: Int)] = []
-                var total = 0
-                for i in 0..<count {
-                    let base = Self.loadUInt64(raw, i * KernelStructSize.iovec)
-                    let length = Self.loadUInt64(raw, i * KernelStructSize.iovec + 8)
-                    // The kernel refuses a total above SSIZE_MAX (readv(2): EINVAL).
-                    guard length <= UInt64(Int.max), total <= Int.max - Int(length) else { return .error(EINVAL) }
-                    total += Int(length)
-                    iovecs.append((address: base, length: Int(length)))
-                }
+                guard let (iovecs, total) = try Self.inspectorIovecs(memory, at: request.arguments[index],
+                                                                     count: Int(request.int32(countIndex))) else { return .error(EINVAL) }
                 let length = min(total, cursor.remaining)
                 let offset = try cursor.reserve(length)
                 number = LinuxABI.Syscall.read
@@ -155,6 +144,25 @@ extension SyscallRedirector {
             }
         }
         return .value(result)
+    }
+
+    /// The inspector's `count` iovecs at `address` and their total length;
+    /// nil where the kernel answers EINVAL (more than UIO_MAXIOV, or a total
+    /// above SSIZE_MAX, readv(2)).
+    static func inspectorIovecs(_ memory: InspectorMemory, at address: UInt64,
+                                count: Int) throws -> (iovecs: [(address: UInt64, length: Int)], total: Int)? {
+        guard count >= 0, count <= maxIovecs else { return nil }
+        let raw = try memory.read(address, count: count * KernelStructSize.iovec)
+        var iovecs: [(address: UInt64, length: Int)] = []
+        var total = 0
+        for i in 0..<count {
+            let base = loadUInt64(raw, i * KernelStructSize.iovec)
+            let length = loadUInt64(raw, i * KernelStructSize.iovec + 8)
+            guard length <= UInt64(Int.max), total <= Int.max - Int(length) else { return nil }
+            total += Int(length)
+            iovecs.append((address: base, length: Int(length)))
+        }
+        return (iovecs, total)
     }
 
     /// Exactly `count` region bytes at `offset` (an executor returning more is cut).

@@ -49,7 +49,7 @@ extension SyscallRedirector {
             guard let entry = table.entry(rawArgument: a[0]) else { return .continueLocally }
             let g = try guestFd(guestCall(LinuxABI.Syscall.dup, [UInt64(entry.guestFd)], name: "dup"), "dup")
             countRedirected(spec)
-            return install(guestFd: g, path: entry.path, cloexec: false, exactly: nil, atLeast: nil, with: installer)
+            return install(guestFd: g, path: entry.path, netlink: entry.netlink, cloexec: false, exactly: nil, atLeast: nil, with: installer)
         case LinuxABI.Syscall.dup2, LinuxABI.Syscall.dup3:
             return try dup2(spec, request, installer)
         case LinuxABI.Syscall.fcntl:
@@ -70,11 +70,10 @@ extension SyscallRedirector {
             return try interfaceRequest(spec, request, validate)
         case LinuxABI.Syscall.socket:
             guard UInt32(truncatingIfNeeded: a[0]) == SyscallSpecTable.addressFamilyNetlink else { return .continueLocally }
-            if !netlinkNoticeShown {
-                netlinkNoticeShown = true
-                diagnostic("swvmm: netlink sockets are not redirected to the guest; socket(AF_NETLINK) refused (EAFNOSUPPORT)")
-            }
-            return refuse(spec, EAFNOSUPPORT, "netlink socket")
+            return try netlinkSocket(spec, request, validate, installer)
+        case LinuxABI.Syscall.sendto, LinuxABI.Syscall.sendmsg, LinuxABI.Syscall.bind, LinuxABI.Syscall.getsockname,
+             LinuxABI.Syscall.setsockopt, LinuxABI.Syscall.getsockopt, LinuxABI.Syscall.recvfrom, LinuxABI.Syscall.recvmsg:
+            return try netlinkCall(spec, request, validate)
         default:
             return .continueLocally
         }
@@ -141,7 +140,7 @@ extension SyscallRedirector {
         if let replaced = table.remove(local: new) { closeGuest(replaced.guestFd) }
         countRedirected(spec)
         let cloexec = isDup3 && a[2] & Self.openCloexec != 0
-        return install(guestFd: g, path: oldEntry.path, cloexec: cloexec, exactly: new, atLeast: nil, with: installer)
+        return install(guestFd: g, path: oldEntry.path, netlink: oldEntry.netlink, cloexec: cloexec, exactly: new, atLeast: nil, with: installer)
     }
 
     private func fcntl(_ spec: SyscallSpec, _ request: SyscallRequest, _ installer: GuestFdInstaller) throws -> SyscallReply {
@@ -156,7 +155,7 @@ extension SyscallRedirector {
             guard minimum >= 0, minimum < table.range.upperBound else { return .error(EINVAL) }
             let g = try guestFd(guestCall(LinuxABI.Syscall.dup, [UInt64(entry.guestFd)], name: "fcntl"), "fcntl")
             countRedirected(spec)
-            return install(guestFd: g, path: entry.path, cloexec: command == Self.fcntlDupfdCloexec,
+            return install(guestFd: g, path: entry.path, netlink: entry.netlink, cloexec: command == Self.fcntlDupfdCloexec,
                            exactly: nil, atLeast: minimum, with: installer)
         case Self.fcntlGetfl, Self.fcntlSetfl:
             // A file that must not block keeps O_NONBLOCK whatever F_SETFL asks.

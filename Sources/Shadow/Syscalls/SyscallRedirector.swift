@@ -31,7 +31,6 @@ public final class SyscallRedirector {
     /// One line per refused call (`--verbose`), plus always-shown notices.
     let verbose: Bool
     let diagnostic: (String) -> Void
-    var netlinkNoticeShown = false
     /// S's socket for network-interface requests (opened at the first one, closed with the other guest fds).
     var interfaceSocket: Int32?
     /// Calls whose refusal `--verbose` has already said (machine calls are said once each).

@@ -70,6 +70,15 @@ public enum SyscallSpecTable {
                                                      upper: InterfaceRequest.lastMachineRequest)),
         SyscallSpec(N.socket, "socket", [.value, .value, .value], handling: .special,
                     trap: .argumentEquals(argument: 0, value: addressFamilyNetlink)),
+        // A guest netlink socket's calls (the inspector's own sockets stay local).
+        SyscallSpec(N.sendto, "sendto", [.fd, .value, .value, .value, .value, .value], handling: .special),
+        SyscallSpec(N.recvfrom, "recvfrom", [.fd, .value, .value, .value, .value, .value], handling: .special),
+        SyscallSpec(N.sendmsg, "sendmsg", [.fd, .value, .value], handling: .special),
+        SyscallSpec(N.recvmsg, "recvmsg", [.fd, .value, .value], handling: .special),
+        SyscallSpec(N.bind, "bind", [.fd, .value, .value], handling: .special),
+        SyscallSpec(N.getsockname, "getsockname", [.fd, .value, .value], handling: .special),
+        SyscallSpec(N.setsockopt, "setsockopt", [.fd, .value, .value, .value, .value], handling: .special),
+        SyscallSpec(N.getsockopt, "getsockopt", [.fd, .value, .value, .value, .value], handling: .special),
     ]
 
     private static func unsupportedFd(_ n: Int, _ name: String, _ fds: [Int], writes: Bool) -> SyscallSpec {
