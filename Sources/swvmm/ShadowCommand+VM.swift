@@ -18,10 +18,11 @@ extension ShadowCommand {
         try reportingErrors { try signals.start { _ in client.cancel() } }
         let request = InspectorRequest(command: arguments[0], guestPaths: guestPaths, localPaths: localPaths,
                                        allowWrites: allowWrites, verbose: verbose)
-        let exit = try reportingErrors {
-            try client.run(request: request, arguments: arguments, environment: ShadowCommand.environment()).exit
+        let result = try reportingErrors {
+            try client.run(request: request, arguments: arguments, environment: ShadowCommand.environment())
         }
-        try ShadowCommand.exit(like: exit, command: arguments[0])
+        if verbose, let report = result.report { printError("swvmm: this run: \(report.counters.summary)") }
+        try ShadowCommand.exit(like: result.exit, command: arguments[0])
     }
 
     /// `swvmm shadow --vm SOCKET --stop-shadow`: the VM's swvmm ends its

@@ -133,6 +133,7 @@ struct ShadowCommand: ParsableCommand {
             throw ExitCode(ExitStatus.failure)
         }
         ShadowCommand.leave(session, target)
+        if verbose { printError("swvmm: this run: \(supervisor.counters.summary)") }
         try ShadowCommand.exit(like: exit, command: arguments[0])
     }
 

@@ -5,34 +5,16 @@ import XCTest
 /// 6.12 booted by `swvmm --shadow --api-socket`, unmodified tools run there
 /// with `swvmm shadow --vm` against the console's ground truth, S alone on
 /// its CPU, the guest's own vCPUs never stopped while S serves, and the
-/// attacks and faults of a hostile or unlucky guest. One L1 serves both
-/// kernels, each booted once. 6.1 runs as an ordinary user with Yama's
-/// ptrace_scope 1 (the unprivileged client path), 6.12 as root.
+/// attacks and faults of a hostile or unlucky guest. Each kernel is booted
+/// once, in a KVM host of its own (and once more in a new one should that L1
+/// die). 6.1 runs as an ordinary user with Yama's ptrace_scope 1 (the
+/// unprivileged client path), 6.12 as root with two vCPUs beside S's.
 final class NativeShadowTests: XCTestCase {
     static let readyMarker = "SWVMM-KNOWN-STATE-READY"
-    /// Set to 1 to run the full scenario (both kernels, the tool table, the
-    /// attacks). It has not yet passed in full in the KVM host, so CI runs the
-    /// smoke test only (see the issue's closing note).
-    static let fullScenarioVariable = "SWVMM_NATIVE_SHADOW_FULL"
     /// Set to a kernel series (6.1, 6.12) to run the full scenario on that one alone.
     static let seriesVariable = "SWVMM_NATIVE_SHADOW_SERIES"
 
-    /// CI's part: Debian 6.12 booted by swvmm with --shadow; through --vm,
-    /// uname and hostname are the guest's, S lives alone on its CPU, and the
-    /// guest's own vCPU is never interrupted while a redirected `ls -R` runs.
-    func testNativeShadowSmokeOnDebian6_12() throws {
-        try Swvmm.requireBinary()
-        for name in ["vmlinux-6.12", "initramfs-6.12.cpio.gz"] { _ = try Swvmm.image(name) }
-        try Self.onKVMHost("6.12 smoke") { bridge in
-            let session = try NativeShadowSession(bridge: bridge, spec: NativeGuestSpec(series: "6.12", cpus: 1, user: nil))
-            try NativeShadowChecks(session: session).checkSmoke()
-        }
-    }
-
     func testNativeShadowOnDebian6_1And6_12() throws {
-        guard ProcessInfo.processInfo.environment[Self.fullScenarioVariable] == "1" else {
-            throw XCTSkip("the full native scenario runs with \(Self.fullScenarioVariable)=1 (it has not passed in full yet; CI runs the smoke test)")
-        }
         try Swvmm.requireBinary()
         for name in ["vmlinux-6.1", "vmlinux-6.12", "initramfs-6.1.cpio.gz", "initramfs-6.12.cpio.gz"] { _ = try Swvmm.image(name) }
         let only = ProcessInfo.processInfo.environment[Self.seriesVariable]
@@ -194,13 +176,6 @@ struct NativeShadowChecks {
     static let tableRows: Set<String> = ["ps -e -o pid,comm", "ps aux", "pstree -p", "lsmod", "netstat -tln", "uname -a",
                                          "hostname", "uptime", "free", "cat /proc/cpuinfo", "ls /proc", "df"]
 
-    /// The checks CI runs.
-    func checkSmoke() throws {
-        try checkToolsAgainstTheConsole()
-        _ = try checkShadowProcessLivesOnItsCPU()
-        try checkOtherVCPUsNeverStop()
-    }
-
     func checkAll() throws {
         let marker = try KVMHostMarker(bridge: session.bridge)
         defer { _ = try? session.bridge.exec("kill \(marker.pid)") }
@@ -315,8 +290,11 @@ struct NativeShadowChecks {
 
     /// Two clients at once: the second waits its turn, says so, and both work.
     func checkSecondClientWaits() throws {
-        let first = try session.startShadow(["ls", "-R", "/proc/sys/kernel"])
-        usleep(300_000)
+        // The first holds the VM for seconds once it has printed the guest's
+        // hostname: shell builtins and exec only, one process (under Yama
+        // scope 1 the VM's swvmm may read the inspector alone, not its children).
+        let first = try session.startShadow(["sh", "-c", "read h < /proc/sys/kernel/hostname; echo \"first $h\"; exec sleep 8"])
+        try session.bridge.waitForOutput(of: first, containing: "first swvmm-guest")
         let second = try session.shadow(["hostname"])
         let firstResult = try session.bridge.wait(for: first)
         XCTAssertEqual(firstResult.status, 0, firstResult.summary)

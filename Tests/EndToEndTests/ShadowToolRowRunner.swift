@@ -36,7 +36,7 @@ extension ShadowToolChecks {
             return []
         }
         if case .refused(_, let notice) = row.support {
-            let result = try shadowRun(command, options: row.options, expectStatus: nil)
+            let result = try shadowRun(command, options: row.options, verbose: true, expectStatus: nil)
             var problems: [String] = []
             if result.status == 0 { problems.append("exited 0, but the table says it is refused") }
             if !result.stderr.contains(notice) { problems.append("stderr lacks \"\(notice)\": \(result.stderr)") }
@@ -44,11 +44,11 @@ extension ShadowToolChecks {
         }
         if case .sameExitStatus = row.comparison {
             let expected = try guest.run(truth, timeout: 30).status
-            let result = try shadowRun(command, options: row.options, expectStatus: expected)
+            let result = try shadowRun(command, options: row.options, verbose: true, expectStatus: expected)
             return result.status == expected ? [] : ["exit status \(result.status), the console's \(expected)"]
         }
         let before = try guest.text(truth)
-        let output = try shadowRun(command, options: row.options, expectStatus: row.exitStatus).stdout
+        let output = try shadowRun(command, options: row.options, verbose: true, expectStatus: row.exitStatus).stdout
         let after = try guest.text(truth)
         return Self.compare(output, before: before, after: after, by: row.comparison)
     }

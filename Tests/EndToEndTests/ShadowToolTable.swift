@@ -17,8 +17,6 @@ enum ShadowToolTable {
     static let routes = ToolProjection.matches(#"^(\S.*?) dev (\S+)(?:.*\ssrc (\S+))?"#, of: "routes (type, destination, device, source)")
     static let iproute2Details = "iproute2 adds the state, group and mode busybox's ip leaves out"
     /// Why `ss` still reads /proc/net on the reference guest.
-    static let inetDiagMissing = "the guest answers the sock_diag dump with ENOENT (inet_diag is a module the reference guest "
-        + "does not load), so ss reads /proc/net/tcp{,6}, as it would in the guest"
     static let memTotal = ToolProjection.matches(#"^Mem:\s+(\d+)"#, of: "total memory (KiB)")
 
     /// What a redirection of a guest file onto a low fd gives.
@@ -166,12 +164,17 @@ enum ShadowToolTable {
                                          truth: .matches(#"^Tcp: (?:-?\d+ ){5}(\d+) "#, of: "Tcp PassiveOpens")),
                       needs: "/proc/net/{snmp,netstat}"),
         ShadowToolRow(command: ["ss", "-tln"], groundTruth: "netstat -tln",
-                      comparison: .sameSet(listeningPorts), needs: "sock_diag over netlink, then /proc/net/tcp{,6}",
-                      differences: inetDiagMissing),
+                      comparison: .sameSet(listeningPorts), needs: "sock_diag over netlink (inet_diag, tcp_diag)"),
+        // Only a sock_diag answer carries TCP internals (the congestion
+        // control and window of each socket): ss's /proc/net fallback has none.
+        ShadowToolRow(command: ["ss", "-tlni"], groundTruth: "cat /proc/sys/net/ipv4/tcp_congestion_control",
+                      comparison: .sameSet(.matches(#"^\s+(\w+) .*cwnd:"#, of: "congestion control of each listening socket"),
+                                           truth: .lines),
+                      needs: "sock_diag over netlink (INET_DIAG_INFO, INET_DIAG_CONG)"),
         ShadowToolRow(command: ["ss", "-tlnp"], groundTruth: "pidof httpd | tr ' ' '\\n'",
                       comparison: .sameSet(.matches(#"users:\(\("[^"]+",pid=(\d+),"#, of: "pids of the listening sockets' owners"),
                                            truth: .lines),
-                      needs: "sock_diag over netlink, then /proc/net/tcp{,6}; /proc/PID/fd", differences: inetDiagMissing),
+                      needs: "sock_diag over netlink; /proc/PID/fd"),
         ShadowToolRow(command: ["ip", "addr"], groundTruth: "ip addr", comparison: .equal(interfaceFacts), needs: "rtnetlink (RTM_GETLINK, RTM_GETADDR dumps)",
                       differences: iproute2Details),
         ShadowToolRow(command: ["ip", "link"], groundTruth: "ip link", comparison: .equal(interfaceFacts), needs: "rtnetlink (RTM_GETLINK dump)",

@@ -89,7 +89,9 @@ struct ShadowToolChecks {
         if let expectStatus { XCTAssertEqual(result.status, expectStatus, result.summary, file: file, line: line) }
         XCTAssertFalse(result.stdout.contains(marker.name), "host marker in the output of \(arguments)", file: file, line: line)
         XCTAssertFalse(result.stderr.contains(marker.name), "host marker in stderr of \(arguments)", file: file, line: line)
-        print("[\(series)] \((options + arguments).joined(separator: " ")): \(String(format: "%.2f", result.seconds)) s, status \(result.status)")
+        // With --verbose, swvmm says how the calls were placed.
+        let placed = result.stderrLines.last { $0.hasPrefix("swvmm: this run: ") }.map { "; " + $0.dropFirst("swvmm: this run: ".count) } ?? ""
+        print("[\(series)] \((options + arguments).joined(separator: " ")): \(String(format: "%.2f", result.seconds)) s, status \(result.status)\(placed)")
         return result
     }
 

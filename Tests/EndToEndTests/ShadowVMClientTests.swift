@@ -69,6 +69,22 @@ final class ShadowVMClientTests: XCTestCase {
         XCTAssertEqual(status.status, 7, status.summary)
     }
 
+    /// `--verbose` ends with how the run's calls were placed: uname(2) is the one call run "in the guest" here.
+    func testVerboseSaysHowTheCallsWerePlaced() throws {
+        let executor = LocalExecutor()
+        let server = try ShadowControlServer(socketPath: socketPath, provider: { executor }, log: { _ in })
+        try server.start()
+        defer { server.stop() }
+        let result = try Swvmm.run(["shadow", "--vm", socketPath, "--verbose", "--", "uname", "-s"], timeout: 30)
+        XCTAssertEqual(result.status, 0, result.summary)
+        let line = try XCTUnwrap(result.stderrLines.last { $0.hasPrefix("swvmm: this run: ") }, result.summary)
+        let numbers = line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+        XCTAssertEqual(numbers.count, 4, line)
+        guard numbers.count == 4 else { return }
+        XCTAssertEqual(numbers[1], 1, "uname -s makes one machine call: \(line)")
+        XCTAssertEqual(numbers[0], numbers[1] + numbers[2] + numbers[3], "every call seen is placed once: \(line)")
+    }
+
     func testSIGTERMToTheClientEndsTheCommandLikeGdb() throws {
         let server = try ShadowControlServer(socketPath: socketPath, provider: { LocalExecutor() }, log: { _ in })
         try server.start()

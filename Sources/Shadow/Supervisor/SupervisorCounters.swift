@@ -21,6 +21,11 @@ public struct SupervisorCounters: Equatable, Sendable {
 
     public init() {}
 
+    /// One line for `--verbose`: how the inspector's system calls were placed.
+    public var summary: String {
+        "\(notifications) system calls seen: \(redirected) run in the guest, \(local) here, \(refused) refused"
+    }
+
     /// Host-side time per redirected call, executor excluded, in microseconds.
     public var hostMicrosecondsPerRedirectedCall: Double {
         guard redirected > 0 else { return 0 }

@@ -125,6 +125,19 @@ final class KVMHostBridge {
         return result(of: number)
     }
 
+    /// Waits until a script started with `start(_:)` has written `text` to its stdout (it may still run).
+    func waitForOutput(of number: Int, containing text: String, timeout: TimeInterval = 120) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !self.text("resp/\(number).out").contains(text) {
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("resp/\(number).rc").path) {
+                throw Failure(description: "command \(number) ended without printing '\(text)': \(result(of: number).summary)")
+            }
+            guard host.isRunning else { throw Failure(description: "\(Self.hostEnded) while waiting for output of command \(number)\n\(l1Console)") }
+            guard Date() < deadline else { throw Failure(description: "no '\(text)' from command \(number) within \(Int(timeout)) s") }
+            usleep(100_000)
+        }
+    }
+
     private func result(of number: Int) -> Result {
         let status = Int32(text("resp/\(number).rc").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         return Result(stdout: text("resp/\(number).out"), stderr: text("resp/\(number).err"), status: status)
@@ -173,6 +186,7 @@ final class KVMHostBridge {
                 consumed = range.upperBound
                 return text
             }
+            guard host.isRunning else { throw Failure(description: "\(Self.hostEnded) while reading the console for '\(marker)'\n\(l1Console)") }
             guard Date() < deadline else {
                 throw Failure(description: "no '\(marker)' on the console in \(Int(timeout)) s; last output: \(String(decoding: data.suffix(600), as: UTF8.self))\n--- swvmm stderr ---\n\(swvmmStderr.suffix(1500))")
             }
