@@ -231,7 +231,7 @@ run_l1() {
     while kill -0 "$qemu_pid" 2>/dev/null; do
         if [ "$booted" = 0 ] && [ -e "$control/ready" ]; then
             booted=1
-            resets_at_ready=$(wc -l < "$control/qemu-resets.log" 2>/dev/null || echo 0)
+            log_lines_at_ready=$(wc -l < "$control/qemu-resets.log" 2>/dev/null || echo 0)
             [ -n "${KVM_HOST_VERBOSE:-}" ] && say "L1 ready after $((SECONDS - boot_start)) s"
         fi
         if [ "$deadline" -gt 0 ] && [ "$SECONDS" -ge "$deadline" ]; then
@@ -255,14 +255,14 @@ run_l1() {
 # An L1 that dies without a word on its console was reset: QEMU logs a
 # triple fault, if that was the cause, then each CPU's state as the reset
 # found it (the L1 boots again, and its /init stops at once).
-resets_at_ready=0
+log_lines_at_ready=0
 reset_report() {
     local log=$control/qemu-resets.log
-    tail -n "+$((resets_at_ready + 1))" "$log" 2>/dev/null | grep -q "^CPU Reset" || return 0
+    tail -n "+$((log_lines_at_ready + 1))" "$log" 2>/dev/null | grep -q "^CPU Reset" || return 0
     local cause="was reset"
-    tail -n "+$((resets_at_ready + 1))" "$log" | grep -q "^Triple fault" && cause="triple-faulted"
+    tail -n "+$((log_lines_at_ready + 1))" "$log" | grep -q "^Triple fault" && cause="triple-faulted"
     say "the L1 $cause while the command ran; its CPUs as the reset found them (all of it: $log):"
-    tail -n "+$((resets_at_ready + 1))" "$log" | grep -E "^(CPU Reset|RIP|EIP|RSP|CS |CR0|EFER|IDT)" \
+    tail -n "+$((log_lines_at_ready + 1))" "$log" | grep -E "^(CPU Reset|RIP|EIP|RSP|CS |CR0|EFER|IDT)" \
         | head -n 14 | sed 's/^/kvm-host:   /' >&2
 }
 

@@ -35,8 +35,9 @@ public final class NativeShadow: Sendable {
     private let building = Mutex(())
 
     /// Shadow context for `machine`, whose dedicated vCPU `shadowVCPU` watches.
-    /// `configuration.callTimeout` bounds each call; `userContextTimeout` the
-    /// wait for a process to borrow.
+    /// `configuration.callTimeout` bounds each call (never below the time S
+    /// may be away before it counts as gone); `userContextTimeout` the wait
+    /// for a process to borrow.
     public init(machine: Machine, shadowVCPU: ShadowVCPU, configuration: ShadowConfiguration = ShadowConfiguration()) {
         self.machine = machine
         self.shadowVCPU = shadowVCPU
@@ -145,8 +146,12 @@ public final class NativeShadow: Sendable {
         bootstrap.startChoosing()
         try waitForBorrowedProcess(bootstrap, others: others)
         let shadow = try waitForShadow(bootstrap)
+        // S has its CPU to itself: a call is only overdue once S has been away
+        // as long as it may be before it counts as gone (an emulated, loaded
+        // host can take seconds for one call).
+        let callTimeout = max(configuration.callTimeout, NativeShadowExecutor.absenceLimit)
         let executor = NativeShadowExecutor(shadow: shadow, region: bootstrap.region, memory: machine.memory,
-                                            timeout: configuration.callTimeout, machineStopped: { [self] in machineStopped }) { [self] in
+                                            timeout: callTimeout, machineStopped: { [self] in machineStopped }) { [self] in
             (shadowVCPUExits, interruptionsOfOtherVCPUs)
         }
         shadowTrap.interceptor = { registers, vcpu in executor.intercept(&registers, vcpu: vcpu) }
