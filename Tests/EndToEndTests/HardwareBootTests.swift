@@ -111,14 +111,9 @@ final class HardwareBootTests: XCTestCase {
         do {
             try Swvmm.requireBinary()
             // More than 3 GiB for a guest: the L1 gets 5 GiB.
-            do {
-                result = .success(try KVMHost.run(batch: batch.script, memory: "5G", timeout: 1800))
-            } catch let failure as KVMHost.Failure where failure.description.contains("the L1 died while the command ran") {
-                // The emulated L1 itself went down (QEMU/TCG with nested SVM,
-                // shared/PLATFORM.md): run the batch once more, and say so.
-                print("HardwareBootTests: the KVM host died during the batch; running it once more\n\(failure.description.suffix(1500))")
-                result = .success(try KVMHost.run(batch: batch.script, memory: "5G", timeout: 1800))
-            }
+            result = .success(try KVMHost.retryingL1Deaths("HardwareBootTests", {
+                try KVMHost.run(batch: batch.script, memory: "5G", timeout: 1800)
+            }, died: { ($0 as? KVMHost.Failure)?.l1Died == true }))
         } catch {
             result = .failure(error)
         }

@@ -55,18 +55,13 @@ final class NativeShadowTests: XCTestCase {
         }
     }
 
-    /// Runs `body` against a fresh KVM host; should the L1 itself die
-    /// (QEMU/TCG with nested SVM, shared/PLATFORM.md), once more on a new one, saying so.
+    /// Runs `body` against a fresh KVM host, and on a new one should the L1 itself die.
     static func onKVMHost(_ what: String, _ body: (KVMHostBridge) throws -> Void) throws {
-        for attempt in 1 ... 2 {
+        try KVMHost.retryingL1Deaths("NativeShadowTests [\(what)]", {
             let bridge = try KVMHostBridge()
             defer { bridge.stop() }
-            do {
-                return try body(bridge)
-            } catch let failure as KVMHostBridge.Failure where attempt == 1 && failure.description.contains(KVMHostBridge.hostEnded) {
-                print("NativeShadowTests [\(what)]: the KVM host died; running it once more\n\(failure)")
-            }
-        }
+            try body(bridge)
+        }, died: { ($0 as? KVMHostBridge.Failure)?.description.contains(KVMHostBridge.hostEnded) == true })
     }
 }
 

@@ -22,7 +22,13 @@ enum KVMHost {
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
+        /// The L1 itself went down while the command ran (kvm-host.sh says so
+        /// first, before its reset report and console tail).
+        var l1Died = false
     }
+
+    /// kvm-host.sh's words for an L1 that went down under the command.
+    static let l1DiedMessage = "the L1 died while the command ran"
 
     struct Result {
         var stdout: String
@@ -69,9 +75,24 @@ enum KVMHost {
         try requireAvailable()
         let result = try runAllowingFailure(batch: batch, memory: memory, timeout: timeout, environment: environment)
         if result.status == l1FailedStatus || result.status == timedOutStatus || result.signaled {
-            throw Failure(description: "the KVM host failed\n\(result.summary)")
+            throw Failure(description: "the KVM host failed\n\(result.summary)", l1Died: result.stderr.contains(l1DiedMessage))
         }
         return result
+    }
+
+    /// Runs whole attempts of `body` while the emulated L1 itself dies under
+    /// them (QEMU/TCG with nested SVM: its 6.12 kernel oopses or triple-faults
+    /// at random, shared/PLATFORM.md), at most `attempts` times, saying so.
+    static func retryingL1Deaths<T>(_ what: String, attempts: Int = 3, _ body: () throws -> T,
+                                     died: (Error) -> Bool) throws -> T {
+        for attempt in 1 ..< max(attempts, 1) {
+            do {
+                return try body()
+            } catch where died(error) {
+                print("\(what): the KVM host died (attempt \(attempt) of \(attempts)); running it once more\n\(String("\(error)".suffix(1500)))")
+            }
+        }
+        return try body()
     }
 
     /// Runs `batch` and returns however it ended (for tests of kvm-host.sh itself).
