@@ -187,7 +187,9 @@ if [ "$interactive" = 1 ] && [ "$force_l1" != 1 ]; then
     say "no VT-x/AMD-V on this host: running in the KVM host, a QEMU/TCG L1 with emulated AMD SVM (slow: every instruction emulated); a host with VT-x/AMD-V runs the same command directly, at full speed"
 fi
 
-# nokaslr: the RIPs of a reset report (reset_report) read directly against the kernel's System.map.
+# nokaslr: the RIPs of a reset report (reset_report) stay valid across L1 boots:
+# read them against `images/kvm-host.sh -- cat /proc/kallsyms` (Debian's
+# System.map is a placeholder; the real one is in the -dbg package).
 append="console=ttyS0 quiet panic=-1 oops=panic mitigations=off nokaslr"
 [ "${KVM_HOST_SKIP_KVM:-0}" != 1 ] || append+=" kvmhost.skipkvm"
 
