@@ -79,14 +79,32 @@ enum ControlHarness {
         return run
     }
 
-    /// Whether process (group) `id` still exists (kill(2) with signal 0)
-    /// after up to 2 s: a killed orphan stays a zombie until init reaps it.
+    /// Whether process `id` (or, negative, a member of process group -id)
+    /// still runs after up to 2 s. A killed orphan stays a zombie until
+    /// init reaps it, which some containers' init never does: a zombie is
+    /// dead, and does not count.
     static func stillExists(_ id: Int32) -> Bool {
         for _ in 0..<40 {
-            guard Glibc.kill(id, 0) == 0 || errno == EPERM else { return false }
+            guard Glibc.kill(id, 0) == 0 || errno == EPERM, hasLiveMember(id) else { return false }
             usleep(50_000)
         }
         return true
+    }
+
+    /// Scans /proc/PID/stat (state, then ppid, then pgrp after the command
+    /// name, proc(5)) for a process of `id` that is not a zombie.
+    private static func hasLiveMember(_ id: Int32) -> Bool {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let pid = Int32(entry), id > 0 ? pid == id : true,
+                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2 else { continue }
+            if id < 0, Int32(fields[2]) != -id { continue }
+            if fields[0] != "Z" { return true }
+        }
+        return false
     }
 }
 
