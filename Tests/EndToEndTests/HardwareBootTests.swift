@@ -112,7 +112,8 @@ final class HardwareBootTests: XCTestCase {
             try Swvmm.requireBinary()
             // More than 3 GiB for a guest: the L1 gets 5 GiB.
             result = .success(try KVMHost.retryingL1Deaths("HardwareBootTests", {
-                try KVMHost.run(batch: batch.script, memory: "5G", timeout: 1800)
+                // A whole batch takes 6-9 minutes in CI; past 15 the L1 has hung.
+                try KVMHost.run(batch: batch.script, memory: "5G", timeout: 900)
             }, died: { ($0 as? KVMHost.Failure)?.l1Died == true }))
         } catch {
             result = .failure(error)

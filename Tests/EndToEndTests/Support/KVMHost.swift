@@ -23,7 +23,8 @@ enum KVMHost {
     struct Failure: Error, CustomStringConvertible {
         var description: String
         /// The L1 itself went down while the command ran (kvm-host.sh says so
-        /// first, before its reset report and console tail).
+        /// first, before its reset report and console tail), or hung until the
+        /// timeout (an L1 seen idle for 20 minutes, its batch never finishing).
         var l1Died = false
     }
 
@@ -75,7 +76,8 @@ enum KVMHost {
         try requireAvailable()
         let result = try runAllowingFailure(batch: batch, memory: memory, timeout: timeout, environment: environment)
         if result.status == l1FailedStatus || result.status == timedOutStatus || result.signaled {
-            throw Failure(description: "the KVM host failed\n\(result.summary)", l1Died: result.stderr.contains(l1DiedMessage))
+            throw Failure(description: "the KVM host failed\n\(result.summary)",
+                          l1Died: result.stderr.contains(l1DiedMessage) || result.status == timedOutStatus)
         }
         return result
     }
