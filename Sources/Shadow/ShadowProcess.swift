@@ -31,6 +31,8 @@ public struct ShadowProcess: Equatable, Sendable {
     public var syscallAddress: UInt64 { regionBase &+ UInt64(ShadowStub.syscallOffset) }
     /// The trap point (TRAP = SYS + 2): where S is caught.
     public var trapAddress: UInt64 { regionBase &+ UInt64(ShadowStub.trapOffset) }
+    /// Where S's stub runs a batch of calls (`ShadowStub.batchOffset`).
+    public var batchAddress: UInt64 { regionBase &+ UInt64(ShadowStub.batchOffset) }
     /// The executor's data area.
     public var dataAddress: UInt64 { regionBase &+ UInt64(ShadowStub.dataOffset) }
 }

@@ -17,7 +17,7 @@ extension ShadowCommand {
         // reported as usual (Ctrl-C at the terminal reaches the command itself).
         try reportingErrors { try signals.start { _ in client.cancel() } }
         let request = InspectorRequest(command: arguments[0], guestPaths: guestPaths, localPaths: localPaths,
-                                       allowWrites: allowWrites, verbose: verbose)
+                                       allowWrites: allowWrites, verbose: verbose, fastPath: !oneCall)
         let result = try reportingErrors {
             try client.run(request: request, arguments: arguments, environment: ShadowCommand.environment())
         }

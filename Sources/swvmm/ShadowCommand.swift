@@ -43,6 +43,10 @@ struct ShadowCommand: ParsableCommand {
     @Flag(help: "Say how the shadow process was found or built, and each refused call.")
     var verbose = false
 
+    @Flag(name: .customLong("one-call"),
+          help: "Run every guest call on its own: no read-ahead of /proc files, no memo of what the command looks up (memos live in $XDG_CACHE_HOME/swvmm).")
+    var oneCall = false
+
     @Option(name: .customLong("shadow-idle-timeout"),
             help: ArgumentHelp("With --gdb: the shadow process ends itself after this many seconds without a run (0: never; default \(Int(ShadowConfiguration.defaultIdleTimeout.components.seconds))).",
                                valueName: "seconds"))
@@ -119,8 +123,10 @@ struct ShadowCommand: ParsableCommand {
         if verbose { printError("swvmm: \(ShadowCommand.describe(session))") }
         let policy = ShadowPolicy(extraGuestPaths: guestPaths, extraLocalPaths: localPaths, allowWrites: allowWrites)
         let supervisor = Supervisor(executor: session.executor,
-                                    configuration: SupervisorConfiguration(policy: policy, verbose: verbose))
+                                    configuration: SupervisorConfiguration(policy: policy, verbose: verbose, fastPath: !oneCall,
+                                                                           memoStore: oneCall ? nil : MemoStore.fromEnvironment()))
         let exit: InspectorExit
+        let measuredBefore = session.executor.measurements
         do {
             // A signal that came during the bootstrap, too late to cancel it, still stops the run.
             guard running.install(supervisor), !cancellation.isCancelled else {
@@ -133,7 +139,12 @@ struct ShadowCommand: ParsableCommand {
             throw ExitCode(ExitStatus.failure)
         }
         ShadowCommand.leave(session, target)
-        if verbose { printError("swvmm: this run: \(supervisor.counters.summary)") }
+        if verbose {
+            if let cost = describeMeasurements(before: measuredBefore, after: session.executor.measurements) {
+                printError("swvmm: this run in the guest: \(cost)")
+            }
+            printError("swvmm: this run: \(supervisor.counters.summary)")
+        }
         try ShadowCommand.exit(like: exit, command: arguments[0])
     }
 

@@ -47,11 +47,23 @@ extension ShadowToolChecks {
             let result = try shadowRun(command, options: row.options, verbose: true, expectStatus: expected)
             return result.status == expected ? [] : ["exit status \(result.status), the console's \(expected)"]
         }
-        let before = try guest.text(truth)
-        let output = try shadowRun(command, options: row.options, verbose: true, expectStatus: row.exitStatus).stdout
-        let after = try guest.text(truth)
-        return Self.compare(output, before: before, after: after, by: row.comparison)
+        var before = try guest.text(truth)
+        let first = try shadowRun(command, options: row.options, verbose: true, expectStatus: row.exitStatus)
+        var after = try guest.text(truth)
+        var problems = Self.compare(first.stdout, before: before, after: after, by: row.comparison)
+        // A run that trained a memo is run again: the memoized run answers
+        // from predicted batches and must be as right as the first.
+        guard first.stderr.contains(Self.memoTrained) else { return problems }
+        before = try guest.text(truth)
+        let memoized = try shadowRun(command, options: row.options, verbose: true, expectStatus: row.exitStatus)
+        after = try guest.text(truth)
+        if !memoized.stderr.contains(Self.memoUsed) { problems.append("the second run did not use the memo the first trained") }
+        problems += Self.compare(memoized.stdout, before: before, after: after, by: row.comparison).map { "memoized: " + $0 }
+        return problems
     }
+
+    /// What `--verbose` says when a run trained a memo, and when one used it (FastPath.summary).
+    static let memoTrained = "(memo trained)", memoUsed = "(memo used)"
 
     /// The mismatches between a tool's output and the truth read around it.
     static func compare(_ output: String, before: String, after: String, by comparison: ToolComparison) -> [String] {

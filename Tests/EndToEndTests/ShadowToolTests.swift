@@ -34,6 +34,12 @@ final class ShadowToolTests: XCTestCase {
         XCTAssertTrue(try runOnHost(["ps", "-e", "-o", "pid,comm"]).contains(marker.name),
                       "the marker \(marker.name) is not in the host's own ps: the absence checks would prove nothing")
 
+        // A memo directory of this scenario's own: each tool's first run trains, the second uses it.
+        let memoHome = NSTemporaryDirectory() + "swvmm-tool-memo-\(getpid())-\(series)"
+        try FileManager.default.createDirectory(atPath: memoHome, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: memoHome) }
+        setenv("XDG_CACHE_HOME", memoHome, 1)
+        defer { unsetenv("XDG_CACHE_HOME") }
         let tools = ShadowToolChecks(guest: guest, marker: marker, series: series) { arguments in
             try Swvmm.run(["shadow", "--gdb", guest.gdbAddress] + arguments, timeout: 120)
         }

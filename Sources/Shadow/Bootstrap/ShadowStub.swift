@@ -30,11 +30,38 @@
 ///     exit:  mov eax, 231                  ; exit_group(0): a clean end, reaped
 ///            xor edi, edi                  ; by init (S's parent)
 ///            syscall
+///
+/// The batch runner (a GDB executor enters it with rbx = the first entry of a
+/// `BatchTable` in the data area, r12 = the number of entries; it ends at
+/// TRAP, so N calls cost one guest stop):
+///
+///     BATCH: test r12, r12                 ; entries left?
+///            jz done
+///            xor ecx, ecx                  ; for each argument k:
+///     res:   movzx eax, byte [rbx+rcx+56]  ;   back-reference r (0: literal)
+///            test eax, eax
+///            jz next
+///            imul eax, eax, 72             ;   the result of entry i - r
+///            mov rdx, rbx                  ;   replaces argument k
+///            sub rdx, rax
+///            mov rdx, [rdx+64]
+///            mov [rbx+rcx*8+8], rdx
+///     next:  inc ecx
+///            cmp ecx, 6
+///            jne res
+///            mov rax, [rbx]                ; number and six arguments
+///            mov rdi, [rbx+8] ... mov r9, [rbx+48]
+///            syscall
+///            mov [rbx+64], rax             ; the result, for the host and for
+///            add rbx, 72                   ; later entries' references
+///            dec r12
+///            jmp BATCH
+///     done:  jmp TRAP
 public struct ShadowStub: Equatable, Sendable {
     /// Header magic, "SWVMMSHD".
     public static let magic: [UInt8] = Array("SWVMMSHD".utf8)
     /// Layout version in the header; bumped when the layout changes.
-    public static let version: UInt32 = 4
+    public static let version: UInt32 = 5
     public static let headerOffset = 0x100
     static let magicOffset = headerOffset, versionOffset = headerOffset + 8
     public static let cookieOffset = headerOffset + 0x10
@@ -70,7 +97,9 @@ public struct ShadowStub: Equatable, Sendable {
     public static let syscallOffset = 50
     public static let trapOffset = 52
     public static let exitOffset = 57
-    public static let codeLength = 66
+    public static let batchOffset = 66
+    static let batchDoneOffset = batchOffset + 0x53
+    public static let codeLength = batchDoneOffset + 2
 
     /// Total region size in bytes (a multiple of 4096).
     public let regionLength: Int
@@ -112,8 +141,42 @@ public struct ShadowStub: Equatable, Sendable {
         bytes += [0xB8] + le32(Int32(LinuxABI.Syscall.exitGroup))      // exit: mov eax, 231
         bytes += [0x31, 0xFF]                                          // xor edi, edi
         bytes += [0x0F, 0x05]                                          // syscall
+        bytes += ShadowStub.batchRunner
+        bytes += [0xEB, UInt8(bitPattern: Int8(ShadowStub.trapOffset - ShadowStub.codeLength))] // done: jmp TRAP
         return bytes
     }
+
+    /// BATCH up to `done` (listing above; `BatchTable` fixes the entry layout
+    /// these displacements use: number at 0, arguments at 8, references at
+    /// 56, result at 64, 72 bytes an entry).
+    static let batchRunner: [UInt8] = [
+        0x4D, 0x85, 0xE4,                   // test r12, r12
+        0x74, 0x4E,                         // jz done
+        0x31, 0xC9,                         // xor ecx, ecx
+        0x0F, 0xB6, 0x44, 0x0B, 0x38,       // res: movzx eax, byte [rbx+rcx+56]
+        0x85, 0xC0,                         // test eax, eax
+        0x74, 0x12,                         // jz next
+        0x6B, 0xC0, 0x48,                   // imul eax, eax, 72
+        0x48, 0x89, 0xDA,                   // mov rdx, rbx
+        0x48, 0x29, 0xC2,                   // sub rdx, rax
+        0x48, 0x8B, 0x52, 0x40,             // mov rdx, [rdx+64]
+        0x48, 0x89, 0x54, 0xCB, 0x08,       // mov [rbx+rcx*8+8], rdx
+        0xFF, 0xC1,                         // next: inc ecx
+        0x83, 0xF9, 0x06,                   // cmp ecx, 6
+        0x75, 0xDE,                         // jne res
+        0x48, 0x8B, 0x03,                   // mov rax, [rbx]
+        0x48, 0x8B, 0x7B, 0x08,             // mov rdi, [rbx+8]
+        0x48, 0x8B, 0x73, 0x10,             // mov rsi, [rbx+16]
+        0x48, 0x8B, 0x53, 0x18,             // mov rdx, [rbx+24]
+        0x4C, 0x8B, 0x53, 0x20,             // mov r10, [rbx+32]
+        0x4C, 0x8B, 0x43, 0x28,             // mov r8, [rbx+40]
+        0x4C, 0x8B, 0x4B, 0x30,             // mov r9, [rbx+48]
+        0x0F, 0x05,                         // syscall
+        0x48, 0x89, 0x43, 0x40,             // mov [rbx+64], rax
+        0x48, 0x83, 0xC3, 0x48,             // add rbx, 72
+        0x49, 0xFF, 0xCC,                   // dec r12
+        0xEB, 0xAD,                         // jmp BATCH
+    ]
 
     /// The idle countdown for `timeout` of S's sleeps (0 for no timeout:
     /// S then never ends itself).

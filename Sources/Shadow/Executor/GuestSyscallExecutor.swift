@@ -22,6 +22,12 @@ public protocol GuestSyscallExecutor: AnyObject {
     /// Runs system call `number` with up to six raw arguments in S and returns
     /// the kernel's raw result (rax): a value, or `-errno` in -4095...-1.
     func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64
+    /// Runs `calls` in S in order and returns each one's raw result. The
+    /// batch's table (`BatchTable.size(of:)` bytes) goes into the region at
+    /// `tableOffset`, which the caller reserved beside the calls' buffers.
+    /// A GDB executor runs them in one guest stop; the default runs them one
+    /// `syscall` at a time (`BatchTable.runOneByOne`).
+    func syscalls(_ calls: [BatchedCall], tableOffset: Int) throws -> [Int64]
     /// No call is coming soon: let the guest run until the next one (which
     /// then waits for S again). Executors without a guest to hold do nothing.
     func idle() throws
@@ -38,6 +44,9 @@ public protocol GuestSyscallExecutor: AnyObject {
 }
 
 extension GuestSyscallExecutor {
+    public func syscalls(_ calls: [BatchedCall], tableOffset: Int) throws -> [Int64] {
+        try BatchTable.runOneByOne(calls, on: self)
+    }
     public func idle() throws {}
     public var measurements: [String: Int] { [:] }
     public var origin: String? { nil }

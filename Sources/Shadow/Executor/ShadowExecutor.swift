@@ -123,6 +123,38 @@ public final class ShadowExecutor: GuestSyscallExecutor {
         } }
     }
 
+    /// The batch runs from S's stub (`ShadowStub.batchOffset`): the table is
+    /// written, S resumed there with rbx = the table, r12 = the count, and
+    /// caught at TRAP when the last call has returned: one guest stop.
+    public func syscalls(_ calls: [BatchedCall], tableOffset: Int) throws -> [Int64] {
+        guard !calls.isEmpty else { return [] }
+        let table = try BatchTable.encode(calls)
+        return try lock.withLock { _ in try measured { loop in
+            try checkRange(tableOffset, table.count)
+            let s = try park(&loop)
+            let tableAddress = regionAddress &+ UInt64(tableOffset)
+            try view().write(virtual: tableAddress, table)
+            var registers = s.registers
+            registers.rip = shadow.batchAddress
+            registers.rbx = tableAddress
+            registers.r12 = UInt64(calls.count)
+            try target.setRegisters(registers, of: s.vcpu)
+            parked = nil
+            // A batch is many calls: S gets the one call's time and 100 ms more per call.
+            let limit = timeout + .milliseconds(100) * calls.count
+            guard let (vcpu, stopped) = try loop.run(until: ContinuousClock().now + limit, during: "a batch of \(calls.count) calls in S", judge: { _, r in
+                isS(r) ? .accept : .skip
+            }) else {
+                try? letGo()
+                throw ShadowError.shadowNotResponding(pid: shadow.pid, seconds: limit.seconds)
+            }
+            try checkStub()
+            parked = UserStop(vcpu: vcpu, registers: stopped)
+            stats.calls += calls.count
+            return try BatchTable.results(try view().read(virtual: tableAddress, count: table.count), count: calls.count)
+        } }
+    }
+
     public var measurements: [String: Int] {
         let s = statistics
         return [ExecutorMeasurement.calls: s.calls, ExecutorMeasurement.transitions: s.stops]

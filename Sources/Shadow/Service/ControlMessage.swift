@@ -13,9 +13,12 @@ public struct InspectorRequest: Equatable, Sendable {
     public var allowWrites: Bool
     /// `--verbose`: one line per refused call, sent back to the client.
     public var verbose: Bool
+    /// Not `--one-call`: read-ahead and memoized batches may answer calls.
+    public var fastPath: Bool
 
     public init(command: String, guestPaths: [String] = [], localPaths: [String] = [],
-                allowWrites: Bool = false, verbose: Bool = false) {
+                allowWrites: Bool = false, verbose: Bool = false, fastPath: Bool = true) {
+        self.fastPath = fastPath
         self.command = command
         self.guestPaths = guestPaths
         self.localPaths = localPaths
@@ -56,7 +59,7 @@ public enum ControlWire {
     /// "SWSC" read as a little-endian UInt32: the first bytes of every message.
     static let magic: UInt32 = 0x4353_5753
     /// The one version this swvmm speaks; a peer with another is refused with a message.
-    public static let version: UInt16 = 2
+    public static let version: UInt16 = 3
     /// magic (4) + version (2) + kind (2) + payload length (4).
     static let headerSize = 12
     /// The largest message, header included: far above any real request, small
@@ -106,6 +109,7 @@ extension ControlMessage {
             payload.list(r.localPaths)
             payload.u8(r.allowWrites ? 1 : 0)
             payload.u8(r.verbose ? 1 : 0)
+            payload.u8(r.fastPath ? 1 : 0)
         case .accepted, .stopShadow:
             break
         case .ready(let range):
@@ -158,8 +162,9 @@ extension ControlMessage {
             let local = try reader.list(count: ControlWire.maximumPaths, each: ControlWire.maximumPathBytes)
             let allowWrites = try reader.flag()
             let verbose = try reader.flag()
+            let fastPath = try reader.flag()
             message = .request(InspectorRequest(command: command, guestPaths: guest, localPaths: local,
-                                                allowWrites: allowWrites, verbose: verbose))
+                                                allowWrites: allowWrites, verbose: verbose, fastPath: fastPath))
         case .accepted:
             message = .accepted
         case .ready:

@@ -192,6 +192,8 @@ public final class ShadowControlServer: @unchecked Sendable {
         settings.policy = ShadowPolicy(extraGuestPaths: request.guestPaths, extraLocalPaths: request.localPaths,
                                        allowWrites: request.allowWrites)
         settings.verbose = request.verbose
+        settings.fastPath = request.fastPath
+        settings.memoStore = request.fastPath ? (configuration.memoStore ?? MemoStore.fromEnvironment()) : nil
         settings.diagnostic = { [self] line in tell(connection, .diagnostic(line)) }
         tell(connection, .ready(guestFdRange: settings.guestFdRange))
         guard let (handOver, fds) = nextMessage(connection, timeoutMilliseconds: Self.inspectorTimeoutMilliseconds) else { return }

@@ -14,6 +14,24 @@ public struct FileDescriptorTable: Sendable {
         public var path: String
         /// The protocol when the fd is a netlink socket of S's (nil: a file).
         public var netlink: NetlinkProtocol? = nil
+        /// The file's contents read ahead in a batch, when the inspector's
+        /// reads are answered from them; `guestFd` is then -1 (the batch
+        /// closed the guest's fd). Any other use reopens the file in the guest.
+        public var snapshot: FileSnapshot? = nil
+    }
+
+    /// A guest file read whole (or its first bytes) at open time.
+    public struct FileSnapshot: Equatable, Sendable {
+        /// The flags it was opened with, to reopen it with.
+        public var flags: UInt64
+        /// The bytes read.
+        public var contents: [UInt8]
+        /// Whether the file ended there (a read returned 0 after them).
+        public var complete: Bool
+        /// Its struct stat, taken through the guest fd (fstat answers from it).
+        public var stat: [UInt8]
+        /// The inspector's file position in `contents`.
+        public var offset = 0
     }
 
     /// The reserved range.

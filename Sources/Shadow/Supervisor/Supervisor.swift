@@ -21,6 +21,11 @@ public struct SupervisorConfiguration {
     /// executor's `idle()`), so guest time passes while the inspector sleeps
     /// or waits; the next guest call stops it again.
     public var quietPeriod: Duration
+    /// Answer what batches can (read-ahead of /proc files, and lookups a
+    /// memo predicts); false: every guest call goes the one-call way.
+    public var fastPath: Bool
+    /// Where memos are read and written for the fast path (nil: none).
+    public var memoStore: MemoStore?
 
     /// The default quiet period: longer than the gap between the calls of a
     /// burst, far shorter than a human notices, and as long as S's default
@@ -31,8 +36,11 @@ public struct SupervisorConfiguration {
     public init(policy: ShadowPolicy = ShadowPolicy(), guestFdRange: GuestFdRange = .standard,
                 verbose: Bool = false, noRandomize: Bool = false, synchronousWakeUp: Bool = true,
                 quietPeriod: Duration = SupervisorConfiguration.defaultQuietPeriod,
+                fastPath: Bool = false, memoStore: MemoStore? = nil,
                 diagnostic: @escaping (String) -> Void = Supervisor.writeToStandardError) {
         self.quietPeriod = quietPeriod
+        self.fastPath = fastPath
+        self.memoStore = memoStore
         self.policy = policy
         self.guestFdRange = guestFdRange
         self.verbose = verbose
@@ -64,6 +72,7 @@ public final class Supervisor: @unchecked Sendable {
         self.configuration = configuration
         redirector = SyscallRedirector(executor: executor, policy: configuration.policy,
                                        range: configuration.guestFdRange, verbose: configuration.verbose,
+                                       fastPath: configuration.fastPath, memoStore: configuration.memoStore,
                                        diagnostic: configuration.diagnostic)
     }
 
@@ -98,6 +107,7 @@ public final class Supervisor: @unchecked Sendable {
             noRandomize: configuration.noRandomize,
             minimumOpenFiles: Int(configuration.guestFdRange.upperBound), stdio: stdio)
         defer { redirector.closeAllGuestFds() }
+        defer { redirector.finishRun() }
         begin(serving: process)
         defer { running.withLock { $0 = nil } }
         // Whatever ends this run early (the guest side failing, an error
@@ -128,6 +138,7 @@ public final class Supervisor: @unchecked Sendable {
         let placeholder = try Supervisor.openPlaceholder()
         defer { close(placeholder) }
         defer { redirector.closeAllGuestFds() }
+        defer { redirector.finishRun() }
         begin(serving: inspector)
         defer { running.withLock { $0 = nil } }
         var finished = false

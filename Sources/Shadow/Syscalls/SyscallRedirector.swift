@@ -41,10 +41,16 @@ public final class SyscallRedirector {
     public var inspectorRoot: Int32?
     /// Set when the executor failed: the guest side is gone and the run must end.
     public internal(set) var executorFailure: SupervisorError?
+    /// Read-ahead and memoized batches (nil: every call goes the one-call way).
+    var fastPath: FastPath?
 
+    /// A redirector for one run. `fastPath`: answer what it can from batches
+    /// (read-ahead of /proc files; with `memoStore`, memoized predictions).
     public init(executor: GuestSyscallExecutor, policy: ShadowPolicy, range: GuestFdRange,
-                verbose: Bool = false, diagnostic: @escaping (String) -> Void = { _ in }) {
+                verbose: Bool = false, fastPath: Bool = false, memoStore: MemoStore? = nil,
+                diagnostic: @escaping (String) -> Void = { _ in }) {
         self.executor = executor
+        self.fastPath = fastPath ? FastPath(store: memoStore, policy: policy) : nil
         self.policy = policy
         self.table = FileDescriptorTable(range: range)
         self.verbose = verbose
@@ -60,7 +66,8 @@ public final class SyscallRedirector {
         let start = monotonicNanoseconds()
         executorNanosecondsInCall = 0
         outcomeInCall = nil
-        let reply = dispatch(request, validate, installer)
+        let reply = fastPathReply(request, validate, installer) ?? dispatch(request, validate, installer)
+        observeListing(request, reply)
         let outcome = outcomeInCall ?? (reply == .continueLocally ? .continuedLocally : .failed)
         if outcome == .redirected {
             // Both figures cover the same calls, so their difference is the host's share.
@@ -91,20 +98,38 @@ public final class SyscallRedirector {
             case .unsupported(let writes): return try unsupported(spec, request, writes: writes)
             case .machine(let rule): return try machine(spec, rule, request, validate)
             }
-        } catch let error as SupervisorError {
+        } catch {
+            return reply(to: error, in: spec.name)
+        }
+    }
+
+    /// The inspector's answer when handling call `name` threw `error`.
+    func reply(to error: any Error, in name: String) -> SyscallReply {
+        if let error = error as? SupervisorError {
             if case .notificationGone = error { return .error(EINTR) }
             if case .executor = error, executorFailure == nil { executorFailure = error }
-            if verbose { diagnostic("swvmm: \(spec.name): \(error)") }
+            if verbose { diagnostic("swvmm: \(name): \(error)") }
             return .error(error.inspectorErrno)
-        } catch {
-            // Anything else came from below the supervisor: S's region could not be
-            // read or written (the stub's connection died, the guest is gone). That
-            // will not get better: end the run rather than answer EIO forever.
-            let failure = SupervisorError.executor("\(spec.name): \(error)")
-            if executorFailure == nil { executorFailure = failure }
-            if verbose { diagnostic("swvmm: \(failure)") }
-            return .error(EIO)
         }
+        // Anything else came from below the supervisor: S's region could not be
+        // read or written (the stub's connection died, the guest is gone). That
+        // will not get better: end the run rather than answer EIO forever.
+        let failure = SupervisorError.executor("\(name): \(error)")
+        if executorFailure == nil { executorFailure = failure }
+        if verbose { diagnostic("swvmm: \(failure)") }
+        return .error(EIO)
+    }
+
+    /// Adds executor time to the call being handled.
+    func addExecutorTime(_ nanoseconds: UInt64) { executorNanosecondsInCall &+= nanoseconds }
+
+    /// End of a run: the fast path saves what it learned, and forgets its
+    /// predictions (they never outlive the run); says how it went under `--verbose`.
+    public func finishRun() {
+        guard let fastPath else { return }
+        fastPath.finish(warn: diagnostic)
+        if verbose { diagnostic("swvmm: \(fastPath.summary)") }
+        self.fastPath = FastPath(store: fastPath.store, policy: policy)
     }
 
     // MARK: Routing
@@ -252,6 +277,8 @@ public final class SyscallRedirector {
 
     /// Closes a guest fd the inspector no longer has; errors are only reported.
     func closeGuest(_ fd: Int32) {
+        // A file read ahead has no guest fd: its batch closed it.
+        guard fd >= 0 else { return }
         do {
             let r = try guestCall(LinuxABI.Syscall.close, [UInt64(UInt32(bitPattern: fd))], name: "close")
             if r < 0 && verbose { diagnostic("swvmm: closing guest fd \(fd): \(errnoText(Int32(-r)))") }

@@ -1,22 +1,25 @@
 import Glibc
 
-/// The chart.svg writer: one row per tool, native against redirected wall
-/// time as bars on a log scale (one gridline per decade), and transitions
-/// per redirected call on a linear scale beside them. Plain SVG 1.1, no
+/// The chart.svg writer: one row per tool, native, redirected (one-call
+/// path) and memoized wall time as bars on a log scale (one gridline per
+/// decade), and transitions per redirected call, one-call and memoized, on a
+/// linear scale beside them. Plain SVG 1.1, no
 /// scripts or external references, so any browser or viewer shows it alone.
 enum ShadowBenchChart {
     /// Layout, in SVG user units (pixels).
     static let width = 960
-    static let rowHeight = 36
+    static let rowHeight = 48
     static let top = 70
     static let labelWidth = 190
     static let timeLeft = 200, timeRight = 640
     static let transitionsLeft = 780, transitionsRight = 940
-    static let nativeColour = "#4477aa", redirectedColour = "#ee6677", transitionsColour = "#228833"
+    static let nativeColour = "#4477aa", redirectedColour = "#ee6677", memoizedColour = "#ccbb44"
+    static let transitionsColour = "#228833", memoizedTransitionsColour = "#66ccee"
 
     /// The document for `rows`; `title` names the target and guest kernel.
     static func text(rows: [ShadowBenchRow], title: String) -> String {
-        let times = rows.flatMap { [$0.nativeSeconds, $0.redirectedSeconds] }.filter { $0.isFinite && $0 > 0 }
+        let times = rows.flatMap { [$0.nativeSeconds, $0.redirectedSeconds] + [$0.memoizedSeconds].compactMap { $0 } }
+            .filter { $0.isFinite && $0 > 0 }
         let lowest = decade(below: times.min() ?? 1e-3), highest = max(decade(above: times.max() ?? 1), lowest + 1)
         let mostTransitions = max(1, rows.compactMap(\.transitionsPerCallFirst).filter(\.isFinite).max() ?? 1)
         let height = top + rows.count * rowHeight + 40
@@ -30,8 +33,10 @@ enum ShadowBenchChart {
         <rect x="\(timeLeft)" y="32" width="12" height="10" fill="\(nativeColour)"/>
         <text x="\(timeLeft + 16)" y="41">native on the host</text>
         <rect x="\(timeLeft + 150)" y="32" width="12" height="10" fill="\(redirectedColour)"/>
-        <text x="\(timeLeft + 166)" y="41">redirected through the target (wall time, log scale)</text>
-        <text x="\(transitionsLeft)" y="41">transitions per redirected call</text>
+        <text x="\(timeLeft + 166)" y="41">redirected, one call at a time</text>
+        <rect x="\(timeLeft + 340)" y="32" width="12" height="10" fill="\(memoizedColour)"/>
+        <text x="\(timeLeft + 356)" y="41">memoized (wall time, log scale)</text>
+        <text x="\(transitionsLeft - 60)" y="41">transitions per redirected call: one-call, memoized</text>
 
         """
         // One gridline and label per decade of seconds.
@@ -44,22 +49,37 @@ enum ShadowBenchChart {
             let y = top + index * rowHeight
             let native = bar(row.nativeSeconds, lowest: lowest, highest: highest)
             let redirected = bar(row.redirectedSeconds, lowest: lowest, highest: highest)
-            let transitions = row.transitionsPerCallFirst.flatMap { $0.isFinite ? $0 : nil }
-            let transitionsWidth = transitions.map { Int(($0 / mostTransitions) * Double(transitionsRight - transitionsLeft - 40)) } ?? 0
+            let memoized = row.memoizedSeconds.map { bar($0, lowest: lowest, highest: highest) }
             svg += """
             <g class="tool">
-            <text x="\(labelWidth)" y="\(y + 17)" text-anchor="end">\(escaped(row.tool))</text>
-            <rect x="\(timeLeft)" y="\(y)" width="\(native)" height="12" fill="\(nativeColour)"/>
-            <text x="\(timeLeft + native + 4)" y="\(y + 10)" font-size="10">\(duration(row.nativeSeconds))</text>
-            <rect x="\(timeLeft)" y="\(y + 14)" width="\(redirected)" height="12" fill="\(redirectedColour)"/>
-            <text x="\(timeLeft + redirected + 4)" y="\(y + 24)" font-size="10">\(duration(row.redirectedSeconds)) \
+            <text x="\(labelWidth)" y="\(y + 23)" text-anchor="end">\(escaped(row.tool))</text>
+            <rect x="\(timeLeft)" y="\(y)" width="\(native)" height="11" fill="\(nativeColour)"/>
+            <text x="\(timeLeft + native + 4)" y="\(y + 9)" font-size="10">\(duration(row.nativeSeconds))</text>
+            <rect x="\(timeLeft)" y="\(y + 13)" width="\(redirected)" height="11" fill="\(redirectedColour)"/>
+            <text x="\(timeLeft + redirected + 4)" y="\(y + 22)" font-size="10">\(duration(row.redirectedSeconds)) \
             (\(ShadowBenchCSV.number(row.slowdown, 0))x)</text>
-            <rect x="\(transitionsLeft)" y="\(y + 7)" width="\(transitionsWidth)" height="12" fill="\(transitionsColour)"/>
-            <text x="\(transitionsLeft + transitionsWidth + 4)" y="\(y + 17)" font-size="10">\
-            \(transitions.map { formatted($0, digits: 2) } ?? "n/a")</text>
-            </g>
 
             """
+            if let memoized, let seconds = row.memoizedSeconds {
+                svg += """
+                <rect x="\(timeLeft)" y="\(y + 26)" width="\(memoized)" height="11" fill="\(memoizedColour)"/>
+                <text x="\(timeLeft + memoized + 4)" y="\(y + 35)" font-size="10">\(duration(seconds)) \
+                (\(ShadowBenchCSV.number(row.memoizedSlowdown ?? .nan, 0))x)</text>
+
+                """
+            }
+            for (offset, value, colour) in [(0, row.transitionsPerCallFirst, transitionsColour),
+                                            (13, row.transitionsPerCallMemoized, memoizedTransitionsColour)] {
+                let transitions = value.flatMap { $0.isFinite ? $0 : nil }
+                let width = transitions.map { Int(($0 / mostTransitions) * Double(transitionsRight - transitionsLeft - 40)) } ?? 0
+                svg += """
+                <rect x="\(transitionsLeft)" y="\(y + offset)" width="\(width)" height="11" fill="\(colour)"/>
+                <text x="\(transitionsLeft + width + 4)" y="\(y + offset + 9)" font-size="10">\
+                \(transitions.map { formatted($0, digits: 2) } ?? "n/a")</text>
+
+                """
+            }
+            svg += "</g>\n"
         }
         return svg + "</svg>\n"
     }

@@ -5,21 +5,31 @@ import VMM
 /// The Markdown table `swvmm bench shadow` prints on stdout.
 enum ShadowBenchTable {
     static func markdown(_ rows: [ShadowBenchRow], setUp: ShadowSetUpTimes?) -> String {
-        let header = ["tool", "native ms", "redirected s", "slowdown", "redirected", "local", "notifications",
-                      "transitions/call", "other vCPU int.", "host µs/call", "seccomp RT µs"]
+        let header = ["tool", "native ms", "redirected s", "memoized s", "slowdown", "memoized slowdown", "redirected", "local",
+                      "notifications", "transitions/call", "memoized transitions/call", "other vCPU int.", "host µs/call", "seccomp RT µs"]
         var lines = ["| " + header.joined(separator: " | ") + " |",
                      "|" + header.indices.map { $0 == 0 ? " --- |" : " ---: |" }.joined()]
         for row in rows {
-            let cells = [row.tool, formatted(row.nativeSeconds * 1000, digits: 2), formatted(row.redirectedSeconds, digits: 3),
-                         formatted(row.slowdown, digits: 0) + "x", "\(row.redirectedCalls)", "\(row.localCalls)",
-                         "\(row.notifications)", row.transitionsPerCallFirst.map { formatted($0, digits: 2) } ?? "n/a",
-                         row.otherVCPUInterruptions.map { "\($0)" } ?? "n/a", formatted(row.hostMicrosecondsPerCall, digits: 1),
-                         formatted(row.seccompRoundTripMicroseconds, digits: 2)]
+            let times: [String] = [
+                formatted(row.nativeSeconds * 1000, digits: 2), formatted(row.redirectedSeconds, digits: 3),
+                row.memoizedSeconds.map { formatted($0, digits: 3) } ?? "n/a",
+                formatted(row.slowdown, digits: 0) + "x", row.memoizedSlowdown.map { formatted($0, digits: 0) + "x" } ?? "n/a",
+            ]
+            let counts: [String] = ["\(row.redirectedCalls)", "\(row.localCalls)", "\(row.notifications)"]
+            let costs: [String] = [
+                row.transitionsPerCallFirst.map { formatted($0, digits: 2) } ?? "n/a",
+                row.transitionsPerCallMemoized.map { formatted($0, digits: 3) } ?? "n/a",
+                row.otherVCPUInterruptions.map { "\($0)" } ?? "n/a", formatted(row.hostMicrosecondsPerCall, digits: 1),
+                formatted(row.seccompRoundTripMicroseconds, digits: 2),
+            ]
+            let cells = [row.tool] + times + counts + costs
             lines.append("| " + cells.map { $0.replacing("|", with: "\\|") }.joined(separator: " | ") + " |")
         }
         lines.append("")
-        lines.append("Times are medians; counts are the first run's. transitions/call: target transitions (GDB stops, "
-            + "shadow vCPU exits) per redirected call; host µs/call: supervisor time minus executor time per redirected call.")
+        lines.append("Times are medians; counts are the first run's. redirected: the one-call path (--one-call); memoized: "
+            + "the fast path after one training run (read-ahead and the memo's batches). transitions/call: target transitions "
+            + "(GDB stops, shadow vCPU exits) per redirected call; host µs/call: supervisor time minus executor time per "
+            + "redirected call on the one-call path.")
         if let setUp {
             lines.append("")
             lines.append("Shadow process set-up (median of \(setUp.samples)): bootstrap \(formatted(setUp.bootstrapSeconds * 1000, digits: 1)) ms "

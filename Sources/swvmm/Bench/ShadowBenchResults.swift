@@ -11,7 +11,7 @@ struct ShadowBenchRow: Equatable {
     var nativeSeconds: Double
     /// Median wall seconds through the target.
     var redirectedSeconds: Double
-    /// Median wall seconds with memoized answers: nil, memoization does not exist yet.
+    /// Median wall seconds on the fast path with a trained memo.
     var memoizedSeconds: Double?
     /// Calls answered by the guest, left local, and notifications (first run).
     var redirectedCalls: Int
@@ -19,7 +19,7 @@ struct ShadowBenchRow: Equatable {
     var notifications: Int
     /// Target transitions (GDB stops, shadow vCPU exits) per redirected call, first run.
     var transitionsPerCallFirst: Double?
-    /// The same with memoized answers: nil, memoization does not exist yet.
+    /// The same in the first memoized run.
     var transitionsPerCallMemoized: Double?
     /// Interruptions of the guest's own vCPUs during the first run (vm only).
     var otherVCPUInterruptions: Int?

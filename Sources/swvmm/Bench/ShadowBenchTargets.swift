@@ -19,8 +19,10 @@ struct ShadowToolRun {
 protocol ShadowBenchTarget: AnyObject {
     /// "gdb" or "vm".
     var kind: String { get }
-    /// Runs `tool` (arguments[0] in PATH) with stdin and stderr on /dev/null and stdout on `stdout`.
-    func run(_ tool: [String], stdout: Int32) throws -> ShadowToolRun
+    /// Runs `tool` (arguments[0] in PATH) with stdin and stderr on /dev/null
+    /// and stdout on `stdout`; `fastPath`: with read-ahead and the memo
+    /// (false: the one-call path, `--one-call`).
+    func run(_ tool: [String], stdout: Int32, fastPath: Bool) throws -> ShadowToolRun
     /// Lets the target go (detaches from the gdbstub; nothing for a VM).
     func close()
 }
@@ -57,8 +59,11 @@ final class GDBBenchTarget: ShadowBenchTarget {
     private let target: GDBRemoteTarget
     private let session: ShadowSession
     private let devNull: Int32
+    /// The bench's own memos, so the first fast run of each tool trains.
+    private let memoStore: MemoStore?
 
-    init(address: String, devNull: Int32) throws {
+    init(address: String, devNull: Int32, memoStore: MemoStore?) throws {
+        self.memoStore = memoStore
         target = try GDBRemoteTarget(address: address, timeout: 10)
         do {
             session = try ShadowSession(target: target, key: ShadowCommand.stateKey(address))
@@ -70,9 +75,10 @@ final class GDBBenchTarget: ShadowBenchTarget {
         printError("swvmm: guest at \(address): \(ShadowCommand.describe(session))")
     }
 
-    func run(_ tool: [String], stdout: Int32) throws -> ShadowToolRun {
+    func run(_ tool: [String], stdout: Int32, fastPath: Bool) throws -> ShadowToolRun {
         let executor = session.executor
-        let supervisor = Supervisor(executor: executor, configuration: SupervisorConfiguration(diagnostic: { _ in }))
+        let supervisor = Supervisor(executor: executor, configuration: SupervisorConfiguration(
+            fastPath: fastPath, memoStore: fastPath ? memoStore : nil, diagnostic: { _ in }))
         let before = executor.measurements
         let start = monotonicNanoseconds()
         let exit = try supervisor.run(arguments: tool, environment: shadowBenchEnvironment, stdio: [devNull, stdout, devNull])
@@ -98,9 +104,9 @@ final class VMBenchTarget: ShadowBenchTarget {
         self.devNull = devNull
     }
 
-    func run(_ tool: [String], stdout: Int32) throws -> ShadowToolRun {
+    func run(_ tool: [String], stdout: Int32, fastPath: Bool) throws -> ShadowToolRun {
         let start = monotonicNanoseconds()
-        let result = try client.run(request: InspectorRequest(command: tool[0]), arguments: tool,
+        let result = try client.run(request: InspectorRequest(command: tool[0], fastPath: fastPath), arguments: tool,
                                     environment: shadowBenchEnvironment, stdio: [devNull, stdout, devNull],
                                     diagnostic: { _ in })
         let wall = Double(monotonicNanoseconds() - start) / 1e9
@@ -116,12 +122,12 @@ final class VMBenchTarget: ShadowBenchTarget {
         for index in 0 ..< count {
             printError("swvmm: S set-up \(index + 1)/\(count)")
             _ = try client.stopShadow()
-            let run = try self.run(["hostname"], stdout: devNull)
+            let run = try self.run(["hostname"], stdout: devNull, fastPath: false)
             guard let nanoseconds = run.report.setUpNanoseconds else { throw ShadowBenchError.shadowNotRemade }
             bootstraps.append(Double(nanoseconds) / 1e9)
         }
         for _ in 0 ..< count {
-            if let goAhead = try run(["hostname"], stdout: devNull).goAhead { reconnects.append(goAhead.seconds) }
+            if let goAhead = try run(["hostname"], stdout: devNull, fastPath: false).goAhead { reconnects.append(goAhead.seconds) }
         }
         return ShadowSetUpTimes(bootstrapSeconds: median(bootstraps), reconnectSeconds: median(reconnects), samples: count)
     }
@@ -137,7 +143,7 @@ extension ShadowBenchTarget {
         guard piped == 0 else { throw ShadowBenchError.toolFailed(tool: tool[0], reason: "pipe2: \(errnoText(-piped))") }
         defer { Glibc.close(ends[0]) }
         // Small outputs only: the pipe holds them until the tool has ended.
-        let run = try { defer { Glibc.close(ends[1]) }; return try self.run(tool, stdout: ends[1]) }()
+        let run = try { defer { Glibc.close(ends[1]) }; return try self.run(tool, stdout: ends[1], fastPath: false) }()
         guard run.exit == .exited(0) else {
             throw ShadowBenchError.toolFailed(tool: tool.joined(separator: " "), reason: "it ended with \(run.exit)")
         }

@@ -54,11 +54,16 @@ struct ShadowBenchmark: ParsableCommand {
     }
 
     func run() throws {
+        // The bench's memos are its own (a fresh private directory), so each
+        // tool's first fast run trains; a VM's swvmm keeps its own memos.
+        let memoDirectory = try reportingErrors { try PrivateTemporaryDirectory(prefix: "swvmm-bench-memo") }
+        defer { memoDirectory.remove() }
+        let memoStore = MemoStore(directory: memoDirectory.path)
         let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
         guard devNull >= 0 else { throw ExitCode(ExitStatus.failure) }
         defer { close(devNull) }
         let target: ShadowBenchTarget = try reportingErrors {
-            if let gdbAddress { return try GDBBenchTarget(address: gdbAddress, devNull: devNull) }
+            if let gdbAddress { return try GDBBenchTarget(address: gdbAddress, devNull: devNull, memoStore: memoStore) }
             return try VMBenchTarget(socketPath: vmSocket ?? "", devNull: devNull)
         }
         defer { target.close() }
@@ -73,6 +78,7 @@ struct ShadowBenchmark: ParsableCommand {
             let name = tool.joined(separator: " ")
             let row = try reportingErrors { try measure(tool, through: target, kernel: kernel, roundTrip: roundTrip, devNull: devNull) }
             printError("swvmm: [\(index + 1)/\(Self.tools.count)] \(name): \(formatted(row.redirectedSeconds, digits: 3)) s, "
+                + "memoized \(formatted(row.memoizedSeconds ?? 0, digits: 3)) s, "
                 + "\(row.redirectedCalls) redirected, \(formatted(row.slowdown, digits: 0))x native")
             rows.append(row)
         }
@@ -86,41 +92,62 @@ struct ShadowBenchmark: ParsableCommand {
         }
     }
 
-    /// `runs` runs of `tool` through the target and natively; counts from the first run, times as medians.
+    /// `runs` runs of `tool` through the target on the one-call path
+    /// (cold), one untimed fast-path run that trains its memo, `runs`
+    /// memoized runs, and `runs` native runs; counts from the first run of
+    /// each kind, times as medians.
     private func measure(_ tool: [String], through target: ShadowBenchTarget, kernel: String, roundTrip: Double,
                          devNull: Int32) throws -> ShadowBenchRow {
         let name = tool.joined(separator: " ")
-        var walls: [Double] = [], natives: [Double] = [], hostMicros: [Double] = []
-        var first: ShadowToolRun?
+        var natives: [Double] = []
         // One native run untimed: the binary and its libraries in the page cache, as for the runs that follow.
         _ = try? Self.native(tool, environment: shadowBenchEnvironment, stdio: devNull)
+        let cold = try runs(of: tool, through: target, fastPath: false, devNull: devNull)
+        _ = try runs(of: tool, through: target, fastPath: true, count: 1, devNull: devNull)
+        let memoized = try runs(of: tool, through: target, fastPath: true, devNull: devNull)
         for _ in 0 ..< runs {
-            let run: ShadowToolRun
-            do {
-                run = try target.run(tool, stdout: devNull)
-            } catch {
-                throw ShadowBenchError.toolFailed(tool: name, reason: "\(error)")
-            }
-            if run.exit != .exited(0) { printError("swvmm: \(name) ended with \(run.exit) through the target") }
-            first = first ?? run
-            walls.append(run.wallSeconds)
-            hostMicros.append(run.report.counters.hostMicrosecondsPerRedirectedCall)
             do {
                 natives.append(try Self.native(tool, environment: shadowBenchEnvironment, stdio: devNull))
             } catch {
                 throw ShadowBenchError.native(tool: name, reason: "\(error)")
             }
         }
-        let report = first?.report ?? RunReport()
-        let counters = report.counters
-        let transitions = report.measurementDeltas[ExecutorMeasurement.transitions]
+        let counters = cold.first.counters
         return ShadowBenchRow(
-            tool: name, kernel: kernel, target: target.kind, nativeSeconds: median(natives), redirectedSeconds: median(walls),
-            memoizedSeconds: nil, redirectedCalls: counters.redirected, localCalls: counters.local, notifications: counters.notifications,
-            transitionsPerCallFirst: transitions.flatMap { counters.redirected > 0 ? Double($0) / Double(counters.redirected) : nil },
-            transitionsPerCallMemoized: nil,
-            otherVCPUInterruptions: report.measurementDeltas[ExecutorMeasurement.otherVCPUInterruptions],
-            hostMicrosecondsPerCall: median(hostMicros), seccompRoundTripMicroseconds: roundTrip)
+            tool: name, kernel: kernel, target: target.kind, nativeSeconds: median(natives), redirectedSeconds: median(cold.walls),
+            memoizedSeconds: median(memoized.walls), redirectedCalls: counters.redirected, localCalls: counters.local,
+            notifications: counters.notifications,
+            transitionsPerCallFirst: Self.transitionsPerCall(cold.first), transitionsPerCallMemoized: Self.transitionsPerCall(memoized.first),
+            otherVCPUInterruptions: cold.first.measurementDeltas[ExecutorMeasurement.otherVCPUInterruptions],
+            hostMicrosecondsPerCall: median(cold.hostMicros), seccompRoundTripMicroseconds: roundTrip)
+    }
+
+    /// `count` (default `runs`) runs of `tool`: the first run's report, the
+    /// wall times and host µs per redirected call.
+    private func runs(of tool: [String], through target: ShadowBenchTarget, fastPath: Bool, count: Int? = nil,
+                      devNull: Int32) throws -> (first: RunReport, walls: [Double], hostMicros: [Double]) {
+        let name = tool.joined(separator: " ")
+        var first: RunReport?
+        var walls: [Double] = [], hostMicros: [Double] = []
+        for _ in 0 ..< (count ?? runs) {
+            let run: ShadowToolRun
+            do {
+                run = try target.run(tool, stdout: devNull, fastPath: fastPath)
+            } catch {
+                throw ShadowBenchError.toolFailed(tool: name, reason: "\(error)")
+            }
+            if run.exit != .exited(0) { printError("swvmm: \(name) ended with \(run.exit) through the target") }
+            first = first ?? run.report
+            walls.append(run.wallSeconds)
+            hostMicros.append(run.report.counters.hostMicrosecondsPerRedirectedCall)
+        }
+        return (first ?? RunReport(), walls, hostMicros)
+    }
+
+    /// Target transitions per redirected call in `report` (nil: not counted).
+    static func transitionsPerCall(_ report: RunReport) -> Double? {
+        let redirected = report.counters.redirected
+        return report.measurementDeltas[ExecutorMeasurement.transitions].flatMap { redirected > 0 ? Double($0) / Double(redirected) : nil }
     }
 
     /// CPUs in a cpulist such as "0-2" or "0,2-3" (nil when it does not parse).

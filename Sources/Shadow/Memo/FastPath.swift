@@ -1,0 +1,190 @@
+/// The fast path of one supervised run (after Hybrid-Bridge's decoupled,
+/// memoized execution): read-ahead of small /proc files, and the lookups a
+/// memo predicts after a directory listing, run as batches in S and
+/// answered while the inspector's calls match.
+///
+/// Training: without a memo for this inspector, the run records what it
+/// looks up about each numbered entry of a listed directory (`MemoTrainer`);
+/// at the end the most frequent per-entry sequence becomes the memo.
+/// Prediction: with a memo, a listing of the directory predicts that
+/// sequence for every numbered entry, in listing order. An inspector's lookup
+/// that is the next prediction, or a later one (those skipped are dropped),
+/// is answered from a batch run when it was first needed; any other lookup
+/// is a miss and goes the one-call way. Results never outlive the run, and
+/// each is a snapshot of the guest taken when its batch ran.
+final class FastPath {
+    /// Where memos are kept (nil: none is read or written).
+    let store: MemoStore?
+    /// The policy, part of the memo key.
+    let policy: ShadowPolicy
+    /// The memo key, once the inspector's files were hashed (nil inside: no key).
+    private(set) var key: UInt64??
+    /// The memo in use (nil: none; this run trains).
+    private(set) var memo: CallMemo?
+    var trainer = MemoTrainer()
+
+    /// One predicted lookup and, once its batch ran, the guest's answer.
+    struct Prediction {
+        var lookup: PathLookup
+        var answer: LookupAnswer?
+    }
+    private(set) var predictions: [Prediction] = []
+    private var cursor = 0
+
+    /// Counters for `--verbose` and the benchmark.
+    private(set) var batches = 0
+    private(set) var answeredFromBatches = 0
+    private(set) var misses = 0
+
+    /// `memo`: one already in use (tests; runs look theirs up in `prepare`).
+    init(store: MemoStore?, policy: ShadowPolicy, memo: CallMemo? = nil) {
+        self.store = store
+        self.policy = policy
+        self.memo = memo
+        if let memo { key = .some(memo.key) }
+    }
+
+    /// The memo for the inspector `pid`, looked up once per run (when its
+    /// first directory listing is seen: its libraries are mapped by then).
+    func prepare(inspector pid: Int32, warn: (String) -> Void) {
+        guard key == nil else { return }
+        let computed = store == nil ? nil : MemoStore.key(inspector: pid, policy: policy)
+        key = .some(computed)
+        if let computed, let store { memo = store.load(key: computed, warn: warn) }
+    }
+
+    /// `directory` was listed with `names`: predicts the memo's lookups for
+    /// each numbered entry (those the policy routes to the guest, and opens
+    /// only where reading ahead is sound), replacing what an earlier listing
+    /// predicted (a listing the memo has no pattern for, /proc/<pid>/task
+    /// inside a walk of /proc, leaves them); the trainer learns from it.
+    func listed(directory: String, names: [String]) {
+        let numbered = names.filter(EntryLookup.isAbstracted)
+        guard !numbered.isEmpty else { return }
+        trainer.listed(directory: directory, names: numbered)
+        guard let pattern = memo?.patterns[directory], !pattern.isEmpty else { return }
+        predictions = numbered.flatMap { name in
+            pattern.map { Prediction(lookup: $0.lookup(directory: directory, entry: name)) }
+                .filter { policy.route(absolutePath: $0.lookup.path) == .guest
+                    && ($0.lookup.kind != .open || $0.lookup.readsAheadSoundly(under: policy)) }
+        }
+        cursor = 0
+    }
+
+    /// The index of `lookup` among the predictions not yet passed, if any;
+    /// it and everything before it are passed. A lookup not predicted is a miss.
+    func take(_ lookup: PathLookup) -> Int? {
+        guard cursor < predictions.count else { return nil }
+        guard let index = predictions[cursor...].firstIndex(where: { $0.lookup == lookup }) else {
+            misses += 1
+            return nil
+        }
+        cursor = index + 1
+        return index
+    }
+
+    /// Predictions from `index` on that have no answer yet, for the next batch.
+    func unanswered(from index: Int) -> ArraySlice<PathLookup> {
+        let end = predictions[index...].firstIndex { $0.answer != nil } ?? predictions.endIndex
+        return ArraySlice(predictions[index ..< end].map(\.lookup))
+    }
+
+    /// Records a batch's answers for the predictions from `index` on.
+    func record(_ answers: [LookupAnswer], from index: Int) {
+        batches += 1
+        for (offset, answer) in answers.enumerated() where index + offset < predictions.count {
+            predictions[index + offset].answer = answer
+        }
+    }
+
+    /// The recorded answer of prediction `index`, given out once.
+    func answer(at index: Int) -> LookupAnswer? {
+        guard index < predictions.count, let answer = predictions[index].answer else { return nil }
+        predictions[index].answer = .unusable
+        if answer != .unusable { answeredFromBatches += 1 }
+        return answer
+    }
+
+    /// A read of a file read ahead was answered from its snapshot.
+    func countSnapshotRead() { answeredFromBatches += 1 }
+
+    /// A read-ahead batch ran (not a prediction).
+    func countReadAhead() {
+        batches += 1
+        answeredFromBatches += 1
+    }
+
+    /// End of the run: a training run with a pattern saves its memo.
+    func finish(warn: (String) -> Void) {
+        guard memo == nil, let store, case let computed?? = key else { return }
+        let patterns = trainer.patterns()
+        guard !patterns.isEmpty else { return }
+        store.save(CallMemo(key: computed, patterns: patterns), warn: warn)
+    }
+
+    /// One line for `--verbose`.
+    var summary: String {
+        let source = memo != nil ? "memo used" : (trainer.patterns().isEmpty ? "no memo" : "memo trained")
+        return "fast path: \(batches) batches answered \(answeredFromBatches) lookups, \(misses) predictions missed (\(source))"
+    }
+}
+
+/// Learns per-entry lookup sequences: after a listing of a directory, the
+/// lookups about one numbered entry up to the first about another form a
+/// group; the most frequent group (seen at least twice) is the pattern. A
+/// lookup belongs to the deepest listed directory it lies in (a thread's
+/// /proc/<pid>/task/<tid>/stat to the task directory, not to /proc).
+struct MemoTrainer {
+    private var listings: [String: Set<String>] = [:]
+    private var current: [String: (name: String, lookups: [EntryLookup])] = [:]
+    private var groups: [String: [[EntryLookup]]] = [:]
+    private var recorded = 0
+    /// Bounds on what one run records (an inspector is not a denial of service).
+    static let maximumGroups = 1 << 16
+    static let maximumGroupLength = 64
+    static let maximumListings = 1 << 12
+
+    mutating func listed(directory: String, names: [String]) {
+        close(directory)
+        guard listings[directory] != nil || listings.count < Self.maximumListings else { return }
+        listings[directory] = Set(names)
+    }
+
+    mutating func observe(_ lookup: PathLookup) {
+        var best: (directory: String, name: String)?
+        for (directory, names) in listings where directory.count > (best?.directory.count ?? -1) {
+            if let name = EntryLookup.entryName(of: lookup.path, in: directory), names.contains(name) { best = (directory, name) }
+        }
+        guard let (directory, name) = best,
+              let entryLookup = EntryLookup.of(lookup, directory: directory, entry: name) else { return }
+        if current[directory]?.name != name {
+            close(directory)
+            current[directory] = (name, [])
+        }
+        if let count = current[directory]?.lookups.count, count < Self.maximumGroupLength {
+            current[directory]?.lookups.append(entryLookup)
+        }
+    }
+
+    private mutating func close(_ directory: String) {
+        guard let group = current.removeValue(forKey: directory) else { return }
+        guard recorded < Self.maximumGroups else { return }
+        recorded += 1
+        groups[directory, default: []].append(group.lookups)
+    }
+
+    /// Per directory, the most frequent group seen at least twice.
+    func patterns() -> [String: [EntryLookup]] {
+        var all = groups
+        for (directory, group) in current { all[directory, default: []].append(group.lookups) }
+        var result: [String: [EntryLookup]] = [:]
+        for (directory, list) in all {
+            var counts: [[EntryLookup]: Int] = [:]
+            for group in list { counts[group, default: 0] += 1 }
+            if let (best, count) = counts.max(by: { ($0.value, $0.key.count) < ($1.value, $1.key.count) }), count >= 2 {
+                result[directory] = best
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,116 @@
+/// A read-only question an inspector asks the guest by path: open a file to
+/// read it, stat a path, read a link. These are the calls the fast path may
+/// answer from a batch; nothing that writes or keeps guest state is one.
+public struct PathLookup: Hashable, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// open/openat for reading: answered with a snapshot of the file.
+        case open
+        /// stat/lstat/newfstatat: answered with the guest's struct stat.
+        case stat
+        /// readlink/readlinkat: answered with the link's bytes.
+        case readlink
+    }
+
+    public var kind: Kind
+    /// The absolute, normalized guest path.
+    public var path: String
+    /// open: the open flags; stat: the AT_* flags; readlink: the buffer size.
+    public var flags: UInt64
+
+    public init(kind: Kind, path: String, flags: UInt64) {
+        self.kind = kind
+        self.path = path
+        self.flags = flags
+    }
+
+    /// Open flags a lookup may carry, include/uapi/asm-generic/fcntl.h:
+    /// O_RDONLY (0) with O_NONBLOCK, O_NOCTTY, O_LARGEFILE, O_NOATIME or
+    /// O_CLOEXEC; anything else (writing, creating, O_PATH, O_DIRECTORY, ...)
+    /// is not a plain read.
+    static let readOnlyOpenFlags: UInt64 = 0o4000 | 0o400 | 0o100000 | 0o1000000 | 0o2000000
+    /// AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, include/uapi/linux/fcntl.h.
+    static let plainStatFlags: UInt64 = 0x100 | 0x800
+    /// AT_SYMLINK_NOFOLLOW, what lstat means.
+    static let symlinkNoFollow: UInt64 = 0x100
+
+    /// The lookup `request` makes, given its path already resolved to the
+    /// absolute guest path `absolute` (relative to the root, not a dirfd);
+    /// nil when the call is not a plain read-only lookup.
+    static func of(_ request: SyscallRequest, absolute: String) -> PathLookup? {
+        let a = request.arguments
+        switch request.number {
+        case LinuxABI.Syscall.open, LinuxABI.Syscall.openat:
+            let flags = request.number == LinuxABI.Syscall.open ? a[1] : a[2]
+            guard flags & ~readOnlyOpenFlags == 0 else { return nil }
+            return PathLookup(kind: .open, path: absolute, flags: flags)
+        case LinuxABI.Syscall.stat, LinuxABI.Syscall.lstat:
+            return PathLookup(kind: .stat, path: absolute, flags: request.number == LinuxABI.Syscall.lstat ? symlinkNoFollow : 0)
+        case LinuxABI.Syscall.newfstatat:
+            guard a[3] & ~plainStatFlags == 0 else { return nil }
+            return PathLookup(kind: .stat, path: absolute, flags: a[3])
+        case LinuxABI.Syscall.readlink, LinuxABI.Syscall.readlinkat:
+            let size = Int32(truncatingIfNeeded: request.number == LinuxABI.Syscall.readlink ? a[2] : a[3])
+            guard size > 0 else { return nil }
+            return PathLookup(kind: .readlink, path: absolute, flags: UInt64(size))
+        default:
+            return nil
+        }
+    }
+
+    /// The calls whose lookups the fast path knows.
+    static let numbers: Set<Int> = [LinuxABI.Syscall.open, LinuxABI.Syscall.openat, LinuxABI.Syscall.stat,
+                                    LinuxABI.Syscall.lstat, LinuxABI.Syscall.newfstatat,
+                                    LinuxABI.Syscall.readlink, LinuxABI.Syscall.readlinkat]
+
+    /// Whether a snapshot of the file read at open time answers an open of
+    /// it soundly: a file under /proc (reading one has no side effect and
+    /// ends), but none the policy keeps non-blocking (/proc/kmsg consumes
+    /// what it returns and waits for more).
+    func readsAheadSoundly(under policy: ShadowPolicy) -> Bool {
+        kind == .open && path.hasPrefix("/proc/") && !policy.forcesNonBlocking(absolutePath: path)
+    }
+}
+
+/// One lookup of a per-entry pattern: what an inspector asks about each
+/// entry of a directory listing ("/proc/<pid>/stat"), the entry abstracted.
+public struct EntryLookup: Hashable, Sendable {
+    public var kind: PathLookup.Kind
+    /// The path below the entry ("/stat"), "" for the entry itself.
+    public var rest: String
+    public var flags: UInt64
+
+    public init(kind: PathLookup.Kind, rest: String, flags: UInt64) {
+        self.kind = kind
+        self.rest = rest
+        self.flags = flags
+    }
+
+    /// The lookup for entry `name` of `directory`.
+    func lookup(directory: String, entry name: String) -> PathLookup {
+        PathLookup(kind: kind, path: directory + "/" + name + rest, flags: flags)
+    }
+
+    /// `lookup` as an entry lookup when its path lies in `entry` of
+    /// `directory` (the entry itself or below it).
+    static func of(_ lookup: PathLookup, directory: String, entry name: String) -> EntryLookup? {
+        let prefix = directory + "/" + name
+        guard lookup.path.hasPrefix(prefix) else { return nil }
+        let rest = String(lookup.path.dropFirst(prefix.count))
+        guard rest.isEmpty || rest.hasPrefix("/") else { return nil }
+        return EntryLookup(kind: lookup.kind, rest: rest, flags: lookup.flags)
+    }
+
+    /// The entry of `directory` that `path` lies in, if `path` is below it.
+    static func entryName(of path: String, in directory: String) -> String? {
+        let prefix = directory + "/"
+        guard path.hasPrefix(prefix) else { return nil }
+        let name = path.dropFirst(prefix.count).prefix { $0 != "/" }
+        return name.isEmpty ? nil : String(name)
+    }
+
+    /// Entry names the patterns cover: numbers (pids, tids), as in
+    /// Hybrid-Bridge's abstraction of "/proc/<pid>/stat".
+    static func isAbstracted(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 10 && name.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    }
+}

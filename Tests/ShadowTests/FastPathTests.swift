@@ -1,0 +1,281 @@
+import Foundation
+import Glibc
+import XCTest
+import Guest
+@testable import Shadow
+
+/// The fast path's parts: batch tables, batches of lookups, the memo and
+/// its training, predictions and their fallback, and whole runs of real
+/// host tools. A LocalExecutor stands in for the guest (it runs the calls
+/// on this host), so answers can be compared with the host's own; the GDB
+/// stub's batch runner itself runs in the reference-guest tool tests.
+final class FastPathTests: XCTestCase {
+    private func place(_ text: String, in executor: LocalExecutor, at offset: Int) throws -> UInt64 {
+        try executor.writeRegion(offset: offset, Array(text.utf8) + [0])
+        return executor.regionAddress + UInt64(offset)
+    }
+
+    func testBatchTableLayoutAndBackReferences() throws {
+        let executor = LocalExecutor()
+        let path = try place("/proc/self/stat", in: executor, at: 0)
+        let buffer = executor.regionAddress + 4096
+        let calls = [
+            BatchedCall(LinuxABI.Syscall.openat, [LookupBatch.atFdcwd, path, 0, 0]),
+            BatchedCall(LinuxABI.Syscall.read, [0, buffer, 512], references: [0: 1]),
+            BatchedCall(LinuxABI.Syscall.close, [0], references: [0: 2]),
+        ]
+        let table = try BatchTable.encode(calls)
+        XCTAssertEqual(table.count, 3 * BatchTable.entrySize)
+        XCTAssertEqual(UInt64(littleEndianBytes: table[BatchTable.entrySize ..< BatchTable.entrySize + 8]), UInt64(LinuxABI.Syscall.read))
+        XCTAssertEqual(table[BatchTable.entrySize + BatchTable.referencesOffset], 1, "read's fd refers one call back")
+        XCTAssertEqual(table[2 * BatchTable.entrySize + BatchTable.referencesOffset], 2, "close's fd refers two calls back")
+        let results = try BatchTable.runOneByOne(calls, on: executor)
+        XCTAssertGreaterThanOrEqual(results[0], 0, "openat")
+        XCTAssertGreaterThan(results[1], 0, "read through the fd openat returned")
+        XCTAssertEqual(results[2], 0, "close of that fd")
+        XCTAssertEqual(fcntl(Int32(results[0]), F_GETFD), -1, "the batch's fd is closed")
+        // S writes results at offset 64 of each entry: reading them back.
+        var written = table
+        for (index, result) in results.enumerated() {
+            let at = index * BatchTable.entrySize + BatchTable.resultOffset
+            written.replaceSubrange(at ..< at + 8, with: UInt64(bitPattern: result).littleEndianBytes())
+        }
+        XCTAssertEqual(try BatchTable.results(written, count: 3), results)
+    }
+
+    func testBatchTableRefusesReferencesItCannotExpress() {
+        XCTAssertThrowsError(try BatchTable.encode([BatchedCall(0, [0], references: [0: 1])]), "no call before the first")
+        let many = (0 ..< 300).map { _ in BatchedCall(39, []) } + [BatchedCall(3, [0], references: [0: 300])]
+        XCTAssertThrowsError(try BatchTable.encode(many), "farther back than one byte reaches")
+        XCTAssertThrowsError(try BatchTable.encode([BatchedCall(0, [1, 2, 3, 4, 5, 6, 7])]), "seven arguments")
+        XCTAssertThrowsError(try BatchTable.results([0, 1, 2], count: 1), "a short table")
+    }
+
+    func testStubBatchRunnerDisassemblesToTheListing() throws {
+        let stub = try ShadowStub(regionLength: 64 << 10, sleepNanoseconds: 20_000_000)
+        let base: UInt64 = 0x1000
+        let code = Array(stub.code[ShadowStub.batchOffset...])
+        let instructions = try Disassembler().disassemble(code, address: base + UInt64(ShadowStub.batchOffset), maxInstructions: 40)
+        XCTAssertEqual(instructions.map(\.mnemonic), [
+            "test", "je", "xor", "movzx", "test", "je", "imul", "mov", "sub", "mov", "mov", "inc", "cmp", "jne",
+            "mov", "mov", "mov", "mov", "mov", "mov", "mov", "syscall", "mov", "add", "dec", "jmp", "jmp",
+        ])
+        XCTAssertEqual(instructions.reduce(0) { $0 + $1.size }, code.count)
+        // The last jump ends the batch at TRAP, where the executor catches S.
+        XCTAssertEqual(instructions.last?.operands, (base + UInt64(ShadowStub.trapOffset)).guestHex)
+        XCTAssertLessThanOrEqual(stub.code.count, ShadowStub.headerOffset, "the code stays below the header")
+    }
+
+    func testLookupBatchAnswersAsTheCallsThemselvesWould() throws {
+        let executor = LocalExecutor()
+        let lookups = [
+            PathLookup(kind: .open, path: "/proc/self/status", flags: 0),
+            PathLookup(kind: .stat, path: "/proc/self", flags: 0),
+            PathLookup(kind: .readlink, path: "/proc/self/exe", flags: 4096),
+            PathLookup(kind: .open, path: "/proc/no-such-file", flags: 0),
+            PathLookup(kind: .open, path: "/proc/self/task", flags: 0),
+        ]
+        let answers = try LookupBatch(lookups: lookups, readWindow: LookupBatch.sharedReadWindow).run(on: executor)
+        guard case .file(let contents, let complete, let fileStat) = answers[0] else { return XCTFail("status: \(answers[0])") }
+        XCTAssertEqual(UInt32(littleEndianBytes: fileStat[24 ..< 28]) & UInt32(S_IFMT), UInt32(S_IFREG), "the file's fstat")
+        XCTAssertTrue(String(decoding: contents, as: UTF8.self).hasPrefix("Name:"))
+        XCTAssertTrue(complete, "a read returned 0 after the contents")
+        guard case .stat(let statBytes) = answers[1] else { return XCTFail("stat: \(answers[1])") }
+        var own = stat()
+        XCTAssertEqual(lstat("/proc/self/", &own), 0)
+        XCTAssertEqual(UInt32(littleEndianBytes: statBytes[24 ..< 28]), own.st_mode, "st_mode")
+        var link = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &link, link.count)
+        XCTAssertEqual(answers[2], .link(link[0 ..< length].map { UInt8(bitPattern: $0) }))
+        XCTAssertEqual(answers[3], .error(ENOENT))
+        XCTAssertEqual(answers[4], .unusable, "reading a directory fails (EISDIR): the one-call way")
+        XCTAssertEqual(try openDescriptors(), try openDescriptors(), "no fd of the batch is left open")
+    }
+
+    func testALargeFileIsReadAheadOnlyInPart() throws {
+        let answers = try LookupBatch(lookups: [PathLookup(kind: .open, path: "/proc/self/maps", flags: 0)], readWindow: 64)
+            .run(on: LocalExecutor())
+        guard case .file(let contents, let complete, _) = answers[0] else { return XCTFail("\(answers)") }
+        XCTAssertEqual(contents.count, 65, "the window and the one byte that says more follows")
+        XCTAssertFalse(complete)
+    }
+
+    func testMemoTextRoundTripsAndRefusesCorruptOrForeign() throws {
+        let memo = CallMemo(key: 0x1234_5678_9abc_def0, patterns: ["/proc": [
+            EntryLookup(kind: .stat, rest: "", flags: 0), EntryLookup(kind: .open, rest: "/stat", flags: 0o2000000),
+            EntryLookup(kind: .readlink, rest: "/exe", flags: 4096),
+        ]])
+        XCTAssertEqual(try CallMemo.parse(memo.text, expectedKey: memo.key), memo)
+        XCTAssertThrowsError(try CallMemo.parse(memo.text, expectedKey: 1)) { error in
+            XCTAssertEqual(error as? CallMemo.ParseError, .foreign(expected: 1, found: memo.key))
+        }
+        for corrupt in ["", "swvmm-memo 1\n", "swvmm-memo 1\nkey zz\n", "swvmm-memo 1\nkey 1\nlookup open /x 0\n",
+                        "swvmm-memo 1\nkey 1\ndirectory /proc\nlookup write /x 0\n",
+                        "swvmm-memo 1\nkey 1\ndirectory /proc\nlookup open x 0\n", "swvmm-memo 2\nkey 1\n"] {
+            XCTAssertThrowsError(try CallMemo.parse(corrupt, expectedKey: 1), corrupt)
+        }
+    }
+
+    func testTheStoreKeepsMemosPrivateAndIgnoresBadOnes() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = MemoStore(directory: directory + "/cache/swvmm")
+        var warnings: [String] = []
+        XCTAssertNil(store.load(key: 7) { warnings.append($0) })
+        XCTAssertEqual(warnings, [], "no memo yet is no warning")
+        let memo = CallMemo(key: 7, patterns: ["/proc": [EntryLookup(kind: .stat, rest: "", flags: 0)]])
+        store.save(memo) { warnings.append($0) }
+        XCTAssertEqual(store.load(key: 7) { warnings.append($0) }, memo)
+        var info = stat()
+        XCTAssertEqual(stat(store.path(for: 7), &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o600)
+        XCTAssertEqual(stat(store.directory, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o700)
+        // Another key's memo under this key's name (copied, say): ignored with a warning.
+        XCTAssertEqual(rename(store.path(for: 7), store.path(for: 8)), 0)
+        XCTAssertNil(store.load(key: 8) { warnings.append($0) })
+        XCTAssertTrue(warnings.last?.contains("ignored") == true, "\(warnings)")
+        XCTAssertEqual(MemoStore.standard(cacheHome: "/c", home: "/h")?.directory, "/c/swvmm")
+        XCTAssertEqual(MemoStore.standard(cacheHome: "relative", home: "/h")?.directory, "/h/.cache/swvmm")
+        XCTAssertNil(MemoStore.standard(cacheHome: nil, home: nil))
+    }
+
+    func testTrainingLearnsTheMostFrequentPerEntrySequence() {
+        var trainer = MemoTrainer()
+        trainer.listed(directory: "/proc", names: ["1", "2", "3"])
+        for pid in ["1", "2", "3"] {
+            trainer.observe(PathLookup(kind: .stat, path: "/proc/\(pid)", flags: 0))
+            trainer.observe(PathLookup(kind: .open, path: "/proc/\(pid)/stat", flags: 0))
+            trainer.observe(PathLookup(kind: .open, path: "/proc/uptime", flags: 0))  // not about an entry: ignored
+            if pid == "1" { trainer.observe(PathLookup(kind: .open, path: "/proc/1/environ", flags: 0)) }
+        }
+        trainer.observe(PathLookup(kind: .open, path: "/proc/4/stat", flags: 0))  // not listed: ignored
+        XCTAssertEqual(trainer.patterns(), ["/proc": [EntryLookup(kind: .stat, rest: "", flags: 0),
+                                                      EntryLookup(kind: .open, rest: "/stat", flags: 0)]])
+        var once = MemoTrainer()
+        once.listed(directory: "/proc", names: ["1"])
+        once.observe(PathLookup(kind: .open, path: "/proc/1/stat", flags: 0))
+        XCTAssertEqual(once.patterns(), [:], "a sequence seen once is no pattern")
+    }
+
+    func testANestedListingNeitherSplitsTheOuterPatternNorDropsItsPredictions() {
+        var trainer = MemoTrainer()
+        trainer.listed(directory: "/proc", names: ["1", "2"])
+        for pid in ["1", "2"] {
+            trainer.observe(PathLookup(kind: .open, path: "/proc/\(pid)/stat", flags: 0))
+            trainer.listed(directory: "/proc/\(pid)/task", names: [pid])
+            trainer.observe(PathLookup(kind: .open, path: "/proc/\(pid)/task/\(pid)/stat", flags: 0))
+        }
+        XCTAssertEqual(trainer.patterns(), ["/proc": [EntryLookup(kind: .open, rest: "/stat", flags: 0)]],
+                       "thread lookups belong to their task directory, each listed once")
+        let fast = FastPath(store: nil, policy: ShadowPolicy(), memo: CallMemo(key: 1, patterns: trainer.patterns()))
+        fast.listed(directory: "/proc", names: ["1", "2"])
+        fast.listed(directory: "/proc/1/task", names: ["1"])
+        XCTAssertEqual(fast.predictions.map(\.lookup.path), ["/proc/1/stat", "/proc/2/stat"])
+    }
+
+    func testPredictionsAreTakenInOrderAndAnythingElseIsAMiss() {
+        let memo = CallMemo(key: 1, patterns: ["/proc": [EntryLookup(kind: .stat, rest: "", flags: 0),
+                                                         EntryLookup(kind: .open, rest: "/stat", flags: 0)]])
+        let fast = FastPath(store: nil, policy: ShadowPolicy(), memo: memo)
+        fast.listed(directory: "/proc", names: ["self", "1", "2", "10"])
+        XCTAssertEqual(fast.predictions.map(\.lookup.path), ["/proc/1", "/proc/1/stat", "/proc/2", "/proc/2/stat", "/proc/10", "/proc/10/stat"],
+                       "numbered entries only, in listing order")
+        XCTAssertEqual(fast.take(PathLookup(kind: .stat, path: "/proc/1", flags: 0)), 0)
+        XCTAssertNil(fast.take(PathLookup(kind: .open, path: "/proc/1/stat", flags: 0o4000)), "other flags: a miss")
+        XCTAssertEqual(fast.take(PathLookup(kind: .stat, path: "/proc/2", flags: 0)), 2, "skips the unused /proc/1/stat")
+        XCTAssertNil(fast.take(PathLookup(kind: .open, path: "/proc/1/stat", flags: 0)), "never answered after a later one")
+        XCTAssertEqual(fast.misses, 2)
+        fast.record([.error(ENOENT), .stat([1])], from: 4)
+        XCTAssertEqual(fast.take(PathLookup(kind: .stat, path: "/proc/10", flags: 0)), 4)
+        XCTAssertEqual(fast.answer(at: 4), .error(ENOENT))
+        XCTAssertEqual(fast.answer(at: 4), .unusable, "an answer is given out once")
+        fast.listed(directory: "/proc", names: ["7"])
+        XCTAssertEqual(fast.predictions.map(\.lookup.path), ["/proc/7", "/proc/7/stat"], "a new listing replaces the predictions")
+    }
+
+    func testPredictionsNeverCoverWhatPolicyKeepsLocalOrReadAheadCannotRead() {
+        let memo = CallMemo(key: 1, patterns: ["/proc": [EntryLookup(kind: .open, rest: "/stat", flags: 0)],
+                                               "/sys/class": [EntryLookup(kind: .open, rest: "/x", flags: 0),
+                                                              EntryLookup(kind: .stat, rest: "", flags: 0)]])
+        let fast = FastPath(store: nil, policy: ShadowPolicy(extraLocalPaths: ["/proc/2"]), memo: memo)
+        fast.listed(directory: "/proc", names: ["1", "2"])
+        XCTAssertEqual(fast.predictions.map(\.lookup.path), ["/proc/1/stat"])
+        fast.listed(directory: "/sys/class", names: ["3"])
+        XCTAssertEqual(fast.predictions.map(\.lookup.path), ["/sys/class/3"], "opens outside /proc are never read ahead")
+    }
+
+    func testDirectoryEntriesParseAndStopAtAMalformedRecord() {
+        func record(_ name: String) -> [UInt8] {
+            let length = (19 + name.utf8.count + 1 + 7) & ~7
+            var bytes = [UInt8](repeating: 0, count: length)
+            bytes[16] = UInt8(length)
+            bytes.replaceSubrange(19 ..< 19 + name.utf8.count, with: Array(name.utf8))
+            return bytes
+        }
+        XCTAssertEqual(DirectoryEntries.names(in: record("1") + record("self") + record("1234")), ["1", "self", "1234"])
+        var broken = record("1") + record("2")
+        broken[broken.count - 24 + 16] = 200  // the second record claims more than there is
+        XCTAssertEqual(DirectoryEntries.names(in: broken), ["1"])
+        XCTAssertEqual(DirectoryEntries.names(in: [1, 2, 3]), [])
+    }
+
+    /// ps through the supervisor twice, with a memo store of the test's own:
+    /// the first run trains, the second answers from predicted batches; both
+    /// list what ps run directly lists (the stable early pids, as SupervisorLiveTests).
+    func testPsTrainsThenAnswersFromItsMemoWithTheSameOutput() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var lines: [String] = []
+        let configuration = SupervisorConfiguration(fastPath: true, memoStore: MemoStore(directory: directory + "/swvmm"),
+                                                    diagnostic: { lines.append($0) })
+        let stable: (String) -> String = { text in
+            text.split(separator: "\n").compactMap { line -> String? in
+                let fields = line.split(separator: " ", maxSplits: 1)
+                guard fields.count == 2, let pid = Int(fields[0]), pid <= 60 else { return nil }
+                return "\(pid) \(fields[1].split(separator: "-").first ?? "")"
+            }.joined(separator: "\n")
+        }
+        let arguments = ["ps", "-e", "-o", "pid,comm"]
+        var verbose = configuration
+        verbose.verbose = true
+        for run in ["training", "memoized"] {
+            let (shadowed, supervisor) = try SupervisorHarness.shadow(arguments, configuration: verbose)
+            let direct = try SupervisorHarness.direct(arguments)
+            XCTAssertEqual(shadowed.status, 0, "\(run): \(shadowed.stderr)")
+            XCTAssertEqual(stable(shadowed.stdout), stable(direct.stdout), run)
+            XCTAssertEqual(supervisor.openGuestFds, 0, run)
+        }
+        XCTAssertTrue(lines.contains { $0.contains("(memo trained)") }, "\(lines)")
+        let used = lines.first { $0.contains("(memo used)") }
+        XCTAssertNotNil(used, "\(lines)")
+        XCTAssertFalse(used?.contains("answered 0 lookups") ?? true, "the memoized run answered from batches: \(used ?? "")")
+    }
+
+    func testReadAheadTakesOneBatchAndTheOneCallPathNone() throws {
+        let arguments = ["cat", "/proc/self/status"]
+        let oneCall = LocalExecutor()
+        let (plain, _) = try SupervisorHarness.shadow(arguments, executor: oneCall)
+        XCTAssertEqual(plain.status, 0)
+        XCTAssertEqual(oneCall.calls.first, LinuxABI.Syscall.openat)
+        XCTAssertGreaterThanOrEqual(oneCall.calls.filter { $0 == LinuxABI.Syscall.read }.count, 2, "cat reads until a read returns 0")
+        let fast = LocalExecutor()
+        let (ahead, supervisor) = try SupervisorHarness.shadow(arguments, configuration: SupervisorConfiguration(fastPath: true, diagnostic: { _ in }),
+                                                               executor: fast)
+        XCTAssertEqual(ahead.status, 0)
+        XCTAssertTrue(ahead.stdout.hasPrefix("Name:"), ahead.stdout)
+        XCTAssertEqual(fast.calls, [LinuxABI.Syscall.openat, LinuxABI.Syscall.fstat, LinuxABI.Syscall.read, LinuxABI.Syscall.read,
+                                    LinuxABI.Syscall.close], "one read-ahead batch; cat's fstat, reads and close are answered from it")
+        XCTAssertEqual(supervisor.openGuestFds, 0)
+    }
+
+    private func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "swvmm-memo-test-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    private func openDescriptors() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").sorted()
+    }
+}
