@@ -104,14 +104,15 @@ final class FastPathTests: XCTestCase {
         let memo = CallMemo(key: 0x1234_5678_9abc_def0, patterns: ["/proc": [
             EntryLookup(kind: .stat, rest: "", flags: 0), EntryLookup(kind: .open, rest: "/stat", flags: 0o2000000),
             EntryLookup(kind: .readlink, rest: "/exe", flags: 4096),
-        ]])
+        ]], sequence: [PathLookup(kind: .open, path: "/proc/net/tcp", flags: 0), PathLookup(kind: .stat, path: "/etc", flags: 256)])
         XCTAssertEqual(try CallMemo.parse(memo.text, expectedKey: memo.key), memo)
         XCTAssertThrowsError(try CallMemo.parse(memo.text, expectedKey: 1)) { error in
             XCTAssertEqual(error as? CallMemo.ParseError, .foreign(expected: 1, found: memo.key))
         }
         for corrupt in ["", "swvmm-memo 1\n", "swvmm-memo 1\nkey zz\n", "swvmm-memo 1\nkey 1\nlookup open /x 0\n",
                         "swvmm-memo 1\nkey 1\ndirectory /proc\nlookup write /x 0\n",
-                        "swvmm-memo 1\nkey 1\ndirectory /proc\nlookup open x 0\n", "swvmm-memo 2\nkey 1\n"] {
+                        "swvmm-memo 1\nkey 1\ndirectory /proc\nlookup open x 0\n", "swvmm-memo 2\nkey 1\n",
+                        "swvmm-memo 1\nkey 1\nsequence open relative 0\n", "swvmm-memo 1\nkey 1\nsequence open /a b 0\n"] {
             XCTAssertThrowsError(try CallMemo.parse(corrupt, expectedKey: 1), corrupt)
         }
     }
@@ -172,6 +173,23 @@ final class FastPathTests: XCTestCase {
         fast.listed(directory: "/proc", names: ["1", "2"])
         fast.listed(directory: "/proc/1/task", names: ["1"])
         XCTAssertEqual(fast.predictions.map(\.lookup.path), ["/proc/1/stat", "/proc/2/stat"])
+    }
+
+    func testASequenceIsLearnedAndPredictedFromItsFirstLookup() {
+        var trainer = MemoTrainer()
+        let tcp = PathLookup(kind: .open, path: "/proc/net/tcp", flags: 0), tcp6 = PathLookup(kind: .open, path: "/proc/net/tcp6", flags: 0)
+        let module = PathLookup(kind: .open, path: "/sys/module/dummy/refcnt", flags: 0)
+        let device = PathLookup(kind: .open, path: "/sys/class/net/lo/address", flags: 0)
+        for lookup in [tcp, tcp6, module, device, PathLookup(kind: .stat, path: "/a b", flags: 0)] { trainer.observe(lookup) }
+        XCTAssertEqual(trainer.sequence, [tcp, tcp6, module, device], "a path a memo line cannot hold is not learned")
+        let fast = FastPath(store: nil, policy: ShadowPolicy(), memo: CallMemo(key: 1, sequence: trainer.sequence))
+        fast.looking(up: tcp6)
+        XCTAssertTrue(fast.predictions.isEmpty, "only the sequence's first lookup starts it")
+        fast.looking(up: tcp)
+        XCTAssertEqual(fast.predictions.map(\.lookup), [tcp, tcp6, module], "a /sys attribute outside /sys/module is never read ahead")
+        XCTAssertEqual(fast.take(tcp), 0)
+        fast.looking(up: tcp)
+        XCTAssertEqual(fast.take(tcp6), 1, "the sequence starts once per run")
     }
 
     func testPredictionsAreTakenInOrderAndAnythingElseIsAMiss() {

@@ -3,9 +3,12 @@ import Guest
 
 /// What a training run learned about one inspector: for each directory it
 /// listed, the lookups it made about every numbered entry ("/proc/<pid>/stat",
-/// opened read-only; "/proc/<pid>", stat'd), in order. A later run of the same
-/// inspector that lists the same directory gets those lookups predicted for
-/// every entry and run as batches (`SyscallRedirector`'s fast path).
+/// opened read-only; "/proc/<pid>", stat'd), in order; and the sequence of
+/// its other lookups ("/proc/net/tcp", then "/proc/net/tcp6"). A later run of
+/// the same inspector that lists the same directory gets those lookups
+/// predicted for every entry, and one whose first lookup is the sequence's
+/// gets the rest of the sequence predicted; predictions run as batches
+/// (`SyscallRedirector`'s fast path).
 ///
 /// Stored as text, one file per key (`MemoStore`):
 ///
@@ -14,6 +17,7 @@ import Guest
 ///     directory /proc
 ///     lookup stat . 0
 ///     lookup open /stat 0
+///     sequence open /proc/uptime 0
 ///
 /// ("." is the entry itself; flags are decimal).
 public struct CallMemo: Equatable, Sendable {
@@ -22,10 +26,13 @@ public struct CallMemo: Equatable, Sendable {
     public var key: UInt64
     /// Per listed directory, the lookups made about each numbered entry.
     public var patterns: [String: [EntryLookup]]
+    /// The lookups outside any listing, in the order the training run made them.
+    public var sequence: [PathLookup]
 
-    public init(key: UInt64, patterns: [String: [EntryLookup]] = [:]) {
+    public init(key: UInt64, patterns: [String: [EntryLookup]] = [:], sequence: [PathLookup] = []) {
         self.key = key
         self.patterns = patterns
+        self.sequence = sequence
     }
 
     /// The memo as its file's text.
@@ -37,6 +44,7 @@ public struct CallMemo: Equatable, Sendable {
                 lines.append("lookup \(lookup.kind.rawValue) \(lookup.rest.isEmpty ? "." : lookup.rest) \(lookup.flags)")
             }
         }
+        for lookup in sequence { lines.append("sequence \(lookup.kind.rawValue) \(lookup.path) \(lookup.flags)") }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -81,6 +89,11 @@ public struct CallMemo: Equatable, Sendable {
                     throw .corrupt(line: index + 1, "bad lookup \"\(line)\"")
                 }
                 memo.patterns[directory, default: []].append(EntryLookup(kind: kind, rest: words[2] == "." ? "" : String(words[2]), flags: flags))
+            case "sequence" where words.count == 4:
+                guard let kind = PathLookup.Kind(rawValue: String(words[1])), let flags = UInt64(words[3]), words[2].hasPrefix("/") else {
+                    throw .corrupt(line: index + 1, "bad sequence lookup \"\(line)\"")
+                }
+                memo.sequence.append(PathLookup(kind: kind, path: String(words[2]), flags: flags))
             default:
                 throw .corrupt(line: index + 1, "unknown line \"\(line)\"")
             }
@@ -221,9 +234,11 @@ struct FNV1a {
 
     mutating func add(_ bytes: [UInt8]) {
         var h = value
-        for byte in bytes {
-            h ^= UInt64(byte)
-            h = h &* FNV1a.prime
+        bytes.withUnsafeBufferPointer { buffer in
+            for byte in buffer {
+                h ^= UInt64(byte)
+                h = h &* FNV1a.prime
+            }
         }
         value = h
     }

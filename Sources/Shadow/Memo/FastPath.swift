@@ -65,9 +65,20 @@ final class FastPath {
         guard let pattern = memo?.patterns[directory], !pattern.isEmpty else { return }
         predictions = numbered.flatMap { name in
             pattern.map { Prediction(lookup: $0.lookup(directory: directory, entry: name)) }
-                .filter { policy.route(absolutePath: $0.lookup.path) == .guest
-                    && ($0.lookup.kind != .open || $0.lookup.readsAheadSoundly(under: policy)) }
+                .filter { $0.lookup.isPredictable(under: policy) }
         }
+        cursor = 0
+    }
+
+    /// Whether the memo's sequence was started (it is, once, at its first lookup).
+    private var sequenceStarted = false
+
+    /// `lookup` is about to be answered: when it is the first of the memo's
+    /// sequence, the sequence becomes the predictions (once per run).
+    func looking(up lookup: PathLookup) {
+        guard !sequenceStarted, let sequence = memo?.sequence, sequence.first == lookup else { return }
+        sequenceStarted = true
+        predictions = sequence.filter { $0.isPredictable(under: policy) }.map { Prediction(lookup: $0) }
         cursor = 0
     }
 
@@ -117,14 +128,22 @@ final class FastPath {
     /// End of the run: a training run with a pattern saves its memo.
     func finish(warn: (String) -> Void) {
         guard memo == nil, let store, case let computed?? = key else { return }
+        guard let learned = learned(key: computed) else { return }
+        store.save(learned, warn: warn)
+    }
+
+    /// What this run learned, if anything worth a memo: a pattern, or a
+    /// sequence of at least two lookups the fast path could predict.
+    private func learned(key: UInt64) -> CallMemo? {
         let patterns = trainer.patterns()
-        guard !patterns.isEmpty else { return }
-        store.save(CallMemo(key: computed, patterns: patterns), warn: warn)
+        let sequence = trainer.sequence.filter { $0.isPredictable(under: policy) }
+        guard !patterns.isEmpty || sequence.count >= 2 else { return nil }
+        return CallMemo(key: key, patterns: patterns, sequence: sequence.count >= 2 ? sequence : [])
     }
 
     /// One line for `--verbose`.
     var summary: String {
-        let source = memo != nil ? "memo used" : (trainer.patterns().isEmpty ? "no memo" : "memo trained")
+        let source = memo != nil ? "memo used" : (learned(key: 0) == nil ? "no memo" : "memo trained")
         return "fast path: \(batches) batches answered \(answeredFromBatches) lookups, \(misses) predictions missed (\(source))"
     }
 }
@@ -135,6 +154,8 @@ final class FastPath {
 /// lookup belongs to the deepest listed directory it lies in (a thread's
 /// /proc/<pid>/task/<tid>/stat to the task directory, not to /proc).
 struct MemoTrainer {
+    /// Lookups outside every listing, in order (at most `maximumSequence`).
+    private(set) var sequence: [PathLookup] = []
     private var listings: [String: Set<String>] = [:]
     private var current: [String: (name: String, lookups: [EntryLookup])] = [:]
     private var groups: [String: [[EntryLookup]]] = [:]
@@ -143,6 +164,7 @@ struct MemoTrainer {
     static let maximumGroups = 1 << 16
     static let maximumGroupLength = 64
     static let maximumListings = 1 << 12
+    static let maximumSequence = 256
 
     mutating func listed(directory: String, names: [String]) {
         close(directory)
@@ -151,12 +173,16 @@ struct MemoTrainer {
     }
 
     mutating func observe(_ lookup: PathLookup) {
+        guard lookup.fitsAMemoLine else { return }
         var best: (directory: String, name: String)?
         for (directory, names) in listings where directory.count > (best?.directory.count ?? -1) {
             if let name = EntryLookup.entryName(of: lookup.path, in: directory), names.contains(name) { best = (directory, name) }
         }
         guard let (directory, name) = best,
-              let entryLookup = EntryLookup.of(lookup, directory: directory, entry: name) else { return }
+              let entryLookup = EntryLookup.of(lookup, directory: directory, entry: name) else {
+            if sequence.count < Self.maximumSequence && lookup.fitsAMemoLine { sequence.append(lookup) }
+            return
+        }
         if current[directory]?.name != name {
             close(directory)
             current[directory] = (name, [])

@@ -65,10 +65,22 @@ public struct PathLookup: Hashable, Sendable {
     /// Whether a snapshot of the file read at open time answers an open of
     /// it soundly: a file under /proc (reading one has no side effect and
     /// ends), but none the policy keeps non-blocking (/proc/kmsg consumes
-    /// what it returns and waits for more).
+    /// what it returns and waits for more); or a module's attribute under
+    /// /sys/module (plain values). Elsewhere in /sys a driver's attribute may
+    /// act when read.
     func readsAheadSoundly(under policy: ShadowPolicy) -> Bool {
-        kind == .open && path.hasPrefix("/proc/") && !policy.forcesNonBlocking(absolutePath: path)
+        kind == .open && (path.hasPrefix("/proc/") || path.hasPrefix("/sys/module/")) && !policy.forcesNonBlocking(absolutePath: path)
     }
+
+    /// Whether the fast path may predict this lookup: stats and readlinks
+    /// anywhere the policy sends to the guest, opens only where reading
+    /// ahead is sound.
+    func isPredictable(under policy: ShadowPolicy) -> Bool {
+        policy.route(absolutePath: path) == .guest && (kind != .open || readsAheadSoundly(under: policy))
+    }
+
+    /// Whether the path can be written in a memo line (no whitespace).
+    var fitsAMemoLine: Bool { !path.utf8.contains { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 || $0 == 0x0D } }
 }
 
 /// One lookup of a per-entry pattern: what an inspector asks about each

@@ -101,7 +101,9 @@ extension SyscallRedirector {
                              _ installer: GuestFdInstaller) throws -> SyscallReply? {
         guard let fastPath, case .guest(let dirfd, _, let absolute?)? = try resolvedPath(spec, request),
               dirfd == Self.atFdcwd, let lookup = PathLookup.of(request, absolute: absolute) else { return nil }
+        fastPath.prepare(inspector: inspectorRoot ?? request.pid, warn: diagnostic)
         fastPath.trainer.observe(lookup)
+        fastPath.looking(up: lookup)
         let answer: LookupAnswer?
         if let index = fastPath.take(lookup) {
             let pending = fastPath.unanswered(from: index)
