@@ -247,13 +247,7 @@ final class FastPathTests: XCTestCase {
         var lines: [String] = []
         let configuration = SupervisorConfiguration(fastPath: true, memoStore: MemoStore(directory: directory + "/swvmm"),
                                                     diagnostic: { lines.append($0) })
-        let stable: (String) -> String = { text in
-            text.split(separator: "\n").compactMap { line -> String? in
-                let fields = line.split(separator: " ", maxSplits: 1)
-                guard fields.count == 2, let pid = Int(fields[0]), pid <= 60 else { return nil }
-                return "\(pid) \(fields[1].split(separator: "-").first ?? "")"
-            }.joined(separator: "\n")
-        }
+        let stable = SupervisorHarness.stableEarlyProcesses
         let arguments = ["ps", "-e", "-o", "pid,comm"]
         var verbose = configuration
         verbose.verbose = true

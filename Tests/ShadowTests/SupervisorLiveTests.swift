@@ -53,16 +53,7 @@ final class SupervisorLiveTests: XCTestCase {
     }
 
     func testPs() throws {
-        // This host is shared and busy: compare the stable early pids (≤ 60,
-        // kernel threads), with kworkers' current-work suffix dropped.
-        let stable: (String) -> String = { text in
-            text.split(separator: "\n").compactMap { line -> String? in
-                let fields = line.split(separator: " ", maxSplits: 1)
-                guard fields.count == 2, let pid = Int(fields[0]), pid <= 60 else { return nil }
-                return "\(pid) \(fields[1].split(separator: "-").first ?? "")"
-            }.joined(separator: "\n")
-        }
-        try compare(["ps", "-e", "-o", "pid,comm"], normalize: stable)
+        try compare(["ps", "-e", "-o", "pid,comm"], normalize: SupervisorHarness.stableEarlyProcesses)
     }
 
     func testLsmod() throws {

@@ -41,6 +41,17 @@ final class TemporaryFile {
 }
 
 enum SupervisorHarness {
+    /// `ps -e -o pid,comm` output reduced to what a shared, busy host keeps
+    /// stable between two runs: the early pids (≤ 60, kernel threads), with
+    /// kworkers' current-work suffix dropped.
+    static func stableEarlyProcesses(_ text: String) -> String {
+        text.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ", maxSplits: 1)
+            guard fields.count == 2, let pid = Int(fields[0]), pid <= 60 else { return nil }
+            return "\(pid) \(fields[1].split(separator: "-").first ?? "")"
+        }.joined(separator: "\n")
+    }
+
     static var environment: [String] {
         ["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG=C", "LC_ALL=C", "COLUMNS=200", "TERM=dumb"]
     }

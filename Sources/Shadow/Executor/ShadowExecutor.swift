@@ -108,19 +108,28 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     public func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 {
         try lock.withLock { _ in try measured { loop in
             let s = try park(&loop)
-            try target.setRegisters(try s.registers.preparingSyscall(at: shadow.syscallAddress, number: number, arguments), of: s.vcpu)
-            parked = nil
-            guard let (vcpu, registers) = try loop.run(until: ContinuousClock().now + timeout, during: "a call in S", judge: { _, r in
-                isS(r) ? .accept : .skip
-            }) else {
-                try? letGo()
-                throw ShadowError.shadowNotResponding(pid: shadow.pid, seconds: timeout.seconds)
-            }
-            try checkStub()
-            parked = UserStop(vcpu: vcpu, registers: registers)
+            let registers = try resume(s, with: try s.registers.preparingSyscall(at: shadow.syscallAddress, number: number, arguments),
+                                       for: timeout, during: "a call in S", &loop)
             stats.calls += 1
             return registers.result
         } }
+    }
+
+    /// Resumes the parked S with `registers` and parks it again at TRAP
+    /// (within `limit`), the stub checked; returns the registers there.
+    private func resume(_ s: UserStop, with registers: GuestRegisters, for limit: Duration, during what: String,
+                        _ loop: inout StopLoop) throws -> GuestRegisters {
+        try target.setRegisters(registers, of: s.vcpu)
+        parked = nil
+        guard let (vcpu, stopped) = try loop.run(until: ContinuousClock().now + limit, during: what, judge: { _, r in
+            isS(r) ? .accept : .skip
+        }) else {
+            try? letGo()
+            throw ShadowError.shadowNotResponding(pid: shadow.pid, seconds: limit.seconds)
+        }
+        try checkStub()
+        parked = UserStop(vcpu: vcpu, registers: stopped)
+        return stopped
     }
 
     /// The batch runs from S's stub (`ShadowStub.batchOffset`): the table is
@@ -138,18 +147,9 @@ public final class ShadowExecutor: GuestSyscallExecutor {
             registers.rip = shadow.batchAddress
             registers.rbx = tableAddress
             registers.r12 = UInt64(calls.count)
-            try target.setRegisters(registers, of: s.vcpu)
-            parked = nil
             // A batch is many calls: S gets the one call's time and 100 ms more per call.
-            let limit = timeout + .milliseconds(100) * calls.count
-            guard let (vcpu, stopped) = try loop.run(until: ContinuousClock().now + limit, during: "a batch of \(calls.count) calls in S", judge: { _, r in
-                isS(r) ? .accept : .skip
-            }) else {
-                try? letGo()
-                throw ShadowError.shadowNotResponding(pid: shadow.pid, seconds: limit.seconds)
-            }
-            try checkStub()
-            parked = UserStop(vcpu: vcpu, registers: stopped)
+            _ = try resume(s, with: registers, for: timeout + .milliseconds(100) * calls.count,
+                           during: "a batch of \(calls.count) calls in S", &loop)
             stats.calls += calls.count
             return try BatchTable.results(try view().read(virtual: tableAddress, count: table.count), count: calls.count)
         } }
