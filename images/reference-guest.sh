@@ -7,6 +7,8 @@
 #   WORKDIR/qemu.pid     the pid of QEMU (this script execs it: same pid)
 # QEMU runs in the foreground and gets SIGKILL when its parent dies, so a
 # crashed test leaves no guest behind. Extra kernel arguments: $REFERENCE_GUEST_APPEND.
+# The console's output is also logged to console.log and QEMU's CPU resets to
+# qemu.log, in WORKDIR or in $REFERENCE_GUEST_LOG_DIR (kept after a test).
 set -eu -o pipefail
 
 die() { echo "reference-guest: error: $*" >&2; exit 1; }
@@ -30,5 +32,6 @@ exec setpriv --pdeathsig KILL -- qemu-system-x86_64 \
     -nographic -no-reboot -display none -monitor none \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 swvmm.mode=known-state panic=-1 ${REFERENCE_GUEST_APPEND:-}" \
-    -serial "unix:$workdir/serial.sock,server=on,wait=off" \
+    -chardev "socket,id=console,path=$workdir/serial.sock,server=on,wait=off,logfile=${REFERENCE_GUEST_LOG_DIR:-$workdir}/console.log" \
+    -serial chardev:console -d cpu_reset -D "${REFERENCE_GUEST_LOG_DIR:-$workdir}/qemu.log" \
     -gdb "unix:$workdir/gdb.sock,server=on,wait=off"

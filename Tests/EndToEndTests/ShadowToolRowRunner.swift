@@ -4,7 +4,7 @@ import XCTest
 /// Runs the rows of `ShadowToolTable` against one guest.
 extension ShadowToolChecks {
     /// Every row; a row that throws is reported and the next one runs,
-    /// unless the KVM host itself is gone (the caller may start a new one).
+    /// unless the KVM host or the guest itself is gone (the caller may start a new one).
     func checkTable(_ rows: [ShadowToolRow] = ShadowToolTable.rows) throws {
         var passed = 0, failed: [String] = [], notRun = 0
         for row in rows {
@@ -13,6 +13,9 @@ extension ShadowToolChecks {
             do {
                 problems = try check(row)
             } catch let failure as KVMHostBridge.Failure where failure.description.contains(KVMHostBridge.hostEnded) {
+                throw failure
+            } catch let failure as SerialConsoleError where failure.meansTheGuestIsGone {
+                // No row can pass on a dead guest; the caller may boot another.
                 throw failure
             } catch {
                 problems = ["\(error)"]

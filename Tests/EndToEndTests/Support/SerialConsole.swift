@@ -100,6 +100,12 @@ enum SerialConsoleError: Error, CustomStringConvertible {
     case io(String)
     case timeout(marker: String, tail: String)
 
+    /// Whether the console's other end is gone (the guest's QEMU exited).
+    var meansTheGuestIsGone: Bool {
+        guard case .io(let text) = self else { return false }
+        return text == "the console closed" || text == "send: errno \(EPIPE)"
+    }
+
     var description: String {
         switch self {
         case let .io(text): return "serial console: \(text)"
