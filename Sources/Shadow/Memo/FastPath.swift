@@ -4,10 +4,11 @@
 /// answered while the inspector's calls match.
 ///
 /// Training: without a memo for this inspector, the run records what it
-/// looks up about each numbered entry of a listed directory (`MemoTrainer`);
-/// at the end the most frequent per-entry sequence becomes the memo.
-/// Prediction: with a memo, a listing of the directory predicts that
-/// sequence for every numbered entry, in listing order. An inspector's lookup
+/// looks up about each numbered entry of a listed directory, and its other
+/// lookups in order (`MemoTrainer`); at the end the most frequent per-entry
+/// group and that sequence become the memo. Prediction: with a memo, a
+/// listing of the directory predicts the group for every numbered entry, in
+/// listing order, and the sequence's first lookup predicts the rest of it. An inspector's lookup
 /// that is the next prediction, or a later one (those skipped are dropped),
 /// is answered from a batch run when it was first needed; any other lookup
 /// is a miss and goes the one-call way. Results never outlive the run, and
@@ -44,8 +45,8 @@ final class FastPath {
         if let memo { key = .some(memo.key) }
     }
 
-    /// The memo for the inspector `pid`, looked up once per run (when its
-    /// first directory listing is seen: its libraries are mapped by then).
+    /// The memo for the inspector `pid`, looked up once per run, at its first
+    /// guest lookup or listing (its libraries are mapped by then).
     func prepare(inspector pid: Int32, warn: (String) -> Void) {
         guard key == nil else { return }
         let computed = store == nil ? nil : MemoStore.key(inspector: pid, policy: policy)
