@@ -104,7 +104,9 @@ struct RunCommand: ParsableCommand {
             try ControlSocket.prepareDirectory(ControlSocket.defaultDirectory(runtimeDirectory: runtimeDirectory))
             path = ControlSocket.defaultPath(runtimeDirectory: runtimeDirectory)
         }
+        // Memos of the VM's user, in its cache directory (the clients are that user).
         let server = try ShadowControlServer(socketPath: path,
+                                             configuration: SupervisorConfiguration(memoStore: MemoStore.fromEnvironment()),
                                              provider: nativeShadowExecutorProvider(native),
                                              stopShadow: nativeShadowStopper(native))
         try server.start()

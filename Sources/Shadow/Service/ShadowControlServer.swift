@@ -45,7 +45,8 @@ public final class ShadowControlServer: @unchecked Sendable {
     /// Binds the socket at `socketPath` (mode 0600; a stale socket there is
     /// replaced, a live one is `ControlError.socketInUse`). Nothing is served
     /// before `start()`. `configuration` gives the supervisor's settings other
-    /// than the client's policy options; `log` receives the server's own
+    /// than the client's policy options (its `memoStore` is where a client's
+    /// fast path keeps memos; nil: none is read or written); `log` receives the server's own
     /// lines (refused clients, failed runs). Without `stopShadow`, a client's
     /// request to end S is refused as not supported.
     public init(socketPath: String, configuration: SupervisorConfiguration = SupervisorConfiguration(),
@@ -193,7 +194,7 @@ public final class ShadowControlServer: @unchecked Sendable {
                                        allowWrites: request.allowWrites)
         settings.verbose = request.verbose
         settings.fastPath = request.fastPath
-        settings.memoStore = request.fastPath ? (configuration.memoStore ?? MemoStore.fromEnvironment()) : nil
+        settings.memoStore = request.fastPath ? configuration.memoStore : nil
         settings.diagnostic = { [self] line in tell(connection, .diagnostic(line)) }
         tell(connection, .ready(guestFdRange: settings.guestFdRange))
         guard let (handOver, fds) = nextMessage(connection, timeoutMilliseconds: Self.inspectorTimeoutMilliseconds) else { return }
