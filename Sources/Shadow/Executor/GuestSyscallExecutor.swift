@@ -44,6 +44,14 @@ public protocol GuestSyscallExecutor: AnyObject {
 }
 
 extension GuestSyscallExecutor {
+    /// Exactly `count` region bytes at `offset` (an executor returning more is
+    /// cut, fewer is an error).
+    func regionBytes(_ offset: Int, _ count: Int) throws -> [UInt8] {
+        let bytes = try readRegion(offset: offset, count: count)
+        guard bytes.count >= count else { throw SupervisorError.executor("short region read: \(bytes.count) of \(count) bytes") }
+        return Array(bytes.prefix(count))
+    }
+
     public func syscalls(_ calls: [BatchedCall], tableOffset: Int) throws -> [Int64] {
         try BatchTable.runOneByOne(calls, on: self)
     }

@@ -134,20 +134,12 @@ public struct MemoStore: Sendable {
     /// (corrupt, another key's, unreadable) is nil too, and `warn` says why.
     public func load(key: UInt64, warn: (String) -> Void) -> CallMemo? {
         let file = path(for: key)
-        let fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else {
-            if errno != ENOENT { warn("swvmm: memo \(file) not used: \(errnoText(errno))") }
+        let bytes: [UInt8]
+        switch Self.readWhole(file, limit: 1 << 20, flags: O_NOFOLLOW) {
+        case .success(let read): bytes = read
+        case .failure(let failure):
+            if failure.errno != ENOENT { warn("swvmm: memo \(file) not used: \(failure)") }
             return nil
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 << 10)
-        while bytes.count <= 1 << 20 {
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { warn("swvmm: memo \(file) not used: \(errnoText(errno))"); return nil }
-            if n == 0 { break }
-            bytes += chunk[0..<n]
         }
         do {
             return try CallMemo.parse(String(decoding: bytes, as: UTF8.self), expectedKey: key)
@@ -186,7 +178,8 @@ public struct MemoStore: Sendable {
     public static func key(inspector pid: Int32, policy: ShadowPolicy) -> UInt64? {
         var hash = FNV1a()
         hash.add(Array("\(policy.guestPaths)|\(policy.localPaths)|\(policy.allowWrites)".utf8))
-        guard let arguments = readWhole("/proc/\(pid)/cmdline"), let maps = readWhole("/proc/\(pid)/maps") else { return nil }
+        guard case .success(let arguments) = readWhole("/proc/\(pid)/cmdline"),
+              case .success(let maps) = readWhole("/proc/\(pid)/maps") else { return nil }
         hash.add(arguments)
         var files = Set<String>()
         for line in String(decoding: maps, as: UTF8.self).split(separator: "\n") {
@@ -199,28 +192,35 @@ public struct MemoStore: Sendable {
         }
         guard !files.isEmpty else { return nil }
         for file in files.sorted() {
-            guard let contents = readWhole(file, limit: 256 << 20) else { return nil }
+            guard case .success(let contents) = readWhole(file, limit: 256 << 20) else { return nil }
             hash.add(Array(file.utf8) + [0])
             hash.add(contents)
         }
         return hash.value
     }
 
-    /// A file's bytes (at most `limit`); nil when it cannot be read.
-    static func readWhole(_ path: String, limit: Int = 16 << 20) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+    /// Why a file could not be read whole.
+    struct ReadFailure: Error, CustomStringConvertible {
+        var errno: Int32
+        var description: String { errno == EFBIG ? "larger than expected" : errnoText(errno) }
+    }
+
+    /// A file's bytes, opened with `flags` besides O_RDONLY | O_CLOEXEC; a
+    /// file longer than `limit` is EFBIG.
+    static func readWhole(_ path: String, limit: Int = 16 << 20, flags: Int32 = 0) -> Result<[UInt8], ReadFailure> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | flags)
+        guard fd >= 0 else { return .failure(ReadFailure(errno: errno)) }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while bytes.count <= limit {
             let n = read(fd, &chunk, chunk.count)
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return nil }
-            if n == 0 { return bytes }
+            guard n >= 0 else { return .failure(ReadFailure(errno: errno)) }
+            if n == 0 { return .success(bytes) }
             bytes += chunk[0..<n]
         }
-        return nil
+        return .failure(ReadFailure(errno: EFBIG))
     }
 }
 

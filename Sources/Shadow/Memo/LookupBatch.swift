@@ -155,10 +155,8 @@ struct LookupBatch {
         return result
     }
 
+    /// The region's bytes (none read for none: a GDB target is spared a packet).
     static func bytes(_ executor: GuestSyscallExecutor, _ offset: Int, _ count: Int) throws -> [UInt8] {
-        guard count > 0 else { return [] }
-        let bytes = try executor.readRegion(offset: offset, count: count)
-        guard bytes.count >= count else { throw SupervisorError.executor("short region read: \(bytes.count) of \(count) bytes") }
-        return Array(bytes.prefix(count))
+        count > 0 ? try executor.regionBytes(offset, count) : []
     }
 }

@@ -167,9 +167,7 @@ extension SyscallRedirector {
 
     /// Exactly `count` region bytes at `offset` (an executor returning more is cut).
     func regionBytes(_ offset: Int, _ count: Int) throws -> [UInt8] {
-        let bytes = try executor.readRegion(offset: offset, count: count)
-        guard bytes.count >= count else { throw SupervisorError.executor("short region read: \(bytes.count) of \(count) bytes") }
-        return Array(bytes.prefix(count))
+        try executor.regionBytes(offset, count)
     }
 
     /// Little-endian 64-bit load from `bytes` at `offset` (the caller sized `bytes`).

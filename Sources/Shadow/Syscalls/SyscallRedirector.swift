@@ -23,6 +23,8 @@ public final class SyscallRedirector {
     public internal(set) var cwd: InspectorCwd = .local
     /// Counters (executor calls and time are counted here).
     public internal(set) var counters = SupervisorCounters()
+    /// The path argument of the call being handled, once resolved.
+    private var pathResolvedInCall: ResolvedPath??
     /// Executor time of the call being handled; added to `counters` only if it was redirected.
     private var executorNanosecondsInCall: UInt64 = 0
     /// Set when the call being handled is counted as redirected or refused
@@ -65,6 +67,7 @@ public final class SyscallRedirector {
                        validate: () throws -> Void = {}) -> HandledCall {
         let start = monotonicNanoseconds()
         executorNanosecondsInCall = 0
+        pathResolvedInCall = nil
         outcomeInCall = nil
         let reply = fastPathReply(request, validate, installer) ?? dispatch(request, validate, installer)
         observeListing(request, reply)
@@ -194,13 +197,18 @@ public final class SyscallRedirector {
     }
 
     /// Reads and resolves the path argument of `spec` (nil path pointer: nil).
+    /// Read and resolved once per handled call: the fast path and then the
+    /// one-call way may both ask.
     func resolvedPath(_ spec: SyscallSpec, _ request: SyscallRequest) throws -> ResolvedPath? {
+        if let resolved = pathResolvedInCall { return resolved }
         guard let index = spec.pathArgument else { return nil }
         let address = request.arguments[index]
         if address == 0 { return nil }
         let bytes = try InspectorMemory(pid: request.pid).readPath(address)
         let dirfd = spec.dirfdArgument.map { request.arguments[$0] }
-        return try resolve(path: bytes, dirfd: dirfd, pid: request.pid, forceGuest: spec.forceGuest)
+        let resolved = try resolve(path: bytes, dirfd: dirfd, pid: request.pid, forceGuest: spec.forceGuest)
+        pathResolvedInCall = .some(resolved)
+        return resolved
     }
 
     // MARK: Refusals

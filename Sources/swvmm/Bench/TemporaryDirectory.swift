@@ -1,3 +1,4 @@
+import ArgumentParser
 import Glibc
 import Guest
 
@@ -10,7 +11,7 @@ struct PrivateTemporaryDirectory {
         let base = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
         var template = Array((base + "/" + prefix + "-XXXXXX").utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }) else {
-            throw ValidationErrorText("cannot make a directory under \(base): \(errnoText(errno))")
+            throw ValidationError("cannot make a directory under \(base): \(errnoText(errno))")
         }
         path = String(cString: made)
     }
@@ -26,10 +27,4 @@ struct PrivateTemporaryDirectory {
         }
         rmdir(path)
     }
-}
-
-/// An error that is only its message.
-struct ValidationErrorText: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
