@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import XCTest
 import Guest
+import CShadow
 @testable import Shadow
 
 /// The fast path's parts: batch tables, batches of lookups, the memo and
@@ -74,6 +75,9 @@ final class FastPathTests: XCTestCase {
             PathLookup(kind: .readlink, path: "/proc/self/exe", flags: 4096),
             PathLookup(kind: .open, path: "/proc/no-such-file", flags: 0),
             PathLookup(kind: .open, path: "/proc/self/task", flags: 0),
+            PathLookup(kind: .open, path: "/proc/self/task", flags: PathLookup.openDirectoryFlag),
+            PathLookup(kind: .statfs, path: "/proc", flags: 0),
+            PathLookup(kind: .statx, path: "/proc/self", flags: 0x7ff << 32),  // STATX_BASIC_STATS
         ]
         let answers = try LookupBatch(lookups: lookups, readWindow: LookupBatch.sharedReadWindow).run(on: executor)
         guard case .file(let contents, let complete, let fileStat) = answers[0] else { return XCTFail("status: \(answers[0])") }
@@ -88,8 +92,57 @@ final class FastPathTests: XCTestCase {
         let length = readlink("/proc/self/exe", &link, link.count)
         XCTAssertEqual(answers[2], .link(link[0 ..< length].map { UInt8(bitPattern: $0) }))
         XCTAssertEqual(answers[3], .error(ENOENT))
-        XCTAssertEqual(answers[4], .unusable, "reading a directory fails (EISDIR): the one-call way")
+        guard case .directory(let unlisted, false, let directoryStat) = answers[4] else { return XCTFail("task: \(answers[4])") }
+        XCTAssertEqual(unlisted, [], "without O_DIRECTORY the batch reads (EISDIR), it does not list")
+        XCTAssertEqual(UInt32(littleEndianBytes: directoryStat[24 ..< 28]) & UInt32(S_IFMT), UInt32(S_IFDIR))
+        guard case .directory(let listing, true, _) = answers[5] else { return XCTFail("task listed: \(answers[5])") }
+        XCTAssertEqual(Set(DirectoryRecords.names(in: listing)), Set([".", ".."] + (try threadIDs())),
+                       "with O_DIRECTORY the listing, whole")
+        guard case .stat(let statfsBytes) = answers[6] else { return XCTFail("statfs: \(answers[6])") }
+        XCTAssertEqual(statfsBytes.count, KernelStructSize.statfs)
+        XCTAssertEqual(UInt64(littleEndianBytes: statfsBytes[0 ..< 8]), 0x9fa0, "f_type PROC_SUPER_MAGIC (include/uapi/linux/magic.h)")
+        guard case .stat(let statxBytes) = answers[7] else { return XCTFail("statx: \(answers[7])") }
+        XCTAssertEqual(statxBytes.count, KernelStructSize.statx)
+        XCTAssertEqual(UInt16(littleEndianBytes: statxBytes[0x1c ..< 0x1e]) & UInt16(S_IFMT), UInt16(S_IFDIR), "stx_mode")
         XCTAssertEqual(try openDescriptors(), try openDescriptors(), "no fd of the batch is left open")
+    }
+
+    /// A listing longer than the window: the records read ahead, then the
+    /// guest's position after any of them (what a reopen seeks to) gives
+    /// the rest, each name once.
+    func testADirectoryListedInPartContinuesAtTheGuestsPosition() throws {
+        let answers = try LookupBatch(lookups: [PathLookup(kind: .open, path: "/proc/self", flags: PathLookup.openDirectoryFlag)],
+                                      readWindow: 128).run(on: LocalExecutor())
+        guard case .directory(let listing, let complete, _) = answers[0] else { return XCTFail("\(answers)") }
+        XCTAssertFalse(complete, "/proc/self lists more than 128 bytes")
+        XCTAssertTrue(DirectoryRecords.isWellFormed(listing))
+        let whole = try FileManager.default.contentsOfDirectory(atPath: "/proc/self")
+        let first = DirectoryRecords.names(in: listing)
+        let passed = DirectoryRecords.prefix(from: 0, fitting: 60, in: listing)
+        XCTAssertGreaterThan(passed, 0)
+        XCTAssertEqual(DirectoryRecords.prefix(from: 0, fitting: 1, in: listing), 0, "no record fits one byte")
+        var snapshot = FileDescriptorTable.FileSnapshot(flags: PathLookup.openDirectoryFlag, contents: listing, complete: false,
+                                                        stat: [], directory: true)
+        snapshot.offset = passed
+        let fd = open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        let position = off_t(Int64(bitPattern: snapshot.guestPosition))
+        XCTAssertEqual(lseek(fd, position, SEEK_SET), position)
+        var rest: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes {
+                Int(cshadow_raw_syscall(LinuxABI.Syscall.getdents64, UInt64(fd), UInt64(UInt(bitPattern: $0.baseAddress)),
+                                        UInt64($0.count), 0, 0, 0))
+            }
+            guard n > 0 else { break }
+            rest += buffer[0 ..< n]
+        }
+        let names = DirectoryRecords.names(in: Array(listing[0 ..< passed])) + DirectoryRecords.names(in: rest)
+        XCTAssertEqual(names.filter { $0 != "." && $0 != ".." }.sorted(), whole.sorted())
+        XCTAssertEqual(Set(names).count, names.count, "no name twice")
+        XCTAssertLessThan(first.count, whole.count + 2)
     }
 
     func testALargeFileIsReadAheadOnlyInPart() throws {
@@ -223,7 +276,7 @@ final class FastPathTests: XCTestCase {
         XCTAssertEqual(fast.predictions.map(\.lookup.path), ["/sys/class/3"], "opens outside /proc are never read ahead")
     }
 
-    func testDirectoryEntriesParseAndStopAtAMalformedRecord() {
+    func testDirectoryRecordsParseAndStopAtAMalformedRecord() {
         func record(_ name: String) -> [UInt8] {
             let length = (19 + name.utf8.count + 1 + 7) & ~7
             var bytes = [UInt8](repeating: 0, count: length)
@@ -231,11 +284,11 @@ final class FastPathTests: XCTestCase {
             bytes.replaceSubrange(19 ..< 19 + name.utf8.count, with: Array(name.utf8))
             return bytes
         }
-        XCTAssertEqual(DirectoryEntries.names(in: record("1") + record("self") + record("1234")), ["1", "self", "1234"])
+        XCTAssertEqual(DirectoryRecords.names(in: record("1") + record("self") + record("1234")), ["1", "self", "1234"])
         var broken = record("1") + record("2")
         broken[broken.count - 24 + 16] = 200  // the second record claims more than there is
-        XCTAssertEqual(DirectoryEntries.names(in: broken), ["1"])
-        XCTAssertEqual(DirectoryEntries.names(in: [1, 2, 3]), [])
+        XCTAssertEqual(DirectoryRecords.names(in: broken), ["1"])
+        XCTAssertEqual(DirectoryRecords.names(in: [1, 2, 3]), [])
     }
 
     /// ps through the supervisor twice, with a memo store of the test's own:
@@ -281,10 +334,51 @@ final class FastPathTests: XCTestCase {
         XCTAssertEqual(supervisor.openGuestFds, 0)
     }
 
+    /// Directories read ahead: ls lists from the snapshot (one batch, no
+    /// other guest call); du's fcntl on a directory read ahead reopens it,
+    /// and its stats relative to it go the one-call way; find lists two.
+    /// Each output, trained or memoized, is the one the tool prints run
+    /// directly, and no guest fd is left open.
+    func testDirectoriesReadAheadListAndServeRelativeLookups() throws {
+        let fast = SupervisorConfiguration(fastPath: true, diagnostic: { _ in })
+        let listing = ["ls", "-1R", "/proc/sys/kernel/random"]
+        let executor = LocalExecutor()
+        let (listed, supervisor) = try SupervisorHarness.shadow(listing, configuration: fast, executor: executor)
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertEqual(listed.stdout, try SupervisorHarness.direct(listing).stdout)
+        // Before it, ls's statfs, statx and /proc/filesystems (read ahead too);
+        // after it, ls -R's statx of the directory's fd, asked by its path.
+        XCTAssertEqual(Array(executor.calls.suffix(6)), [LinuxABI.Syscall.openat, LinuxABI.Syscall.fstat, LinuxABI.Syscall.getdents64,
+                                                         LinuxABI.Syscall.getdents64, LinuxABI.Syscall.close, LinuxABI.Syscall.statx],
+                       "the listing is one batch: \(executor.calls)")
+        XCTAssertEqual(executor.calls.filter { $0 == LinuxABI.Syscall.getdents64 }.count, 2, "ls's getdents64 answered from it")
+        XCTAssertEqual(supervisor.openGuestFds, 0)
+
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var memoized = fast
+        memoized.memoStore = MemoStore(directory: directory + "/swvmm")
+        for walk in [["find", "/proc/sys/kernel/random", "/proc/sys/kernel/keys", "-maxdepth", "1", "-type", "f"],
+                     ["du", "-a", "/proc/sys/kernel/random"]] {
+            let direct = try SupervisorHarness.direct(walk)
+            XCTAssertEqual(direct.status, 0, direct.stderr)
+            for (run, configuration) in [("fast", fast), ("training", memoized), ("memoized", memoized)] {
+                let (found, supervisor) = try SupervisorHarness.shadow(walk, configuration: configuration)
+                XCTAssertEqual(found.status, 0, "\(walk[0]) \(run): \(found.stderr)")
+                XCTAssertEqual(found.stdout, direct.stdout, "\(walk[0]) \(run)")
+                XCTAssertEqual(supervisor.openGuestFds, 0, "\(walk[0]) \(run)")
+            }
+        }
+    }
+
     private func temporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "swvmm-memo-test-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
+    }
+
+    private func threadIDs() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
     }
 
     private func openDescriptors() throws -> [String] {

@@ -9,12 +9,17 @@ public struct PathLookup: Hashable, Sendable {
         case stat
         /// readlink/readlinkat: answered with the link's bytes.
         case readlink
+        /// statfs: answered with the guest's struct statfs.
+        case statfs
+        /// statx: answered with the guest's struct statx.
+        case statx
     }
 
     public var kind: Kind
     /// The absolute, normalized guest path.
     public var path: String
-    /// open: the open flags; stat: the AT_* flags; readlink: the buffer size.
+    /// open: the open flags; stat: the AT_* flags; readlink: the buffer size; statfs: 0;
+    /// statx: the AT_* flags in the low 32 bits, the mask in the high 32.
     public var flags: UInt64
 
     public init(kind: Kind, path: String, flags: UInt64) {
@@ -23,20 +28,32 @@ public struct PathLookup: Hashable, Sendable {
         self.flags = flags
     }
 
+    /// O_DIRECTORY, include/uapi/asm-generic/fcntl.h.
+    static let openDirectoryFlag: UInt64 = 0o200000
     /// Open flags a lookup may carry, include/uapi/asm-generic/fcntl.h:
-    /// O_RDONLY (0) with O_NONBLOCK, O_NOCTTY, O_LARGEFILE, O_NOATIME or
-    /// O_CLOEXEC; anything else (writing, creating, O_PATH, O_DIRECTORY, ...)
-    /// is not a plain read.
-    static let readOnlyOpenFlags: UInt64 = 0o4000 | 0o400 | 0o100000 | 0o1000000 | 0o2000000
+    /// O_RDONLY (0) with O_NONBLOCK, O_NOCTTY, O_LARGEFILE, O_NOATIME,
+    /// O_CLOEXEC, O_NOFOLLOW or O_DIRECTORY (the batch opens with the same
+    /// flags, so they mean the same there); anything else (writing,
+    /// creating, O_PATH, ...) is not a plain read.
+    static let readOnlyOpenFlags: UInt64 = 0o4000 | 0o400 | 0o100000 | 0o1000000 | 0o2000000 | 0o400000 | openDirectoryFlag
+
+    /// Whether this is an open of a directory to list it (O_DIRECTORY).
+    var opensDirectory: Bool { kind == .open && flags & Self.openDirectoryFlag != 0 }
     /// AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, include/uapi/linux/fcntl.h.
     static let plainStatFlags: UInt64 = 0x100 | 0x800
     /// AT_SYMLINK_NOFOLLOW, what lstat means.
     static let symlinkNoFollow: UInt64 = 0x100
+    /// AT_EMPTY_PATH, include/uapi/linux/fcntl.h: the dirfd itself.
+    static let emptyPath: UInt64 = 0x1000
+    /// statx's flags a lookup may carry: AT_SYMLINK_NOFOLLOW, AT_NO_AUTOMOUNT
+    /// and the AT_STATX_SYNC_TYPE bits (0x6000), include/uapi/linux/fcntl.h.
+    static let statxFlags: UInt64 = 0x100 | 0x800 | 0x6000
 
     /// The lookup `request` makes, given its path already resolved to the
-    /// absolute guest path `absolute` (relative to the root, not a dirfd);
+    /// absolute guest path `absolute` (relative to the root, not a dirfd;
+    /// `emptyPath`: the call's path was "", so it names its dirfd's file);
     /// nil when the call is not a plain read-only lookup.
-    static func of(_ request: SyscallRequest, absolute: String) -> PathLookup? {
+    static func of(_ request: SyscallRequest, absolute: String, emptyPath: Bool = false) -> PathLookup? {
         let a = request.arguments
         switch request.number {
         case LinuxABI.Syscall.open, LinuxABI.Syscall.openat:
@@ -52,6 +69,12 @@ public struct PathLookup: Hashable, Sendable {
             let size = Int32(truncatingIfNeeded: request.number == LinuxABI.Syscall.readlink ? a[2] : a[3])
             guard size > 0 else { return nil }
             return PathLookup(kind: .readlink, path: absolute, flags: UInt64(size))
+        case LinuxABI.Syscall.statfs:
+            return PathLookup(kind: .statfs, path: absolute, flags: 0)
+        case LinuxABI.Syscall.statx:
+            // A statx of the dirfd itself (AT_EMPTY_PATH, "") is one of its path.
+            guard emptyPath == (a[2] & Self.emptyPath != 0), a[2] & ~(statxFlags | Self.emptyPath) == 0, a[3] <= UInt64(UInt32.max) else { return nil }
+            return PathLookup(kind: .statx, path: absolute, flags: a[2] & statxFlags | a[3] << 32)
         default:
             return nil
         }
@@ -60,23 +83,26 @@ public struct PathLookup: Hashable, Sendable {
     /// The calls whose lookups the fast path knows.
     static let numbers: Set<Int> = [LinuxABI.Syscall.open, LinuxABI.Syscall.openat, LinuxABI.Syscall.stat,
                                     LinuxABI.Syscall.lstat, LinuxABI.Syscall.newfstatat,
-                                    LinuxABI.Syscall.readlink, LinuxABI.Syscall.readlinkat]
+                                    LinuxABI.Syscall.readlink, LinuxABI.Syscall.readlinkat, LinuxABI.Syscall.statfs,
+                                    LinuxABI.Syscall.statx]
 
     /// Whether a snapshot of the file read at open time answers an open of
     /// it soundly: a file under /proc (reading one has no side effect and
     /// ends), but none the policy keeps non-blocking (/proc/kmsg consumes
     /// what it returns and waits for more); or a module's attribute under
     /// /sys/module (plain values). Elsewhere in /sys a driver's attribute may
-    /// act when read.
+    /// act when read. A directory there is listed the same way.
     func readsAheadSoundly(under policy: ShadowPolicy) -> Bool {
         kind == .open && (path.hasPrefix("/proc/") || path.hasPrefix("/sys/module/")) && !policy.forcesNonBlocking(absolutePath: path)
     }
 
     /// Whether the fast path may predict this lookup: stats and readlinks
     /// anywhere the policy sends to the guest, opens only where reading
-    /// ahead is sound.
+    /// ahead is sound; statfs of any path (it always asks the guest: the
+    /// file systems are the machine's).
     func isPredictable(under policy: ShadowPolicy) -> Bool {
-        policy.route(absolutePath: path) == .guest && (kind != .open || readsAheadSoundly(under: policy))
+        if kind == .statfs { return true }
+        return policy.route(absolutePath: path) == .guest && (kind != .open || readsAheadSoundly(under: policy))
     }
 
     /// Whether the path can be written in a memo line (no whitespace).

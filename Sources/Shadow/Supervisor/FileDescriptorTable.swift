@@ -20,18 +20,30 @@ public struct FileDescriptorTable: Sendable {
         public var snapshot: FileSnapshot? = nil
     }
 
-    /// A guest file read whole (or its first bytes) at open time.
+    /// A guest file read whole (or its first bytes) at open time, or a
+    /// directory and as much of its listing as was read.
     public struct FileSnapshot: Equatable, Sendable {
         /// The flags it was opened with, to reopen it with.
         public var flags: UInt64
-        /// The bytes read.
+        /// The bytes read: a file's contents, or a directory's whole
+        /// getdents64 records (none when it was opened without O_DIRECTORY).
         public var contents: [UInt8]
-        /// Whether the file ended there (a read returned 0 after them).
+        /// Whether the file or listing ended there (a read returned 0 after them).
         public var complete: Bool
         /// Its struct stat, taken through the guest fd (fstat answers from it).
         public var stat: [UInt8]
-        /// The inspector's file position in `contents`.
+        /// Whether it is a directory (reads fail with EISDIR; getdents64 lists `contents`).
+        public var directory = false
+        /// The inspector's position in `contents`.
         public var offset = 0
+
+        /// Where a reopened guest fd must be moved to continue at `offset`:
+        /// the byte offset for a file; for a directory the d_off of the last
+        /// record passed (an opaque position the guest's file system gave).
+        public var guestPosition: UInt64 {
+            guard directory else { return UInt64(offset) }
+            return DirectoryRecords.position(after: offset, in: contents)
+        }
     }
 
     /// The reserved range.

@@ -14,7 +14,9 @@ public struct SupervisorCounters: Equatable, Sendable {
     public var guestCalls = 0
     /// Nanoseconds spent handling redirected calls, executor time included.
     public var redirectedNanoseconds: UInt64 = 0
-    /// Nanoseconds of that spent inside the executor.
+    /// Nanoseconds of that spent reaching the target: guest calls and
+    /// batches, reads and writes of S's region (gdbstub packets and guest
+    /// stops; exits of the shadow vCPU and page walks on swvmm's machine).
     public var executorNanoseconds: UInt64 = 0
     /// Calls per syscall name, redirected or refused.
     public var byName: [String: Int] = [:]
@@ -26,7 +28,9 @@ public struct SupervisorCounters: Equatable, Sendable {
         "\(notifications) system calls seen: \(redirected) run in the guest, \(local) here, \(refused) refused"
     }
 
-    /// Host-side time per redirected call, executor excluded, in microseconds.
+    /// The supervisor's own time per redirected call (reading the
+    /// inspector's memory, marshalling, policy, the fast path's bookkeeping),
+    /// target access excluded, in microseconds.
     public var hostMicrosecondsPerRedirectedCall: Double {
         guard redirected > 0 else { return 0 }
         let host = redirectedNanoseconds >= executorNanoseconds ? redirectedNanoseconds - executorNanoseconds : 0

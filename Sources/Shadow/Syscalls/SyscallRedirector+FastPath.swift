@@ -9,12 +9,12 @@ extension SyscallRedirector {
     static let atEmptyPath: UInt64 = 0x1000
 
     /// The fast path's answer to `request`, or nil for the one-call way:
-    /// calls on a file read ahead, and lookups a batch answers.
+    /// calls on a file or directory read ahead, and lookups a batch answers.
     func fastPathReply(_ request: SyscallRequest, _ validate: () throws -> Void,
                        _ installer: GuestFdInstaller) -> SyscallReply? {
         guard let spec = SyscallSpecTable.byNumber[request.number] else { return nil }
         do {
-            if let reply = try snapshotReply(spec, request, validate) { return reply }
+            if let reply = try snapshotReply(spec, request, validate, installer) { return reply }
             guard fastPath != nil, PathLookup.numbers.contains(request.number) else { return nil }
             return try lookupReply(spec, request, validate, installer)
         } catch {
@@ -22,16 +22,22 @@ extension SyscallRedirector {
         }
     }
 
-    /// A call on a file read ahead: reads within what was read and fstat are
-    /// answered from it, close forgets it, calls never redirected for guest
-    /// fds are refused as for any guest fd, anything else reopens it in the
-    /// guest first (at the same position) and goes the one-call way.
-    private func snapshotReply(_ spec: SyscallSpec, _ request: SyscallRequest,
-                               _ validate: () throws -> Void) throws -> SyscallReply? {
+    /// A call on a file or directory read ahead: reads (or getdents64)
+    /// within what was read and fstat are answered from it, close forgets
+    /// it, a lookup relative to a directory may be answered by a batch,
+    /// calls never redirected for guest fds are refused as for any guest
+    /// fd, anything else reopens it in the guest first (at the same
+    /// position) and goes the one-call way.
+    private func snapshotReply(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void,
+                               _ installer: GuestFdInstaller) throws -> SyscallReply? {
         let a = request.arguments
         for index in spec.arguments.indices where spec.arguments[index] == .fd || spec.arguments[index] == .dirfd {
             guard let entry = table.entry(rawArgument: a[index]), let snapshot = entry.snapshot else { continue }
             let local = Int32(truncatingIfNeeded: a[index])
+            if spec.arguments[index] == .dirfd, snapshot.directory, fastPath != nil, PathLookup.numbers.contains(request.number),
+               let reply = try lookupReply(spec, request, validate, installer) {
+                return reply
+            }
             if request.number == LinuxABI.Syscall.close {
                 table.remove(local: local)
                 countRedirected(spec)
@@ -49,7 +55,8 @@ extension SyscallRedirector {
                 fastPath?.countSnapshotRead()
                 return .value(0)
             }
-            if request.number == LinuxABI.Syscall.read {
+            if snapshot.directory, let reply = try directoryReply(spec, request, local, entry, validate) { return reply }
+            if request.number == LinuxABI.Syscall.read && !snapshot.directory {
                 let asked = Int(clamping: a[2])
                 let available = snapshot.contents.count - snapshot.offset
                 if snapshot.complete || asked <= available {
@@ -84,23 +91,64 @@ extension SyscallRedirector {
         let opened = try guestCall(LinuxABI.Syscall.openat, [LookupBatch.atFdcwd, address, snapshot.flags, 0], name: "openat")
         if opened < 0 { return Int32(-opened) }
         let g = try guestFd(opened, "openat")
-        if snapshot.offset > 0 {
-            let moved = try guestCall(LinuxABI.Syscall.lseek, [UInt64(g), UInt64(snapshot.offset), UInt64(SEEK_SET)], name: "lseek")
-            guard moved == Int64(snapshot.offset) else {
+        let position = snapshot.guestPosition
+        if position > 0 {
+            let moved = try guestCall(LinuxABI.Syscall.lseek, [UInt64(g), position, UInt64(SEEK_SET)], name: "lseek")
+            guard moved == Int64(bitPattern: position) else {
                 closeGuest(g)
                 return moved < 0 ? Int32(-moved) : EIO
             }
         }
         table.insert(local: local, FileDescriptorTable.Entry(guestFd: g, path: entry.path))
+        // A path resolved against the snapshot named no guest fd; this call's goes through the new one.
+        forgetResolvedPath()
         return nil
+    }
+
+    /// A call on a directory read ahead that its snapshot answers: read
+    /// fails with EISDIR, as the guest's would; getdents64 is given the next
+    /// whole records that fit (EINVAL when none fits, 0 once a complete
+    /// listing is passed). nil: anything else, or the listing is used up
+    /// before its end (the directory is reopened at the guest's position).
+    private func directoryReply(_ spec: SyscallSpec, _ request: SyscallRequest, _ local: Int32,
+                                _ entry: FileDescriptorTable.Entry, _ validate: () throws -> Void) throws -> SyscallReply? {
+        guard var snapshot = entry.snapshot else { return nil }
+        if request.number == LinuxABI.Syscall.read {
+            countRedirected(spec)
+            return .error(EISDIR)
+        }
+        guard request.number == LinuxABI.Syscall.getdents64 else { return nil }
+        let a = request.arguments
+        let room = Int(UInt32(truncatingIfNeeded: a[2]))  // getdents64's count is an unsigned int
+        let count = DirectoryRecords.prefix(from: snapshot.offset, fitting: room, in: snapshot.contents)
+        if count == 0 {
+            if snapshot.offset < snapshot.contents.count {
+                countRedirected(spec)
+                return .error(EINVAL)  // the buffer cannot hold the next record
+            }
+            guard snapshot.complete else { return nil }
+        }
+        try validate()
+        if count > 0 {
+            try InspectorMemory(pid: request.pid).write(a[1], Array(snapshot.contents[snapshot.offset ..< snapshot.offset + count]))
+        }
+        snapshot.offset += count
+        var advanced = entry
+        advanced.snapshot = snapshot
+        table.insert(local: local, advanced)
+        countRedirected(spec)
+        fastPath?.countSnapshotRead()
+        return .value(Int64(count))
     }
 
     /// A lookup answered from a predicted batch or a read-ahead; nil for
     /// the one-call way.
     private func lookupReply(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void,
                              _ installer: GuestFdInstaller) throws -> SyscallReply? {
-        guard let fastPath, case .guest(let dirfd, _, let absolute?)? = try resolvedPath(spec, request),
-              dirfd == Self.atFdcwd, let lookup = PathLookup.of(request, absolute: absolute) else { return nil }
+        guard let fastPath, case .guest(let dirfd, let path, let absolute?)? = try resolvedPath(spec, request) else { return nil }
+        let relative = dirfd != Self.atFdcwd
+        guard !relative || relativeToDirectorySnapshot(spec, request),
+              let lookup = PathLookup.of(request, absolute: absolute, emptyPath: path.isEmpty) else { return nil }
         fastPath.prepare(inspector: inspectorRoot ?? request.pid, warn: diagnostic)
         fastPath.trainer.observe(lookup)
         fastPath.looking(up: lookup)
@@ -116,7 +164,9 @@ extension SyscallRedirector {
                 fastPath.record(try runBatch(batch), from: index)
             }
             answer = fastPath.answer(at: index)
-        } else if lookup.readsAheadSoundly(under: policy) {
+        } else if lookup.readsAheadSoundly(under: policy) || (relative && lookup.kind != .open) {
+            // Read ahead; or a stat of (or in) a directory read ahead, asked
+            // by its path: it has no guest fd to be asked through.
             let window = min(LookupBatch.soleReadWindow, executor.regionSize / 2)
             guard LookupBatch.fitting([lookup], regionSize: executor.regionSize, readWindow: window, limit: 1) == 1 else { return nil }
             try validate()
@@ -142,8 +192,21 @@ extension SyscallRedirector {
                 table.insert(local: Int32(local), FileDescriptorTable.Entry(guestFd: -1, path: lookup.path, snapshot: snapshot))
             }
             return reply
-        case .stat(let bytes):
-            let address = request.number == LinuxABI.Syscall.newfstatat ? a[2] : a[1]
+        case .directory(let listing, let complete, let stat):
+            let reply = install(guestFd: -1, path: lookup.path, cloexec: lookup.flags & Self.openCloexec != 0,
+                                exactly: nil, atLeast: nil, with: installer)
+            if case .value(let local) = reply {
+                let snapshot = FileDescriptorTable.FileSnapshot(flags: lookup.flags, contents: listing, complete: complete, stat: stat,
+                                                                directory: true)
+                table.insert(local: Int32(local), FileDescriptorTable.Entry(guestFd: -1, path: lookup.path, snapshot: snapshot))
+            }
+            return reply
+        case .stat(let bytes):  // a struct stat, or statfs's struct statfs, or statx's struct statx
+            let address = switch request.number {
+            case LinuxABI.Syscall.newfstatat: a[2]
+            case LinuxABI.Syscall.statx: a[4]
+            default: a[1]
+            }
             guard address != 0 else { return .error(EFAULT) }
             try InspectorMemory(pid: request.pid).write(address, bytes)
             return .value(0)
@@ -155,10 +218,15 @@ extension SyscallRedirector {
         }
     }
 
-    /// Runs `batch`, counting its calls and time like single guest calls.
+    /// Whether `request`'s dirfd is a directory read ahead (its path, and so
+    /// the lookup's, is known; it has no guest fd to be relative to).
+    private func relativeToDirectorySnapshot(_ spec: SyscallSpec, _ request: SyscallRequest) -> Bool {
+        guard let index = spec.dirfdArgument, let entry = table.entry(rawArgument: request.arguments[index]) else { return false }
+        return entry.snapshot?.directory == true && entry.path.hasPrefix("/")
+    }
+
+    /// Runs `batch`, counting its calls like single guest calls.
     private func runBatch(_ batch: LookupBatch) throws -> [LookupAnswer] {
-        let start = monotonicNanoseconds()
-        defer { addExecutorTime(monotonicNanoseconds() &- start) }
         counters.guestCalls += batch.lookups.reduce(0) { $0 + LookupBatch.cost(of: $1, readWindow: batch.readWindow).calls }
         do {
             return try batch.run(on: executor)
@@ -173,31 +241,10 @@ extension SyscallRedirector {
     /// fast path (its memo is looked up at the first one).
     func observeListing(_ request: SyscallRequest, _ reply: SyscallReply) {
         guard let fastPath, request.number == LinuxABI.Syscall.getdents64, case .value(let length) = reply, length > 0,
-              let entry = table.entry(rawArgument: request.arguments[0]), entry.snapshot == nil, entry.path.hasPrefix("/"),
+              let entry = table.entry(rawArgument: request.arguments[0]), entry.path.hasPrefix("/"),
               length <= Int64(Int(clamping: request.arguments[2])),
               let bytes = try? InspectorMemory(pid: request.pid).read(request.arguments[1], count: Int(length)) else { return }
         fastPath.prepare(inspector: inspectorRoot ?? request.pid, warn: diagnostic)
-        fastPath.listed(directory: ShadowPolicy.normalize(entry.path), names: DirectoryEntries.names(in: bytes))
-    }
-}
-
-/// Names in a getdents64 buffer (struct linux_dirent64, include/linux/dirent.h:
-/// d_ino at 0, d_off at 8, d_reclen at 16, d_type at 18, d_name at 19).
-enum DirectoryEntries {
-    static let reclenOffset = 16
-    static let nameOffset = 19
-
-    /// The entries' names; a malformed record ends the walk.
-    static func names(in bytes: [UInt8]) -> [String] {
-        var names: [String] = []
-        var offset = 0
-        while offset + nameOffset < bytes.count {
-            let reclen = Int(bytes[offset + reclenOffset]) | Int(bytes[offset + reclenOffset + 1]) << 8
-            guard reclen > nameOffset, reclen <= bytes.count - offset else { break }
-            let name = bytes[(offset + nameOffset) ..< (offset + reclen)].prefix { $0 != 0 }
-            names.append(String(decoding: name, as: UTF8.self))
-            offset += reclen
-        }
-        return names
+        fastPath.listed(directory: ShadowPolicy.normalize(entry.path), names: DirectoryRecords.names(in: bytes))
     }
 }

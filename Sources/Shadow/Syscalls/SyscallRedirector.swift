@@ -14,7 +14,9 @@ public final class SyscallRedirector {
     /// UIO_MAXIOV, include/uapi/linux/uio.h.
     static let maxIovecs = 1024
 
+    /// The executor, timed: its time is the target's share of each call.
     let executor: GuestSyscallExecutor
+    private let timedExecutor: TimedExecutor
     /// Routing and write policy.
     public var policy: ShadowPolicy
     /// Guest fds by local placeholder number.
@@ -25,8 +27,6 @@ public final class SyscallRedirector {
     public internal(set) var counters = SupervisorCounters()
     /// The path argument of the call being handled, once resolved.
     private var pathResolvedInCall: ResolvedPath??
-    /// Executor time of the call being handled; added to `counters` only if it was redirected.
-    private var executorNanosecondsInCall: UInt64 = 0
     /// Set when the call being handled is counted as redirected or refused
     /// (redirected wins: its time is counted).
     private var outcomeInCall: SyscallOutcome?
@@ -51,7 +51,8 @@ public final class SyscallRedirector {
     public init(executor: GuestSyscallExecutor, policy: ShadowPolicy, range: GuestFdRange,
                 verbose: Bool = false, fastPath: Bool = false, memoStore: MemoStore? = nil,
                 diagnostic: @escaping (String) -> Void = { _ in }) {
-        self.executor = executor
+        timedExecutor = TimedExecutor(executor)
+        self.executor = timedExecutor
         self.fastPath = fastPath ? FastPath(store: memoStore, policy: policy) : nil
         self.policy = policy
         self.table = FileDescriptorTable(range: range)
@@ -66,7 +67,7 @@ public final class SyscallRedirector {
     public func handle(_ request: SyscallRequest, installer: GuestFdInstaller,
                        validate: () throws -> Void = {}) -> HandledCall {
         let start = monotonicNanoseconds()
-        executorNanosecondsInCall = 0
+        let targetBefore = timedExecutor.nanoseconds
         pathResolvedInCall = nil
         outcomeInCall = nil
         let reply = fastPathReply(request, validate, installer) ?? dispatch(request, validate, installer)
@@ -75,7 +76,7 @@ public final class SyscallRedirector {
         if outcome == .redirected {
             // Both figures cover the same calls, so their difference is the host's share.
             counters.redirectedNanoseconds &+= monotonicNanoseconds() &- start
-            counters.executorNanoseconds &+= executorNanosecondsInCall
+            counters.executorNanoseconds &+= timedExecutor.nanoseconds &- targetBefore
         }
         return HandledCall(reply: reply, outcome: outcome)
     }
@@ -122,9 +123,6 @@ public final class SyscallRedirector {
         if verbose { diagnostic("swvmm: \(failure)") }
         return .error(EIO)
     }
-
-    /// Adds executor time to the call being handled.
-    func addExecutorTime(_ nanoseconds: UInt64) { executorNanosecondsInCall &+= nanoseconds }
 
     /// End of a run: the fast path saves what it learned, and forgets its
     /// predictions (they never outlive the run); says how it went under `--verbose`.
@@ -249,11 +247,12 @@ public final class SyscallRedirector {
 
     // MARK: Executor
 
-    /// Runs one guest call, timing it; validates the raw result's shape.
+    /// Forgets the path resolved in this call (its dirfd changed).
+    func forgetResolvedPath() { pathResolvedInCall = nil }
+
+    /// Runs one guest call; validates the raw result's shape.
     func guestCall(_ number: Int, _ arguments: [UInt64], name: String) throws -> Int64 {
         counters.guestCalls += 1
-        let start = monotonicNanoseconds()
-        defer { executorNanosecondsInCall &+= monotonicNanoseconds() &- start }
         let result: Int64
         do {
             result = try executor.syscall(number, arguments)

@@ -14,7 +14,7 @@ enum ShadowBenchJSON {
         ("notifications", "seccomp notifications received (first one-call run)"),
         ("transitions_per_call_first", "target transitions per redirected call: GDB stops (gdb) or shadow vCPU exits (vm), first one-call run"),
         ("transitions_per_call_memoized", "the same in the first memoized run"),
-        ("host_us_per_call", "median host microseconds per redirected call on the one-call path: supervisor time minus executor time"),
+        ("host_us_per_call", "median host microseconds per redirected call on the one-call path: supervisor time minus target time (guest calls, reads and writes of the region)"),
         ("seccomp_roundtrip_us", "the seccomp user-notification round trip measured in the same bench run (NotificationRoundTrip)"),
         ("other_vcpu_interruptions", "exits of the guest's own vCPUs during the first run (vm only; native shadow promises 0)"),
         ("kernel", "the guest's uname -r, taken through the target"),

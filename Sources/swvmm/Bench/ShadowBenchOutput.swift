@@ -28,7 +28,7 @@ enum ShadowBenchTable {
         lines.append("")
         lines.append("Times are medians; counts are the first run's. redirected: the one-call path (--one-call); memoized: "
             + "the fast path after one training run (read-ahead and the memo's batches). transitions/call: target transitions "
-            + "(GDB stops, shadow vCPU exits) per redirected call; host µs/call: supervisor time minus executor time per "
+            + "(GDB stops, shadow vCPU exits) per redirected call; host µs/call: supervisor time minus target time (guest calls, region reads and writes) per "
             + "redirected call on the one-call path.")
         if let setUp {
             lines.append("")

@@ -23,7 +23,7 @@ struct ShadowBenchRow: Equatable {
     var transitionsPerCallMemoized: Double?
     /// Interruptions of the guest's own vCPUs during the first run (vm only).
     var otherVCPUInterruptions: Int?
-    /// Median host µs per redirected call: supervisor time minus executor time.
+    /// Median host µs per redirected call: supervisor time minus target time (guest calls, region reads and writes).
     var hostMicrosecondsPerCall: Double
     /// The seccomp notification round trip measured in the same bench run, µs.
     var seccompRoundTripMicroseconds: Double
