@@ -27,6 +27,16 @@ final class PolicyTests: XCTestCase {
         let p = ShadowPolicy()
         XCTAssertEqual(ShadowPolicy.normalize("//proc/./1/../version"), "/proc/version")
         XCTAssertEqual(ShadowPolicy.normalize("/../../proc"), "/proc")
+        // A path already normal is returned as it is; anything else is not normal.
+        for normal in ["/", "/proc", "/proc/1/stat", "/a/.../b", "/.x/..y/z.", "/sys/module/udp_diag/holders"] {
+            XCTAssertTrue(ShadowPolicy.isNormal(normal), normal)
+            XCTAssertEqual(ShadowPolicy.normalize(normal), normal)
+        }
+        for (raw, normal) in [("", "/"), ("proc", "/proc"), ("/proc/", "/proc"), ("//proc", "/proc"), ("/proc//1", "/proc/1"),
+                              ("/.", "/"), ("/proc/.", "/proc"), ("/proc/..", "/"), ("/a/./b", "/a/b"), ("/a/../b", "/b")] {
+            XCTAssertFalse(ShadowPolicy.isNormal(raw), raw)
+            XCTAssertEqual(ShadowPolicy.normalize(raw), normal, raw)
+        }
         XCTAssertEqual(p.route(absolutePath: "/tmp/../proc/version"), .guest)
         XCTAssertEqual(p.route(absolutePath: "/proc/../etc/ld.so.cache"), .local)
         XCTAssertEqual(ShadowPolicy.join("/proc", "1/stat"), "/proc/1/stat")

@@ -77,6 +77,7 @@ public struct ShadowPolicy: Equatable, Sendable {
     /// Lexical normalization: collapses `//`, `.` and `..` (symlinks are not
     /// resolved; that is the kernel's business on whichever side runs the call).
     public static func normalize(_ path: String) -> String {
+        if isNormal(path) { return path }
         var parts: [Substring] = []
         for component in path.split(separator: "/", omittingEmptySubsequences: true) {
             if component == "." { continue }
@@ -84,6 +85,29 @@ public struct ShadowPolicy: Equatable, Sendable {
             parts.append(component)
         }
         return "/" + parts.joined(separator: "/")
+    }
+
+    /// Whether `path` is already what `normalize` makes of it: "/" and
+    /// components, none empty, "." or "..". Most paths an inspector gives
+    /// are, and this check costs a fraction of splitting and joining them.
+    static func isNormal(_ path: String) -> Bool {
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var bytes = path.utf8.makeIterator()
+        guard bytes.next() == slash else { return false }
+        var length = 0, dots = 0, components = 0
+        func ends() -> Bool { length > 0 && !(length == dots && dots <= 2) }
+        while let byte = bytes.next() {
+            if byte == slash {
+                guard ends() else { return false }
+                components += 1
+                length = 0
+                dots = 0
+            } else {
+                length += 1
+                if byte == dot { dots += 1 }
+            }
+        }
+        return length == 0 ? components == 0 : ends()
     }
 
     /// Joins a relative path onto an absolute directory.

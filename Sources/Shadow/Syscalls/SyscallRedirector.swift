@@ -25,6 +25,9 @@ public final class SyscallRedirector {
     public internal(set) var cwd: InspectorCwd = .local
     /// Counters (executor calls and time are counted here).
     public internal(set) var counters = SupervisorCounters()
+    /// Own ids per inspector task (`ownIDs(ofTask:)`), at most `maximumKnownTasks`.
+    private var ownIDsByTask: [Int32: Set<Int32>] = [:]
+    static let maximumKnownTasks = 4096
     /// The path argument of the call being handled, once resolved.
     private var pathResolvedInCall: ResolvedPath??
     /// Set when the call being handled is counted as redirected or refused
@@ -149,7 +152,7 @@ public final class SyscallRedirector {
     func resolve(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool = false) throws -> ResolvedPath {
         let resolved = try resolveRoute(path: path, dirfd: rawDirfd, pid: pid, forceGuest: forceGuest)
         if case let .guest(dirfd, _, absolute?) = resolved, dirfd == Self.atFdcwd, absolute.hasPrefix("/proc/"),
-           let own = InspectorSelfPath.rewrite(absolute, ownIDs: InspectorSelfPath.ownIDs(ofTask: pid)) {
+           let own = InspectorSelfPath.rewrite(absolute, ownIDs: ownIDs(ofTask: pid)) {
             return .guest(dirfd: dirfd, path: Array(own.utf8), absolute: own)
         }
         return resolved
@@ -184,6 +187,17 @@ public final class SyscallRedirector {
             }
             return .local
         }
+    }
+
+    /// The task's own ids (its tid and tgid), read once per task and run: a
+    /// task's thread group never changes, and reading /proc/TID/status for
+    /// every /proc path was most of the supervisor's own time per call.
+    private func ownIDs(ofTask task: Int32) -> Set<Int32> {
+        if let known = ownIDsByTask[task] { return known }
+        let ids = InspectorSelfPath.ownIDs(ofTask: task)
+        if ownIDsByTask.count >= Self.maximumKnownTasks { ownIDsByTask.removeAll() }
+        ownIDsByTask[task] = ids
+        return ids
     }
 
     /// The inspector thread's local cwd.
