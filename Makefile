@@ -80,6 +80,20 @@ bench-shadow-vm: build images
 	mkdir -p $(BENCH_OUT)
 	images/kvm-host.sh --timeout 3600 --scratch $(abspath $(BENCH_OUT)) -- env SWVMM=$(abspath $(SWVMM)) images/bench-native-shadow.sh $(abspath $(BENCH_OUT)) 6.1 6.12
 
+# `swvmm bench shadow --gdb` on a Debian 6.1 and a 6.12 reference guest
+# (QEMU/TCG, one at a time), native_s timed inside each guest through its
+# console; results under $(BENCH_OUT)/gdb-SERIES/. BENCH_RUNS: runs per tool.
+BENCH_RUNS ?= 3
+bench-shadow-gdb: build images
+	for series in 6.1 6.12; do \
+		dir=$(abspath $(BENCH_OUT))/gdb-$$series; rm -rf $$dir; mkdir -p $$dir/guest; \
+		images/reference-guest.sh --bench $$series $$dir/guest & guest=$$!; \
+		for i in $$(seq 600); do grep -qs SWVMM-KNOWN-STATE-READY $$dir/guest/console.log && break; sleep 1; done; \
+		$(SWVMM) bench shadow --gdb unix:$$dir/guest/gdb.sock --guest-console $$dir/guest/serial.sock \
+			--runs $(BENCH_RUNS) --output $$dir > $$dir/table.md; status=$$?; \
+		kill $$guest; wait $$guest 2>/dev/null; cat $$dir/table.md; [ $$status = 0 ] || exit $$status; \
+	done
+
 # Installing packages needs root: through sudo when run as a user.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -118,4 +132,4 @@ fuzz: fuzz-build
 		grep -E '^stat::(number_of_executed_units|peak_rss_mb)|DONE' $$log || true; \
 	done
 
-.PHONY: all build images kvm-host-image test run bench bench-init bench-shadow-vm setup clean fuzz fuzz-build
+.PHONY: all build images kvm-host-image test run bench bench-init bench-shadow-vm bench-shadow-gdb setup clean fuzz fuzz-build

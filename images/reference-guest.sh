@@ -1,7 +1,10 @@
 #!/bin/bash
 # Reference guest for the shadow-context tests: a stock Debian kernel under
 # QEMU/TCG (runs on any host, PLATFORM.md), booted into swvmm.mode=known-state.
-# Usage: reference-guest.sh SERIES WORKDIR     SERIES: 6.1 | 6.12
+# Usage: reference-guest.sh [--bench] SERIES WORKDIR     SERIES: 6.1 | 6.12
+#   --bench              boot initramfs-bench-SERIES: /bench/bin has this host's
+#                        binaries of the bench's tools (swvmm bench shadow
+#                        --guest-console times them in the guest)
 #   WORKDIR/serial.sock  the guest console (connect with: socat - UNIX-CONNECT:...)
 #   WORKDIR/gdb.sock     QEMU's gdbstub
 #   WORKDIR/qemu.pid     the pid of QEMU (this script execs it: same pid)
@@ -13,12 +16,14 @@ set -eu -o pipefail
 
 die() { echo "reference-guest: error: $*" >&2; exit 1; }
 
-[ $# = 2 ] || die "usage: $0 6.1|6.12 WORKDIR"
+flavour=
+[ "${1:-}" = --bench ] && { flavour=-bench; shift; }
+[ $# = 2 ] || die "usage: $0 [--bench] 6.1|6.12 WORKDIR"
 series=$1 workdir=$2
 case "$series" in 6.1|6.12) ;; *) die "unknown kernel series '$series' (expected 6.1 or 6.12)" ;; esac
 out=${IMAGES_OUT:-$(cd "$(dirname "$0")" && pwd)/out}
 kernel="$out/bzImage-$series"
-initrd="$out/initramfs-$series.cpio.gz"
+initrd="$out/initramfs$flavour-$series.cpio.gz"
 [ -r "$kernel" ] && [ -r "$initrd" ] || die "$kernel or $initrd missing: run 'make images'"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found: install qemu-system-x86"
 command -v setpriv >/dev/null || die "setpriv not found: install util-linux"

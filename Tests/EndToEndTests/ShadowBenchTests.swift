@@ -18,12 +18,14 @@ final class ShadowBenchTests: XCTestCase {
         redirectedCalls: 1200, localCalls: 300, notifications: 1510, transitionsPerCallFirst: 1.0, transitionsPerCallMemoized: nil,
         otherVCPUInterruptions: 0, hostMicrosecondsPerCall: 12.5, seccompRoundTripMicroseconds: 4.25)
     private static let quoted = ShadowBenchRow(
-        tool: "sh -c \"a, b\" <x & y>", kernel: "6.12", target: "gdb", nativeSeconds: 0.001, redirectedSeconds: 2.5,
+        tool: "sh -c \"a, b\" <x & y>", kernel: "6.12", target: "gdb", nativeSeconds: nil,
+        nativeNote: "the guest has no sh in /bench/bin", redirectedSeconds: 2.5,
         memoizedSeconds: nil, redirectedCalls: 0, localCalls: 3, notifications: 3, transitionsPerCallFirst: nil,
         transitionsPerCallMemoized: nil, otherVCPUInterruptions: nil, hostMicrosecondsPerCall: 0, seccompRoundTripMicroseconds: 4.25)
     private static let environment = ShadowBenchEnvironment(
         hostCPU: "Test CPU \"X\"", hostKernel: "Linux 6.8.0 x86_64", guestKernel: "6.1.0-test", swvmmVersion: "development",
-        gitCommit: nil, targetKind: "vm", targetAddress: "/run/vm.sock", guestCPUs: 3, date: "2026-11-26T16:00:00Z", runs: 3)
+        gitCommit: nil, targetKind: "vm", targetAddress: "/run/vm.sock", guestCPUs: 3, nativeWhere: "guest",
+        date: "2026-11-26T16:00:00Z", runs: 3)
 
     func testTheCSVHasItsHeaderAndOneLinePerTool() {
         let lines = ShadowBenchCSV.text([Self.row, Self.quoted]).split(separator: "\n", omittingEmptySubsequences: false)
@@ -32,7 +34,7 @@ final class ShadowBenchTests: XCTestCase {
             + "local_calls,notifications,transitions_per_call_first,transitions_per_call_memoized,host_us_per_call,"
             + "seccomp_roundtrip_us,other_vcpu_interruptions")
         XCTAssertEqual(lines[1], "ps aux,6.1.0-test,vm,0.020000,0.500000,,25.00,,1200,300,1510,1.000,,12.50,4.25,0")
-        XCTAssertTrue(lines[2].hasPrefix("\"sh -c \"\"a, b\"\" <x & y>\",6.12,gdb,"), String(lines[2]))
+        XCTAssertTrue(lines[2].hasPrefix("\"sh -c \"\"a, b\"\" <x & y>\",6.12,gdb,,2.500000,,,,"), "no native time, no slowdowns: \(lines[2])")
         XCTAssertEqual(lines[3], "")
     }
 
@@ -53,6 +55,11 @@ final class ShadowBenchTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(results[0]["slowdown"] as? Double), 25, accuracy: 1e-9)
         XCTAssertTrue(results[0]["memoized_s"] is NSNull)
         XCTAssertEqual(results[1]["tool"] as? String, Self.quoted.tool)
+        XCTAssertTrue(results[1]["native_s"] is NSNull)
+        XCTAssertTrue(results[1]["slowdown"] is NSNull)
+        XCTAssertEqual(results[1]["native_note"] as? String, "the guest has no sh in /bench/bin")
+        XCTAssertTrue(results[0]["native_note"] is NSNull)
+        XCTAssertEqual(environment["native_where"] as? String, "guest")
         XCTAssertTrue(results[1]["transitions_per_call_first"] is NSNull)
         for column in ShadowBenchCSV.columns { XCTAssertNotNil(results[0][column], "results lack \(column)") }
         let set = try XCTUnwrap(parsed["shadow_setup"] as? [String: Any])
@@ -83,6 +90,35 @@ final class ShadowBenchTests: XCTestCase {
         XCTAssertEqual(collector.root, "svg")
         XCTAssertEqual(collector.toolGroups, 3)
         XCTAssertTrue(collector.texts.joined().contains(Self.quoted.tool), "the tool's name comes back unescaped")
+    }
+
+    /// The bench against a reference guest booted with the bench's tools
+    /// (reference-guest.sh --bench): native_s is the host's binary timed in
+    /// the guest, through its console, for each tool asked for (--only).
+    func testNativeTimesComeFromInsideTheGuest() throws {
+        try Swvmm.requireBinary()
+        let guest = try ReferenceGuest.booting(series: "6.12", bench: true)
+        defer { guest.stop() }
+        guest.releaseConsole()
+        let scratch = try ScratchDirectory()
+        let output = scratch.url.appendingPathComponent("out").path
+        let result = try Swvmm.run(["bench", "shadow", "--gdb", guest.gdbAddress, "--guest-console", guest.consolePath,
+                                    "--only", "uname -a", "--only", "lsmod", "--round-trips", "2000", "--output", output], timeout: 600)
+        Swvmm.assertEndedCleanly(result)
+        XCTAssertEqual(result.status, 0, result.summary)
+        let parsed = try XCTUnwrap(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: output + "/results.json"))) as? [String: Any])
+        XCTAssertEqual((parsed["environment"] as? [String: Any])?["native_where"] as? String, "guest")
+        let results = try XCTUnwrap(parsed["results"] as? [[String: Any]])
+        XCTAssertEqual(results.map { $0["tool"] as? String }, ["lsmod", "uname -a"], "the tools asked for, in the list's order")
+        for row in results {
+            let native = try XCTUnwrap(row["native_s"] as? Double, "\(row)")
+            XCTAssertGreaterThan(native, 0, "\(row)")
+            XCTAssertLessThan(native, 60, "\(row)")
+            XCTAssertTrue(row["native_note"] is NSNull, "\(row)")
+        }
+        let bad = try Swvmm.run(["bench", "shadow", "--gdb", guest.gdbAddress, "--only", "top"], timeout: 60)
+        XCTAssertEqual(bad.status, 64, "a tool not in the list is a usage error: \(bad.summary)")
     }
 
     func testAMissingVMFailsClearly() throws {

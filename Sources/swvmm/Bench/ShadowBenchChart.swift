@@ -18,7 +18,7 @@ enum ShadowBenchChart {
 
     /// The document for `rows`; `title` names the target and guest kernel.
     static func text(rows: [ShadowBenchRow], title: String) -> String {
-        let times = rows.flatMap { [$0.nativeSeconds, $0.redirectedSeconds] + [$0.memoizedSeconds].compactMap { $0 } }
+        let times = rows.flatMap { [$0.nativeSeconds, $0.redirectedSeconds, $0.memoizedSeconds].compactMap { $0 } }
             .filter { $0.isFinite && $0 > 0 }
         let lowest = decade(below: times.min() ?? 1e-3), highest = max(decade(above: times.max() ?? 1), lowest + 1)
         let mostTransitions = max(1, rows.compactMap(\.transitionsPerCallFirst).filter(\.isFinite).max() ?? 1)
@@ -31,7 +31,7 @@ enum ShadowBenchChart {
         <rect width="\(width)" height="\(height)" fill="white"/>
         <text x="10" y="20" font-size="15" font-weight="bold">\(escaped(title))</text>
         <rect x="\(timeLeft)" y="32" width="12" height="10" fill="\(nativeColour)"/>
-        <text x="\(timeLeft + 16)" y="41">native on the host</text>
+        <text x="\(timeLeft + 16)" y="41">native (same binary)</text>
         <rect x="\(timeLeft + 150)" y="32" width="12" height="10" fill="\(redirectedColour)"/>
         <text x="\(timeLeft + 166)" y="41">redirected, one call at a time</text>
         <rect x="\(timeLeft + 340)" y="32" width="12" height="10" fill="\(memoizedColour)"/>
@@ -47,24 +47,29 @@ enum ShadowBenchChart {
         }
         for (index, row) in rows.enumerated() {
             let y = top + index * rowHeight
-            let native = bar(row.nativeSeconds, lowest: lowest, highest: highest)
             let redirected = bar(row.redirectedSeconds, lowest: lowest, highest: highest)
             let memoized = row.memoizedSeconds.map { bar($0, lowest: lowest, highest: highest) }
             svg += """
             <g class="tool">
             <text x="\(labelWidth)" y="\(y + 23)" text-anchor="end">\(escaped(row.tool))</text>
-            <rect x="\(timeLeft)" y="\(y)" width="\(native)" height="11" fill="\(nativeColour)"/>
-            <text x="\(timeLeft + native + 4)" y="\(y + 9)" font-size="10">\(duration(row.nativeSeconds))</text>
             <rect x="\(timeLeft)" y="\(y + 13)" width="\(redirected)" height="11" fill="\(redirectedColour)"/>
             <text x="\(timeLeft + redirected + 4)" y="\(y + 22)" font-size="10">\(duration(row.redirectedSeconds)) \
-            (\(ShadowBenchCSV.number(row.slowdown, 0))x)</text>
+            (\(row.slowdown.map { ShadowBenchCSV.number($0, 0) + "x" } ?? "no native time"))</text>
 
             """
+            if let seconds = row.nativeSeconds {
+                let native = bar(seconds, lowest: lowest, highest: highest)
+                svg += """
+                <rect x="\(timeLeft)" y="\(y)" width="\(native)" height="11" fill="\(nativeColour)"/>
+                <text x="\(timeLeft + native + 4)" y="\(y + 9)" font-size="10">\(duration(seconds))</text>
+
+                """
+            }
             if let memoized, let seconds = row.memoizedSeconds {
                 svg += """
                 <rect x="\(timeLeft)" y="\(y + 26)" width="\(memoized)" height="11" fill="\(memoizedColour)"/>
                 <text x="\(timeLeft + memoized + 4)" y="\(y + 35)" font-size="10">\(duration(seconds)) \
-                (\(ShadowBenchCSV.number(row.memoizedSlowdown ?? .nan, 0))x)</text>
+                (\(row.memoizedSlowdown.map { ShadowBenchCSV.number($0, 0) + "x" } ?? "no native time"))</text>
 
                 """
             }

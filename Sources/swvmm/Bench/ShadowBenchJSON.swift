@@ -4,7 +4,9 @@
 enum ShadowBenchJSON {
     /// What each column means, and why some are empty.
     static let notes: [(String, String)] = [
-        ("native_s", "median wall seconds of the same binary run directly on this host"),
+        ("native_s", "median wall seconds of the same host binary run natively: inside the guest with --guest-console (copied there by make images; "
+            + "timed between two readings of date +%s%N there, less what the readings cost with nothing between them), "
+            + "else directly on this host (environment.native_where); null where it could not run, and native_note says why"),
         ("redirected_s", "median wall seconds of the tool through the target on the one-call path (--one-call: every machine call is its own guest call)"),
         ("memoized_s", "median wall seconds with the fast path after one untimed training run: read-ahead and the memo's predicted batches (a GDB target runs a batch in one stop; swvmm's VM still exits once per call in it)"),
         ("slowdown", "redirected_s / native_s"),
@@ -30,6 +32,7 @@ enum ShadowBenchJSON {
             ("guest_kernel", string(environment.guestKernel)), ("swvmm_version", string(environment.swvmmVersion)),
             ("git_commit", environment.gitCommit.map(string) ?? "null"), ("target_kind", string(environment.targetKind)),
             ("target_address", string(environment.targetAddress)), ("guest_cpus", environment.guestCPUs.map { "\($0)" } ?? "null"),
+            ("native_where", string(environment.nativeWhere)),
             ("date", string(environment.date)), ("runs", "\(environment.runs)"),
         ], indent: 1)
         let set = setUp.map { s in
@@ -39,8 +42,9 @@ enum ShadowBenchJSON {
         let items = rows.map { row in
             object([
                 ("tool", string(row.tool)), ("kernel", string(row.kernel)), ("target", string(row.target)),
-                ("native_s", number(row.nativeSeconds)), ("redirected_s", number(row.redirectedSeconds)),
-                ("memoized_s", optional(row.memoizedSeconds)), ("slowdown", number(row.slowdown)),
+                ("native_s", optional(row.nativeSeconds)), ("native_note", row.nativeNote.map(string) ?? "null"),
+                ("redirected_s", number(row.redirectedSeconds)),
+                ("memoized_s", optional(row.memoizedSeconds)), ("slowdown", optional(row.slowdown)),
                 ("memoized_slowdown", optional(row.memoizedSlowdown)), ("redirected_calls", "\(row.redirectedCalls)"),
                 ("local_calls", "\(row.localCalls)"), ("notifications", "\(row.notifications)"),
                 ("transitions_per_call_first", optional(row.transitionsPerCallFirst)),

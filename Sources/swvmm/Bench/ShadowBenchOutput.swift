@@ -11,9 +11,9 @@ enum ShadowBenchTable {
                      "|" + header.indices.map { $0 == 0 ? " --- |" : " ---: |" }.joined()]
         for row in rows {
             let times: [String] = [
-                formatted(row.nativeSeconds * 1000, digits: 2), formatted(row.redirectedSeconds, digits: 3),
+                row.nativeSeconds.map { formatted($0 * 1000, digits: 2) } ?? "n/a", formatted(row.redirectedSeconds, digits: 3),
                 row.memoizedSeconds.map { formatted($0, digits: 3) } ?? "n/a",
-                formatted(row.slowdown, digits: 0) + "x", row.memoizedSlowdown.map { formatted($0, digits: 0) + "x" } ?? "n/a",
+                row.slowdown.map { formatted($0, digits: 0) + "x" } ?? "n/a", row.memoizedSlowdown.map { formatted($0, digits: 0) + "x" } ?? "n/a",
             ]
             let counts: [String] = ["\(row.redirectedCalls)", "\(row.localCalls)", "\(row.notifications)"]
             let costs: [String] = [
@@ -30,6 +30,7 @@ enum ShadowBenchTable {
             + "the fast path after one training run (read-ahead and the memo's batches). transitions/call: target transitions "
             + "(GDB stops, shadow vCPU exits) per redirected call; host µs/call: supervisor time minus target time (guest calls, region reads and writes) per "
             + "redirected call on the one-call path.")
+        for row in rows { if let note = row.nativeNote { lines.append("No native time for \(row.tool): \(note).") } }
         if let setUp {
             lines.append("")
             lines.append("Shadow process set-up (median of \(setUp.samples)): bootstrap \(formatted(setUp.bootstrapSeconds * 1000, digits: 1)) ms "
@@ -44,11 +45,11 @@ enum ShadowBenchHost {
     /// swvmm has no release numbering yet; the git commit says which build ran.
     static let swvmmVersion = "development"
 
-    static func environment(guestKernel: String, targetKind: String, targetAddress: String, guestCPUs: Int?,
+    static func environment(guestKernel: String, targetKind: String, targetAddress: String, guestCPUs: Int?, nativeWhere: String,
                             runs: Int) -> ShadowBenchEnvironment {
         ShadowBenchEnvironment(hostCPU: hostCPUModel(), hostKernel: hostKernel(), guestKernel: guestKernel,
                                swvmmVersion: swvmmVersion, gitCommit: gitCommit(), targetKind: targetKind,
-                               targetAddress: targetAddress, guestCPUs: guestCPUs, date: utcDate(), runs: runs)
+                               targetAddress: targetAddress, guestCPUs: guestCPUs, nativeWhere: nativeWhere, date: utcDate(), runs: runs)
     }
 
     /// Writes results.csv, results.json and chart.svg into `directory` (made if missing).

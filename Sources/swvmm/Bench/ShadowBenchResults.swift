@@ -1,5 +1,5 @@
 /// One tool's line of `swvmm bench shadow`: what it cost through the target
-/// beside the same tool run natively on this host.
+/// beside the same binary run natively (in the guest, or on this host).
 struct ShadowBenchRow: Equatable {
     /// The command line, e.g. "ps aux".
     var tool: String
@@ -7,8 +7,11 @@ struct ShadowBenchRow: Equatable {
     var kernel: String
     /// "gdb" or "vm".
     var target: String
-    /// Median wall seconds of the tool run natively on this host.
-    var nativeSeconds: Double
+    /// Median wall seconds of the same binary run natively: inside the guest
+    /// (`--guest-console`) or on this host (nil: it could not run there).
+    var nativeSeconds: Double?
+    /// Why `nativeSeconds` is missing.
+    var nativeNote: String? = nil
     /// Median wall seconds through the target.
     var redirectedSeconds: Double
     /// Median wall seconds on the fast path with a trained memo.
@@ -28,8 +31,8 @@ struct ShadowBenchRow: Equatable {
     /// The seccomp notification round trip measured in the same bench run, µs.
     var seccompRoundTripMicroseconds: Double
 
-    var slowdown: Double { redirectedSeconds / nativeSeconds }
-    var memoizedSlowdown: Double? { memoizedSeconds.map { $0 / nativeSeconds } }
+    var slowdown: Double? { nativeSeconds.map { redirectedSeconds / $0 } }
+    var memoizedSlowdown: Double? { memoizedSeconds.flatMap { memoized in nativeSeconds.map { memoized / $0 } } }
 }
 
 /// Where and when a bench ran, for results.json.
@@ -44,6 +47,8 @@ struct ShadowBenchEnvironment: Equatable {
     var targetAddress: String
     /// CPUs the guest has (its /sys/devices/system/cpu/present), where known.
     var guestCPUs: Int?
+    /// Where native_s was measured: "guest" or "host".
+    var nativeWhere: String
     /// ISO 8601, UTC.
     var date: String
     var runs: Int
@@ -72,8 +77,8 @@ enum ShadowBenchCSV {
         var lines = [columns.joined(separator: ",")]
         for row in rows {
             let cells: [String] = [
-                row.tool, row.kernel, row.target, number(row.nativeSeconds, 6), number(row.redirectedSeconds, 6),
-                row.memoizedSeconds.map { number($0, 6) } ?? "", number(row.slowdown, 2),
+                row.tool, row.kernel, row.target, row.nativeSeconds.map { number($0, 6) } ?? "", number(row.redirectedSeconds, 6),
+                row.memoizedSeconds.map { number($0, 6) } ?? "", row.slowdown.map { number($0, 2) } ?? "",
                 row.memoizedSlowdown.map { number($0, 2) } ?? "", "\(row.redirectedCalls)", "\(row.localCalls)",
                 "\(row.notifications)", row.transitionsPerCallFirst.map { number($0, 3) } ?? "",
                 row.transitionsPerCallMemoized.map { number($0, 3) } ?? "", number(row.hostMicrosecondsPerCall, 2),

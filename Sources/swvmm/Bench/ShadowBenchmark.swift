@@ -10,8 +10,9 @@ import VMM
 /// context, against a QEMU gdbstub (`--gdb`) or a swvmm VM (`--vm`): calls
 /// redirected and local, notifications, target transitions per redirected
 /// call, host-side time per redirected call beside the seccomp notification
-/// round trip of the same run, and wall time beside the same tool run
-/// natively on this host; for a VM also how long making S and reaching an
+/// round trip of the same run, and wall time beside the same binary run
+/// natively (in the guest through its serial console with --guest-console,
+/// else on this host); for a VM also how long making S and reaching an
 /// existing S take. A Markdown table on stdout, progress on stderr, and
 /// with --output results.csv, results.json and chart.svg.
 struct ShadowBenchmark: ParsableCommand {
@@ -30,6 +31,13 @@ struct ShadowBenchmark: ParsableCommand {
     var setupRuns: Int?
     @Option(help: ArgumentHelp("Write results.csv, results.json and chart.svg into this directory (made if missing).", valueName: "dir"))
     var output: String?
+    @Option(name: .customLong("guest-console"), help: ArgumentHelp(
+        "The guest's serial console (a Unix socket: reference-guest.sh --bench makes WORKDIR/serial.sock): native_s is then "
+            + "the same host binary timed inside the guest, from its /bench/bin (make images).", valueName: "socket"))
+    var guestConsole: String?
+    @Option(name: .customLong("only"), help: ArgumentHelp(
+        "Bench only this tool of the list, as its command line is written there (\"ps -e\"; repeatable).", valueName: "tool"))
+    var only: [String] = []
     @Option(help: "Notifications timed for the seccomp round trip.")
     var roundTrips = 20_000
 
@@ -47,6 +55,10 @@ struct ShadowBenchmark: ParsableCommand {
         }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         guard roundTrips >= 1 else { throw ValidationError("--round-trips must be at least 1") }
+        let names = Self.tools.map { $0.joined(separator: " ") }
+        for tool in only where !names.contains(tool) {
+            throw ValidationError("--only \"\(tool)\" is not one of the bench's tools: \(names.joined(separator: ", "))")
+        }
         if let setupRuns {
             guard vmSocket != nil else { throw ValidationError("--setup-runs applies to --vm only") }
             guard setupRuns >= 1 else { throw ValidationError("--setup-runs must be at least 1") }
@@ -71,22 +83,27 @@ struct ShadowBenchmark: ParsableCommand {
         let kernel = try reportingErrors { try target.output(of: ["uname", "-r"]) }
         let guestCPUs = (try? target.output(of: ["cat", "/sys/devices/system/cpu/present"])).flatMap(Self.cpuCount)
         let roundTrip = try reportingErrors { try NotificationRoundTrip.measure(count: roundTrips) }
+        let guestTimer = try reportingErrors { try guestConsole.map { try GuestNativeTimer(consolePath: $0) } }
         printError("swvmm: guest kernel \(kernel) (\(target.kind)); seccomp round trip \(formatted(roundTrip, digits: 2)) µs")
 
         var rows: [ShadowBenchRow] = []
-        for (index, tool) in Self.tools.enumerated() {
+        let tools = only.isEmpty ? Self.tools : Self.tools.filter { only.contains($0.joined(separator: " ")) }
+        for (index, tool) in tools.enumerated() {
             let name = tool.joined(separator: " ")
-            let row = try reportingErrors { try measure(tool, through: target, kernel: kernel, roundTrip: roundTrip, devNull: devNull) }
-            printError("swvmm: [\(index + 1)/\(Self.tools.count)] \(name): \(formatted(row.redirectedSeconds, digits: 3)) s, "
-                + "memoized \(formatted(row.memoizedSeconds ?? 0, digits: 3)) s, "
-                + "\(row.redirectedCalls) redirected, \(formatted(row.slowdown, digits: 0))x native")
+            let row = try reportingErrors {
+                try measure(tool, through: target, kernel: kernel, roundTrip: roundTrip, guestTimer: guestTimer, devNull: devNull)
+            }
+            printError("swvmm: [\(index + 1)/\(tools.count)] \(name): \(formatted(row.redirectedSeconds, digits: 3)) s, "
+                + "memoized \(formatted(row.memoizedSeconds ?? 0, digits: 3)) s, \(row.redirectedCalls) redirected, "
+                + (row.slowdown.map { "\(formatted($0, digits: 0))x native" } ?? "no native time: \(row.nativeNote ?? "")"))
             rows.append(row)
         }
         let setUp = try reportingErrors { try (target as? VMBenchTarget)?.setUpTimes(count: setupRuns ?? Self.defaultSetupRuns) }
         print(ShadowBenchTable.markdown(rows, setUp: setUp))
         if let output {
             let environment = ShadowBenchHost.environment(guestKernel: kernel, targetKind: target.kind,
-                                                          targetAddress: gdbAddress ?? vmSocket ?? "", guestCPUs: guestCPUs, runs: runs)
+                                                          targetAddress: gdbAddress ?? vmSocket ?? "", guestCPUs: guestCPUs,
+                                                          nativeWhere: guestTimer == nil ? "host" : "guest", runs: runs)
             try reportingErrors { try ShadowBenchHost.write(rows: rows, environment: environment, setUp: setUp, into: output) }
             printError("swvmm: wrote \(output)/results.csv, results.json, chart.svg")
         }
@@ -94,27 +111,38 @@ struct ShadowBenchmark: ParsableCommand {
 
     /// `runs` runs of `tool` through the target on the one-call path
     /// (cold), one untimed fast-path run that trains its memo, `runs`
-    /// memoized runs, and `runs` native runs; counts from the first run of
-    /// each kind, times as medians.
+    /// memoized runs, and `runs` native runs (in the guest with
+    /// `guestTimer`, else here); counts from the first run of each kind,
+    /// times as medians.
     private func measure(_ tool: [String], through target: ShadowBenchTarget, kernel: String, roundTrip: Double,
-                         devNull: Int32) throws -> ShadowBenchRow {
+                         guestTimer: GuestNativeTimer?, devNull: Int32) throws -> ShadowBenchRow {
         let name = tool.joined(separator: " ")
-        var natives: [Double] = []
         // One native run untimed: the binary and its libraries in the page cache, as for the runs that follow.
-        _ = try? Self.native(tool, environment: shadowBenchEnvironment, stdio: devNull)
+        if guestTimer == nil { _ = try? Self.native(tool, environment: shadowBenchEnvironment, stdio: devNull) }
         let cold = try runs(of: tool, through: target, fastPath: false, devNull: devNull)
         _ = try runs(of: tool, through: target, fastPath: true, count: 1, devNull: devNull)
         let memoized = try runs(of: tool, through: target, fastPath: true, devNull: devNull)
-        for _ in 0 ..< runs {
-            do {
-                natives.append(try Self.native(tool, environment: shadowBenchEnvironment, stdio: devNull))
-            } catch {
-                throw ShadowBenchError.native(tool: name, reason: "\(error)")
+        var native: Result<Double, NativeUnavailable>
+        if let guestTimer {
+            _ = try guestTimer.time(tool, runs: 1)
+            native = try guestTimer.time(tool, runs: runs)
+        } else {
+            var natives: [Double] = []
+            for _ in 0 ..< runs {
+                do {
+                    natives.append(try Self.native(tool, environment: shadowBenchEnvironment, stdio: devNull))
+                } catch {
+                    throw ShadowBenchError.native(tool: name, reason: "\(error)")
+                }
             }
+            native = .success(median(natives))
         }
         let counters = cold.first.counters
+        var nativeNote: String?
+        if case .failure(let reason) = native { nativeNote = reason.description }
         return ShadowBenchRow(
-            tool: name, kernel: kernel, target: target.kind, nativeSeconds: median(natives), redirectedSeconds: median(cold.walls),
+            tool: name, kernel: kernel, target: target.kind, nativeSeconds: try? native.get(), nativeNote: nativeNote,
+            redirectedSeconds: median(cold.walls),
             memoizedSeconds: median(memoized.walls), redirectedCalls: counters.redirected, localCalls: counters.local,
             notifications: counters.notifications,
             transitionsPerCallFirst: Self.transitionsPerCall(cold.first), transitionsPerCallMemoized: Self.transitionsPerCall(memoized.first),

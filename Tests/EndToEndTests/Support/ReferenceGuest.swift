@@ -18,14 +18,16 @@ final class ReferenceGuest {
     /// The kernel release the image was built from (images/out/release-SERIES).
     let release: String
 
-    init(series: String, bootTimeout: TimeInterval = 180) throws {
+    /// `bench`: boot initramfs-bench-SERIES (reference-guest.sh --bench), whose
+    /// /bench/bin holds this host's binaries of the bench's tools.
+    init(series: String, bench: Bool = false, bootTimeout: TimeInterval = 180) throws {
         self.series = series
         let out = Self.repository.appendingPathComponent("images/out")
         let script = Self.repository.appendingPathComponent("images/reference-guest.sh")
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") else {
             throw XCTSkip("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
         }
-        for file in ["bzImage-\(series)", "initramfs-\(series).cpio.gz", "release-\(series)"]
+        for file in ["bzImage-\(series)", "initramfs\(bench ? "-bench" : "")-\(series).cpio.gz", "release-\(series)"]
         where !FileManager.default.fileExists(atPath: out.appendingPathComponent(file).path) {
             throw XCTSkip("images/out/\(file) is missing: run 'make images'")
         }
@@ -34,7 +36,7 @@ final class ReferenceGuest {
         directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("swvmm-ref-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script.path, series, directory.path]
+        process.arguments = [script.path] + (bench ? ["--bench"] : []) + [series, directory.path]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -57,14 +59,20 @@ final class ReferenceGuest {
 
     /// Boots a reference guest, and once more should the first die before it
     /// is ready (QEMU/TCG's multi-vCPU boot race, shared/PLATFORM.md), saying so.
-    static func booting(series: String) throws -> ReferenceGuest {
+    static func booting(series: String, bench: Bool = false) throws -> ReferenceGuest {
         do {
-            return try ReferenceGuest(series: series)
+            return try ReferenceGuest(series: series, bench: bench)
         } catch let error as SerialConsoleError {
             print("ReferenceGuest: the \(series) guest died before it was ready (\(error)); booting it once more")
-            return try ReferenceGuest(series: series)
+            return try ReferenceGuest(series: series, bench: bench)
         }
     }
+
+    /// The console socket's path (QEMU serves one client at a time).
+    var consolePath: String { directory.appendingPathComponent("serial.sock").path }
+
+    /// Lets go of the console, so that another client (swvmm bench) can have it.
+    func releaseConsole() { console = nil }
 
     /// Runs a shell command on the guest's console: what it printed (each line
     /// ending in "\n") and its exit status.
