@@ -240,9 +240,25 @@ final class FastPathTests: XCTestCase {
         XCTAssertTrue(fast.predictions.isEmpty, "only the sequence's first lookup starts it")
         fast.looking(up: tcp)
         XCTAssertEqual(fast.predictions.map(\.lookup), [tcp, tcp6, module], "a /sys attribute outside /sys/module is never read ahead")
-        XCTAssertEqual(fast.take(tcp), 0)
+        XCTAssertEqual(fast.take(tcp), .init(stream: .sequence, index: 0))
         fast.looking(up: tcp)
-        XCTAssertEqual(fast.take(tcp6), 1, "the sequence starts once per run")
+        XCTAssertEqual(fast.take(tcp6), .init(stream: .sequence, index: 1), "the sequence starts once per run")
+    }
+
+    /// pstree's shape: a sequence lookup (/proc/uptime) between each entry's
+    /// lookups takes from its own stream and drops none of the entries'.
+    func testASequenceBetweenEntriesLeavesTheirPredictions() {
+        let uptime = PathLookup(kind: .open, path: "/proc/uptime", flags: 0)
+        let memo = CallMemo(key: 1, patterns: ["/proc": [EntryLookup(kind: .open, rest: "/stat", flags: 0)]], sequence: [uptime, uptime])
+        let fast = FastPath(store: nil, policy: ShadowPolicy(), memo: memo)
+        fast.listed(directory: "/proc", names: ["1", "2"])
+        let stat1 = PathLookup(kind: .open, path: "/proc/1/stat", flags: 0), stat2 = PathLookup(kind: .open, path: "/proc/2/stat", flags: 0)
+        XCTAssertEqual(fast.take(stat1), .init(stream: .entries, index: 0))
+        fast.looking(up: uptime)
+        XCTAssertEqual(fast.take(uptime), .init(stream: .sequence, index: 0))
+        XCTAssertEqual(fast.take(stat2), .init(stream: .entries, index: 1), "the entries' stream is where it was")
+        XCTAssertEqual(fast.take(uptime), .init(stream: .sequence, index: 1))
+        XCTAssertEqual(fast.misses, 0)
     }
 
     func testPredictionsAreTakenInOrderAndAnythingElseIsAMiss() {
@@ -252,15 +268,16 @@ final class FastPathTests: XCTestCase {
         fast.listed(directory: "/proc", names: ["self", "1", "2", "10"])
         XCTAssertEqual(fast.predictions.map(\.lookup.path), ["/proc/1", "/proc/1/stat", "/proc/2", "/proc/2/stat", "/proc/10", "/proc/10/stat"],
                        "numbered entries only, in listing order")
-        XCTAssertEqual(fast.take(PathLookup(kind: .stat, path: "/proc/1", flags: 0)), 0)
+        func entry(_ index: Int) -> FastPath.Slot { .init(stream: .entries, index: index) }
+        XCTAssertEqual(fast.take(PathLookup(kind: .stat, path: "/proc/1", flags: 0)), entry(0))
         XCTAssertNil(fast.take(PathLookup(kind: .open, path: "/proc/1/stat", flags: 0o4000)), "other flags: a miss")
-        XCTAssertEqual(fast.take(PathLookup(kind: .stat, path: "/proc/2", flags: 0)), 2, "skips the unused /proc/1/stat")
+        XCTAssertEqual(fast.take(PathLookup(kind: .stat, path: "/proc/2", flags: 0)), entry(2), "skips the unused /proc/1/stat")
         XCTAssertNil(fast.take(PathLookup(kind: .open, path: "/proc/1/stat", flags: 0)), "never answered after a later one")
         XCTAssertEqual(fast.misses, 2)
-        fast.record([.error(ENOENT), .stat([1])], from: 4)
-        XCTAssertEqual(fast.take(PathLookup(kind: .stat, path: "/proc/10", flags: 0)), 4)
-        XCTAssertEqual(fast.answer(at: 4), .error(ENOENT))
-        XCTAssertEqual(fast.answer(at: 4), .unusable, "an answer is given out once")
+        fast.record([.error(ENOENT), .stat([1])], from: entry(4))
+        XCTAssertEqual(fast.take(PathLookup(kind: .stat, path: "/proc/10", flags: 0)), entry(4))
+        XCTAssertEqual(fast.answer(at: entry(4)), .error(ENOENT))
+        XCTAssertEqual(fast.answer(at: entry(4)), .unusable, "an answer is given out once")
         fast.listed(directory: "/proc", names: ["7"])
         XCTAssertEqual(fast.predictions.map(\.lookup.path), ["/proc/7", "/proc/7/stat"], "a new listing replaces the predictions")
     }

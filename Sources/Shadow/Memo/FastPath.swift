@@ -8,11 +8,14 @@
 /// lookups in order (`MemoTrainer`); at the end the most frequent per-entry
 /// group and that sequence become the memo. Prediction: with a memo, a
 /// listing of the directory predicts the group for every numbered entry, in
-/// listing order, and the sequence's first lookup predicts the rest of it. An inspector's lookup
-/// that is the next prediction, or a later one (those skipped are dropped),
-/// is answered from a batch run when it was first needed; any other lookup
-/// is a miss and goes the one-call way. Results never outlive the run, and
-/// each is a snapshot of the guest taken when its batch ran.
+/// listing order, and the sequence's first lookup predicts the rest of it;
+/// the two are separate streams, so a sequence that goes on between the
+/// entries (pstree reads /proc/uptime for each process) leaves the entries'
+/// predictions standing. An inspector's lookup that is the next prediction
+/// of a stream, or a later one (those skipped are dropped), is answered from
+/// a batch run when it was first needed; any other lookup is a miss and goes
+/// the one-call way. Results never outlive the run, and each is a snapshot
+/// of the guest taken when its batch ran.
 final class FastPath {
     /// Where memos are kept (nil: none is read or written).
     let store: MemoStore?
@@ -29,8 +32,21 @@ final class FastPath {
         var lookup: PathLookup
         var answer: LookupAnswer?
     }
-    private(set) var predictions: [Prediction] = []
-    private var cursor = 0
+    /// Where predictions come from: a listing's per-entry pattern, or the sequence.
+    enum Stream: CaseIterable { case entries, sequence }
+    /// One stream's predictions and how far the inspector has passed them.
+    private struct Predictions {
+        var items: [Prediction] = []
+        var cursor = 0
+    }
+    /// A prediction's place.
+    struct Slot: Equatable {
+        var stream: Stream
+        var index: Int
+    }
+    private var streams: [Stream: Predictions] = [:]
+    /// Both streams' predictions, the entries' first (for tests and messages).
+    var predictions: [Prediction] { Stream.allCases.flatMap { streams[$0]?.items ?? [] } }
 
     /// Counters for `--verbose` and the benchmark.
     private(set) var batches = 0
@@ -64,11 +80,10 @@ final class FastPath {
         guard !numbered.isEmpty else { return }
         trainer.listed(directory: directory, names: numbered)
         guard let pattern = memo?.patterns[directory], !pattern.isEmpty else { return }
-        predictions = numbered.flatMap { name in
+        streams[.entries] = Predictions(items: numbered.flatMap { name in
             pattern.map { Prediction(lookup: $0.lookup(directory: directory, entry: name)) }
                 .filter { $0.lookup.isPredictable(under: policy) }
-        }
-        cursor = 0
+        })
     }
 
     /// Whether the memo's sequence was started (it is, once, at its first lookup).
@@ -79,40 +94,47 @@ final class FastPath {
     func looking(up lookup: PathLookup) {
         guard !sequenceStarted, let sequence = memo?.sequence, sequence.first == lookup else { return }
         sequenceStarted = true
-        predictions = sequence.filter { $0.isPredictable(under: policy) }.map { Prediction(lookup: $0) }
-        cursor = 0
+        streams[.sequence] = Predictions(items: sequence.filter { $0.isPredictable(under: policy) }.map { Prediction(lookup: $0) })
     }
 
-    /// The index of `lookup` among the predictions not yet passed, if any;
-    /// it and everything before it are passed. A lookup not predicted is a miss.
-    func take(_ lookup: PathLookup) -> Int? {
-        guard cursor < predictions.count else { return nil }
-        guard let index = predictions[cursor...].firstIndex(where: { $0.lookup == lookup }) else {
-            misses += 1
-            return nil
+    /// The place of `lookup` among the predictions not yet passed (the
+    /// entries' stream first), if any; it and everything before it in its
+    /// stream are passed. A lookup neither stream predicts is a miss.
+    func take(_ lookup: PathLookup) -> Slot? {
+        var pending = false
+        for stream in Stream.allCases {
+            guard let predictions = streams[stream], predictions.cursor < predictions.items.count else { continue }
+            pending = true
+            guard let index = predictions.items[predictions.cursor...].firstIndex(where: { $0.lookup == lookup }) else { continue }
+            streams[stream]?.cursor = index + 1
+            return Slot(stream: stream, index: index)
         }
-        cursor = index + 1
-        return index
+        if pending { misses += 1 }
+        return nil
     }
 
-    /// Predictions from `index` on that have no answer yet, for the next batch.
-    func unanswered(from index: Int) -> ArraySlice<PathLookup> {
-        let end = predictions[index...].firstIndex { $0.answer != nil } ?? predictions.endIndex
-        return ArraySlice(predictions[index ..< end].map(\.lookup))
+    /// Predictions from `slot` on in its stream that have no answer yet, for the next batch.
+    func unanswered(from slot: Slot) -> ArraySlice<PathLookup> {
+        guard let items = streams[slot.stream]?.items, slot.index < items.count else { return [] }
+        let end = items[slot.index...].firstIndex { $0.answer != nil } ?? items.endIndex
+        return ArraySlice(items[slot.index ..< end].map(\.lookup))
     }
 
-    /// Records a batch's answers for the predictions from `index` on.
-    func record(_ answers: [LookupAnswer], from index: Int) {
+    /// Records a batch's answers for the predictions from `slot` on.
+    func record(_ answers: [LookupAnswer], from slot: Slot) {
         batches += 1
-        for (offset, answer) in answers.enumerated() where index + offset < predictions.count {
-            predictions[index + offset].answer = answer
+        let count = streams[slot.stream]?.items.count ?? 0
+        // In place: the stream's array is not copied for each answer.
+        for (offset, answer) in answers.enumerated() where slot.index + offset < count {
+            streams[slot.stream]?.items[slot.index + offset].answer = answer
         }
     }
 
-    /// The recorded answer of prediction `index`, given out once.
-    func answer(at index: Int) -> LookupAnswer? {
-        guard index < predictions.count, let answer = predictions[index].answer else { return nil }
-        predictions[index].answer = .unusable
+    /// The recorded answer of the prediction at `slot`, given out once.
+    func answer(at slot: Slot) -> LookupAnswer? {
+        guard slot.index < streams[slot.stream]?.items.count ?? 0,
+              let answer = streams[slot.stream]?.items[slot.index].answer else { return nil }
+        streams[slot.stream]?.items[slot.index].answer = .unusable
         if answer != .unusable { answeredFromBatches += 1 }
         return answer
     }

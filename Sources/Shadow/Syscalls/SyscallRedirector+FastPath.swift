@@ -153,17 +153,17 @@ extension SyscallRedirector {
         fastPath.trainer.observe(lookup)
         fastPath.looking(up: lookup)
         let answer: LookupAnswer?
-        if let index = fastPath.take(lookup) {
-            let pending = fastPath.unanswered(from: index)
+        if let slot = fastPath.take(lookup) {
+            let pending = fastPath.unanswered(from: slot)
             if !pending.isEmpty {
                 let count = LookupBatch.fitting(pending, regionSize: executor.regionSize,
                                                 readWindow: LookupBatch.sharedReadWindow, limit: Self.maximumBatchLookups)
                 guard count > 0 else { return nil }
                 try validate()
                 let batch = LookupBatch(lookups: Array(pending.prefix(count)), readWindow: LookupBatch.sharedReadWindow)
-                fastPath.record(try runBatch(batch), from: index)
+                fastPath.record(try runBatch(batch), from: slot)
             }
-            answer = fastPath.answer(at: index)
+            answer = fastPath.answer(at: slot)
         } else if lookup.readsAheadSoundly(under: policy) || (relative && lookup.kind != .open) {
             // Read ahead; or a stat of (or in) a directory read ahead, asked
             // by its path: it has no guest fd to be asked through.
