@@ -31,6 +31,8 @@ IMAGES := images/out
 #     psmisc (pstree killall) net-tools (netstat route arp ifconfig) iproute2 (ip ss)
 #     coreutils findutils lsof util-linux (findmnt lscpu lsblk dmesg) libc-bin (getent getconf)
 #     pciutils (lspci)
+#   the bench's tools copied into initramfs-bench-* (images/bench-tools.sh): from the
+#     packages above, kmod (lsmod) and coreutils (date, the timer)
 APT_PACKAGES := \
 	libcapstone-dev libelf-dev pkg-config \
 	binutils git ca-certificates libc6-dev libedit2 libgcc-12-dev libncurses-dev \

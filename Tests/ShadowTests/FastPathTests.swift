@@ -388,6 +388,18 @@ final class FastPathTests: XCTestCase {
         }
     }
 
+    /// A path with ".." is never read ahead: the guest's walk of it may
+    /// differ from its lexical normal form (after a symlink).
+    func testAPathWithAParentComponentGoesTheOneCallWay() throws {
+        var lines: [String] = []
+        let configuration = SupervisorConfiguration(verbose: true, fastPath: true, diagnostic: { lines.append($0) })
+        let arguments = ["cat", "/proc/sys/../version"]
+        let (output, _) = try SupervisorHarness.shadow(arguments, configuration: configuration)
+        XCTAssertEqual(output.status, 0, output.stderr)
+        XCTAssertEqual(output.stdout, try SupervisorHarness.direct(arguments).stdout)
+        XCTAssertTrue(lines.contains { $0.contains("fast path: 0 batches") }, "\(lines)")
+    }
+
     private func temporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "swvmm-memo-test-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

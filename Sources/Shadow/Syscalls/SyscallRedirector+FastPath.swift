@@ -147,7 +147,10 @@ extension SyscallRedirector {
                              _ installer: GuestFdInstaller) throws -> SyscallReply? {
         guard let fastPath, case .guest(let dirfd, let path, let absolute?)? = try resolvedPath(spec, request) else { return nil }
         let relative = dirfd != Self.atFdcwd
-        guard !relative || relativeToDirectorySnapshot(spec, request),
+        // A batch asks by the lexically normal path; after a ".." the guest's
+        // own walk may differ (a symlink's parent is not its link's), so such
+        // a path goes the one-call way.
+        guard !relative || relativeToDirectorySnapshot(spec, request), !Self.hasParentComponent(path),
               let lookup = PathLookup.of(request, absolute: absolute, emptyPath: path.isEmpty) else { return nil }
         fastPath.prepare(inspector: inspectorRoot ?? request.pid, warn: diagnostic)
         fastPath.trainer.observe(lookup)
@@ -216,6 +219,11 @@ extension SyscallRedirector {
             if count > 0 { try InspectorMemory(pid: request.pid).write(address, Array(bytes.prefix(count))) }
             return .value(Int64(count))
         }
+    }
+
+    /// Whether `path` has a ".." component.
+    static func hasParentComponent(_ path: [UInt8]) -> Bool {
+        path.split(separator: UInt8(ascii: "/")).contains { $0.count == 2 && $0.allSatisfy { $0 == UInt8(ascii: ".") } }
     }
 
     /// Whether `request`'s dirfd is a directory read ahead (its path, and so
