@@ -400,6 +400,20 @@ final class FastPathTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.contains("fast path: 0 batches") }, "\(lines)")
     }
 
+    /// An executor that runs a batch one call at a time (swvmm's VM) gets
+    /// no fast path: its runs make the one-call way's calls, and --verbose says why.
+    func testAnExecutorWithoutOneTransitionBatchesGoesTheOneCallWay() throws {
+        var lines: [String] = []
+        let configuration = SupervisorConfiguration(verbose: true, fastPath: true, diagnostic: { lines.append($0) })
+        let arguments = ["cat", "/proc/self/status"]
+        let oneByOne = LocalExecutor(runsBatchesInOneTransition: false)
+        let (output, _) = try SupervisorHarness.shadow(arguments, configuration: configuration, executor: oneByOne)
+        XCTAssertEqual(output.status, 0, output.stderr)
+        XCTAssertTrue(output.stdout.hasPrefix("Name:"), output.stdout)
+        XCTAssertFalse(oneByOne.calls.contains(LinuxABI.Syscall.fstat), "no read-ahead batch (its fstat): \(oneByOne.calls)")
+        XCTAssertTrue(lines.contains { $0.contains("fast path: off") }, "\(lines)")
+    }
+
     private func temporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "swvmm-memo-test-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

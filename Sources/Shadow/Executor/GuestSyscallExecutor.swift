@@ -28,6 +28,11 @@ public protocol GuestSyscallExecutor: AnyObject {
     /// A GDB executor runs them in one guest stop; the default runs them one
     /// `syscall` at a time (`BatchTable.runOneByOne`).
     func syscalls(_ calls: [BatchedCall], tableOffset: Int) throws -> [Int64]
+    /// Whether `syscalls` costs one transition for the whole batch. Only
+    /// then does the fast path pay: its batches hold more calls than the
+    /// inspector makes (an fstat and a second read per open), which an
+    /// executor running them one at a time pays for call by call.
+    var runsBatchesInOneTransition: Bool { get }
     /// No call is coming soon: let the guest run until the next one (which
     /// then waits for S again). Executors without a guest to hold do nothing.
     func idle() throws
@@ -56,6 +61,7 @@ extension GuestSyscallExecutor {
         try BatchTable.runOneByOne(calls, on: self)
     }
     public func idle() throws {}
+    public var runsBatchesInOneTransition: Bool { false }
     public var measurements: [String: Int] { [:] }
     public var origin: String? { nil }
     public var setUpDuration: Duration? { nil }

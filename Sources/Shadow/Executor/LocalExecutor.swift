@@ -15,9 +15,14 @@ public final class LocalExecutor: GuestSyscallExecutor {
     public var regionAddress: UInt64 { UInt64(UInt(bitPattern: buffer)) }
     /// Calls made, by number (for tests).
     public private(set) var calls: [Int] = []
+    /// What it says of batches: true (the default) stands in for a GDB
+    /// target, which runs one in a single stop; false for swvmm's VM,
+    /// which runs one call at a time. It runs them one at a time either way.
+    public let runsBatchesInOneTransition: Bool
 
     /// A region of `regionSize` bytes (default 64 KiB).
-    public init(regionSize: Int = 64 * 1024) {
+    public init(regionSize: Int = 64 * 1024, runsBatchesInOneTransition: Bool = true) {
+        self.runsBatchesInOneTransition = runsBatchesInOneTransition
         self.regionSize = max(regionSize, 1)
         buffer = UnsafeMutableRawPointer.allocate(byteCount: self.regionSize, alignment: 4096)
         buffer.initializeMemory(as: UInt8.self, repeating: 0, count: self.regionSize)

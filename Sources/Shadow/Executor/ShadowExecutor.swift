@@ -31,6 +31,8 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     public var regionAddress: UInt64 { shadow.dataAddress }
     public var regionSize: Int { shadow.regionLength - ShadowStub.dataOffset }
     public var statistics: ExecutorStatistics { lock.withLock { _ in stats } }
+    /// A batch runs from S's stub in one guest stop (`syscalls(_:tableOffset:)`).
+    public var runsBatchesInOneTransition: Bool { true }
 
     private let lock = Mutex(())
     private var stats = ExecutorStatistics()

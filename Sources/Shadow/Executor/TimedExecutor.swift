@@ -27,6 +27,7 @@ final class TimedExecutor: GuestSyscallExecutor {
         try timed { try wrapped.syscalls(calls, tableOffset: tableOffset) }
     }
     func idle() throws { try timed { try wrapped.idle() } }
+    var runsBatchesInOneTransition: Bool { wrapped.runsBatchesInOneTransition }
     var measurements: [String: Int] { wrapped.measurements }
     var origin: String? { wrapped.origin }
     var setUpDuration: Duration? { wrapped.setUpDuration }

@@ -48,15 +48,21 @@ public final class SyscallRedirector {
     public internal(set) var executorFailure: SupervisorError?
     /// Read-ahead and memoized batches (nil: every call goes the one-call way).
     var fastPath: FastPath?
+    /// The fast path was asked for, but the executor runs batches one call at a time.
+    private let fastPathDeclined: Bool
 
     /// A redirector for one run. `fastPath`: answer what it can from batches
-    /// (read-ahead of /proc files; with `memoStore`, memoized predictions).
+    /// (read-ahead of /proc files; with `memoStore`, memoized predictions),
+    /// where the executor runs a batch in one transition; elsewhere a batch
+    /// would cost more than the calls it answers, and every call goes the
+    /// one-call way.
     public init(executor: GuestSyscallExecutor, policy: ShadowPolicy, range: GuestFdRange,
                 verbose: Bool = false, fastPath: Bool = false, memoStore: MemoStore? = nil,
                 diagnostic: @escaping (String) -> Void = { _ in }) {
         timedExecutor = TimedExecutor(executor)
         self.executor = timedExecutor
-        self.fastPath = fastPath ? FastPath(store: memoStore, policy: policy) : nil
+        self.fastPath = fastPath && executor.runsBatchesInOneTransition ? FastPath(store: memoStore, policy: policy) : nil
+        fastPathDeclined = fastPath && self.fastPath == nil
         self.policy = policy
         self.table = FileDescriptorTable(range: range)
         self.verbose = verbose
@@ -130,6 +136,9 @@ public final class SyscallRedirector {
     /// End of a run: the fast path saves what it learned, and forgets its
     /// predictions (they never outlive the run); says how it went under `--verbose`.
     public func finishRun() {
+        if fastPathDeclined && verbose {
+            diagnostic("swvmm: fast path: off (this target runs a batch one call at a time, so a batch would cost more calls than it saves)")
+        }
         guard let fastPath else { return }
         fastPath.finish(warn: diagnostic)
         if verbose { diagnostic("swvmm: \(fastPath.summary)") }

@@ -8,7 +8,7 @@ enum ShadowBenchJSON {
             + "timed between two readings of date +%s%N there, less what the readings cost with nothing between them), "
             + "else directly on this host (environment.native_where); null where it could not run, and native_note says why"),
         ("redirected_s", "median wall seconds of the tool through the target on the one-call path (--one-call: every machine call is its own guest call)"),
-        ("memoized_s", "median wall seconds with the fast path after one untimed training run: read-ahead and the memo's predicted batches (a GDB target runs a batch in one stop; swvmm's VM still exits once per call in it)"),
+        ("memoized_s", "median wall seconds with the fast path after one untimed training run: read-ahead and the memo's predicted batches, which a GDB target runs in one stop; swvmm's VM would still exit once per call in a batch, so there the fast path is off and these runs go the one-call way"),
         ("slowdown", "redirected_s / native_s"),
         ("memoized_slowdown", "memoized_s / native_s"),
         ("redirected_calls", "calls answered with the guest's result (SupervisorCounters.redirected, first one-call run)"),
