@@ -75,7 +75,7 @@ final class FastPathTests: XCTestCase {
             PathLookup(kind: .readlink, path: "/proc/self/exe", flags: 4096),
             PathLookup(kind: .open, path: "/proc/no-such-file", flags: 0),
             PathLookup(kind: .open, path: "/proc/self/task", flags: 0),
-            PathLookup(kind: .open, path: "/proc/self/task", flags: PathLookup.openDirectoryFlag),
+            PathLookup(kind: .open, path: "/proc/self/task", flags: LinuxABI.oDirectory),
             PathLookup(kind: .statfs, path: "/proc", flags: 0),
             PathLookup(kind: .statx, path: "/proc/self", flags: 0x7ff << 32),  // STATX_BASIC_STATS
         ]
@@ -111,7 +111,7 @@ final class FastPathTests: XCTestCase {
     /// guest's position after any of them (what a reopen seeks to) gives
     /// the rest, each name once.
     func testADirectoryListedInPartContinuesAtTheGuestsPosition() throws {
-        let answers = try LookupBatch(lookups: [PathLookup(kind: .open, path: "/proc/self", flags: PathLookup.openDirectoryFlag)],
+        let answers = try LookupBatch(lookups: [PathLookup(kind: .open, path: "/proc/self", flags: LinuxABI.oDirectory)],
                                       readWindow: 128).run(on: LocalExecutor())
         guard case .directory(let listing, let complete, _) = answers[0] else { return XCTFail("\(answers)") }
         XCTAssertFalse(complete, "/proc/self lists more than 128 bytes")
@@ -121,7 +121,7 @@ final class FastPathTests: XCTestCase {
         let passed = DirectoryRecords.prefix(from: 0, fitting: 60, in: listing)
         XCTAssertGreaterThan(passed, 0)
         XCTAssertEqual(DirectoryRecords.prefix(from: 0, fitting: 1, in: listing), 0, "no record fits one byte")
-        var snapshot = FileDescriptorTable.FileSnapshot(flags: PathLookup.openDirectoryFlag, contents: listing, complete: false,
+        var snapshot = FileDescriptorTable.FileSnapshot(flags: LinuxABI.oDirectory, contents: listing, complete: false,
                                                         stat: [], directory: true)
         snapshot.offset = passed
         let fd = open("/proc/self", O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -45,7 +45,7 @@ final class FastPath {
         var index: Int
     }
     private var streams: [Stream: Predictions] = [:]
-    /// Both streams' predictions, the entries' first (for tests and messages).
+    /// Both streams' predictions, the entries' first (what the tests read).
     var predictions: [Prediction] { Stream.allCases.flatMap { streams[$0]?.items ?? [] } }
 
     /// Counters for `--verbose` and the benchmark.

@@ -35,8 +35,6 @@ struct LookupBatch {
     static let soleReadWindow = 32 << 10
     /// The most a readlink asks for (PATH_MAX, include/uapi/linux/limits.h).
     static let linkWindow = 4096
-    /// O_CLOEXEC: the batch's fds never outlive it, but a fork in S must not see them either.
-    static let openCloexec: UInt64 = 0o2000000
     static let atFdcwd = UInt64(bitPattern: Int64(LinuxABI.atFDCWD))
 
     let lookups: [PathLookup]
@@ -100,7 +98,8 @@ struct LookupBatch {
                 let secondSize = Self.secondWindow(of: lookup)
                 let first = try cursor.reserve(readWindow), second = try cursor.reserve(secondSize)
                 let read = lookup.opensDirectory ? LinuxABI.Syscall.getdents64 : LinuxABI.Syscall.read
-                calls.append(BatchedCall(LinuxABI.Syscall.openat, [Self.atFdcwd, pathAddress, lookup.flags | Self.openCloexec, 0]))
+                // O_CLOEXEC: the batch's fds never outlive it, but a fork in S must not see them either.
+                calls.append(BatchedCall(LinuxABI.Syscall.openat, [Self.atFdcwd, pathAddress, lookup.flags | LinuxABI.oCloexec, 0]))
                 calls.append(BatchedCall(LinuxABI.Syscall.fstat, [0, cursor.address(stat)], references: [0: 1]))
                 calls.append(BatchedCall(read, [0, cursor.address(first), UInt64(readWindow)], references: [0: 2]))
                 calls.append(BatchedCall(read, [0, cursor.address(second), UInt64(secondSize)], references: [0: 3]))

@@ -28,26 +28,19 @@ public struct PathLookup: Hashable, Sendable {
         self.flags = flags
     }
 
-    /// O_DIRECTORY, include/uapi/asm-generic/fcntl.h.
-    static let openDirectoryFlag: UInt64 = 0o200000
     /// Open flags a lookup may carry, include/uapi/asm-generic/fcntl.h:
     /// O_RDONLY (0) with O_NONBLOCK, O_NOCTTY, O_LARGEFILE, O_NOATIME,
     /// O_CLOEXEC, O_NOFOLLOW or O_DIRECTORY (the batch opens with the same
     /// flags, so they mean the same there); anything else (writing,
     /// creating, O_PATH, ...) is not a plain read.
-    static let readOnlyOpenFlags: UInt64 = 0o4000 | 0o400 | 0o100000 | 0o1000000 | 0o2000000 | 0o400000 | openDirectoryFlag
+    static let readOnlyOpenFlags: UInt64 = 0o4000 | 0o400 | 0o100000 | 0o1000000 | LinuxABI.oCloexec | 0o400000 | LinuxABI.oDirectory
 
     /// Whether this is an open of a directory to list it (O_DIRECTORY).
-    var opensDirectory: Bool { kind == .open && flags & Self.openDirectoryFlag != 0 }
-    /// AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, include/uapi/linux/fcntl.h.
-    static let plainStatFlags: UInt64 = 0x100 | 0x800
-    /// AT_SYMLINK_NOFOLLOW, what lstat means.
-    static let symlinkNoFollow: UInt64 = 0x100
-    /// AT_EMPTY_PATH, include/uapi/linux/fcntl.h: the dirfd itself.
-    static let emptyPath: UInt64 = 0x1000
-    /// statx's flags a lookup may carry: AT_SYMLINK_NOFOLLOW, AT_NO_AUTOMOUNT
-    /// and the AT_STATX_SYNC_TYPE bits (0x6000), include/uapi/linux/fcntl.h.
-    static let statxFlags: UInt64 = 0x100 | 0x800 | 0x6000
+    var opensDirectory: Bool { kind == .open && flags & LinuxABI.oDirectory != 0 }
+    /// The AT_* flags a stat lookup may carry.
+    static let plainStatFlags = LinuxABI.atSymlinkNoFollow | LinuxABI.atNoAutomount
+    /// statx's flags a lookup may carry: those and the sync type.
+    static let statxFlags = plainStatFlags | LinuxABI.atStatxSyncType
 
     /// The lookup `request` makes, given its path already resolved to the
     /// absolute guest path `absolute` (relative to the root, not a dirfd;
@@ -61,7 +54,7 @@ public struct PathLookup: Hashable, Sendable {
             guard flags & ~readOnlyOpenFlags == 0 else { return nil }
             return PathLookup(kind: .open, path: absolute, flags: flags)
         case LinuxABI.Syscall.stat, LinuxABI.Syscall.lstat:
-            return PathLookup(kind: .stat, path: absolute, flags: request.number == LinuxABI.Syscall.lstat ? symlinkNoFollow : 0)
+            return PathLookup(kind: .stat, path: absolute, flags: request.number == LinuxABI.Syscall.lstat ? LinuxABI.atSymlinkNoFollow : 0)
         case LinuxABI.Syscall.newfstatat:
             guard a[3] & ~plainStatFlags == 0 else { return nil }
             return PathLookup(kind: .stat, path: absolute, flags: a[3])
@@ -73,7 +66,7 @@ public struct PathLookup: Hashable, Sendable {
             return PathLookup(kind: .statfs, path: absolute, flags: 0)
         case LinuxABI.Syscall.statx:
             // A statx of the dirfd itself (AT_EMPTY_PATH, "") is one of its path.
-            guard emptyPath == (a[2] & Self.emptyPath != 0), a[2] & ~(statxFlags | Self.emptyPath) == 0, a[3] <= UInt64(UInt32.max) else { return nil }
+            guard emptyPath == (a[2] & LinuxABI.atEmptyPath != 0), a[2] & ~(statxFlags | LinuxABI.atEmptyPath) == 0, a[3] <= UInt64(UInt32.max) else { return nil }
             return PathLookup(kind: .statx, path: absolute, flags: a[2] & statxFlags | a[3] << 32)
         default:
             return nil

@@ -5,8 +5,6 @@ extension SyscallRedirector {
     /// The most lookups one predicted batch runs (a batch holds S, and on a
     /// GDB target the whole guest, until its last call returns).
     static let maximumBatchLookups = 64
-    /// AT_EMPTY_PATH, include/uapi/linux/fcntl.h: fstatat of the dirfd itself.
-    static let atEmptyPath: UInt64 = 0x1000
 
     /// The fast path's answer to `request`, or nil for the one-call way:
     /// calls on a file or directory read ahead, and lookups a batch answers.
@@ -44,7 +42,7 @@ extension SyscallRedirector {
                 return .continueLocally
             }
             var statsItself = false
-            if request.number == LinuxABI.Syscall.newfstatat && a[3] & Self.atEmptyPath != 0 {
+            if request.number == LinuxABI.Syscall.newfstatat && a[3] & LinuxABI.atEmptyPath != 0 {
                 statsItself = try InspectorMemory(pid: request.pid).readPath(a[1]).isEmpty
             }
             if request.number == LinuxABI.Syscall.fstat || statsItself {
@@ -188,7 +186,7 @@ extension SyscallRedirector {
         case .error(let e):
             return .error(e)
         case .file(let contents, let complete, let stat):
-            let reply = install(guestFd: -1, path: lookup.path, cloexec: lookup.flags & Self.openCloexec != 0,
+            let reply = install(guestFd: -1, path: lookup.path, cloexec: lookup.flags & LinuxABI.oCloexec != 0,
                                 exactly: nil, atLeast: nil, with: installer)
             if case .value(let local) = reply {
                 let snapshot = FileDescriptorTable.FileSnapshot(flags: lookup.flags, contents: contents, complete: complete, stat: stat)
@@ -196,7 +194,7 @@ extension SyscallRedirector {
             }
             return reply
         case .directory(let listing, let complete, let stat):
-            let reply = install(guestFd: -1, path: lookup.path, cloexec: lookup.flags & Self.openCloexec != 0,
+            let reply = install(guestFd: -1, path: lookup.path, cloexec: lookup.flags & LinuxABI.oCloexec != 0,
                                 exactly: nil, atLeast: nil, with: installer)
             if case .value(let local) = reply {
                 let snapshot = FileDescriptorTable.FileSnapshot(flags: lookup.flags, contents: listing, complete: complete, stat: stat,

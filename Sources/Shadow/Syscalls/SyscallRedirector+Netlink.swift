@@ -52,7 +52,7 @@ extension SyscallRedirector {
         let g = try guestFd(result, spec.name)
         // SOCK_CLOEXEC is O_CLOEXEC (include/linux/net.h).
         return install(guestFd: g, path: "socket:[\(netlink.name)]", netlink: netlink,
-                       cloexec: type & Self.openCloexec != 0, exactly: nil, atLeast: nil, with: installer)
+                       cloexec: type & LinuxABI.oCloexec != 0, exactly: nil, atLeast: nil, with: installer)
     }
 
     /// The socket calls on a guest fd: only a netlink socket of S's takes them.

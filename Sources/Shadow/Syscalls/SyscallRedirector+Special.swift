@@ -3,9 +3,7 @@ import Glibc
 extension SyscallRedirector {
     // Flags and commands, include/uapi/asm-generic/fcntl.h and
     // include/uapi/linux/close_range.h.
-    static let openCloexec: UInt64 = 0o2000000
     static let openPath: UInt64 = 0o10000000
-    static let openDirectory: UInt64 = 0o200000
     static let openCreateWriteTruncate: UInt64 = 0o100 | 0o1 | 0o1000
     static let fcntlDupfd: Int32 = 0
     static let fcntlGetfd: Int32 = 1
@@ -113,7 +111,7 @@ extension SyscallRedirector {
         countRedirected(spec)
         if result < 0 { return .error(Int32(-result)) }
         let g = try guestFd(result, spec.name)
-        return install(guestFd: g, path: shown, cloexec: flags & Self.openCloexec != 0, exactly: nil, atLeast: nil, with: installer)
+        return install(guestFd: g, path: shown, cloexec: flags & LinuxABI.oCloexec != 0, exactly: nil, atLeast: nil, with: installer)
     }
 
     private func dup2(_ spec: SyscallSpec, _ request: SyscallRequest, _ installer: GuestFdInstaller) throws -> SyscallReply {
@@ -134,12 +132,12 @@ extension SyscallRedirector {
             // `cmd < /proc/x`: the target fd is one the seccomp filter does not
             // watch, so later calls on it could not reach the guest. It gets a
             // sealed local copy of the file's contents, read now.
-            return try snapshot(spec, oldEntry, onto: new, cloexec: isDup3 && a[2] & Self.openCloexec != 0, installer)
+            return try snapshot(spec, oldEntry, onto: new, cloexec: isDup3 && a[2] & LinuxABI.oCloexec != 0, installer)
         }
         let g = try guestFd(guestCall(LinuxABI.Syscall.dup, [UInt64(oldEntry.guestFd)], name: spec.name), spec.name)
         if let replaced = table.remove(local: new) { closeGuest(replaced.guestFd) }
         countRedirected(spec)
-        let cloexec = isDup3 && a[2] & Self.openCloexec != 0
+        let cloexec = isDup3 && a[2] & LinuxABI.oCloexec != 0
         return install(guestFd: g, path: oldEntry.path, netlink: oldEntry.netlink, cloexec: cloexec, exactly: new, atLeast: nil, with: installer)
     }
 
@@ -194,7 +192,7 @@ extension SyscallRedirector {
             try validate()
             let result = try guestCall(LinuxABI.Syscall.openat,
                                        [UInt64(bitPattern: Int64(Self.atFdcwd)), address,
-                                        Self.openPath | Self.openDirectory | Self.openCloexec, 0], name: "chdir")
+                                        Self.openPath | LinuxABI.oDirectory | LinuxABI.oCloexec, 0], name: "chdir")
             countRedirected(spec)
             if result < 0 { return .error(Int32(-result)) }
             closeGuest(try guestFd(result, "chdir"))

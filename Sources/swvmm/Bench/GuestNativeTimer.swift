@@ -34,8 +34,9 @@ final class GuestNativeTimer {
         guestHashes = hashes
     }
 
-    /// Median seconds of `runs` runs of `tool` in the guest, or why it
-    /// cannot be timed there.
+    /// Median seconds of `runs` runs of `tool` in the guest, after one
+    /// untimed run (the binary and its libraries in the guest's page cache),
+    /// or why it cannot be timed there.
     func time(_ tool: [String], runs: Int) throws -> Result<Double, NativeUnavailable> {
         if let reason = unavailable(tool[0]) { return .failure(reason) }
         if baselineSeconds == 0 {
@@ -47,6 +48,7 @@ final class GuestNativeTimer {
             baselineSeconds = median(empty)
         }
         let command = ([Self.directory + "/" + tool[0]] + tool.dropFirst()).map(Self.quoted).joined(separator: " ")
+        if case .failure(let reason) = try timedRun(command) { return .failure(reason) }
         var samples: [Double] = []
         for _ in 0 ..< runs {
             switch try timedRun(command) {

@@ -122,9 +122,8 @@ struct ShadowBenchmark: ParsableCommand {
         let cold = try runs(of: tool, through: target, fastPath: false, devNull: devNull)
         _ = try runs(of: tool, through: target, fastPath: true, count: 1, devNull: devNull)
         let memoized = try runs(of: tool, through: target, fastPath: true, devNull: devNull)
-        var native: Result<Double, NativeUnavailable>
+        let native: Result<Double, NativeUnavailable>
         if let guestTimer {
-            _ = try guestTimer.time(tool, runs: 1)
             native = try guestTimer.time(tool, runs: runs)
         } else {
             var natives: [Double] = []
