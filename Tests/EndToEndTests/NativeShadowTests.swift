@@ -10,7 +10,7 @@ import XCTest
 /// once, in a KVM host of its own (and once more in a new one should that L1
 /// die). 6.1 runs as an ordinary user with Yama's ptrace_scope 1 (the
 /// unprivileged client path), 6.12 as root with two vCPUs beside S's.
-final class NativeShadowTests: XCTestCase {
+final class NativeShadowTests: LostGuestRetryingTestCase {
     static let readyMarker = "SWVMM-KNOWN-STATE-READY"
     /// Set to 1 to run the full scenario (both kernels, the tool table, the
     /// attacks). It has passed in full in the KVM host, but too many of its
@@ -26,7 +26,7 @@ final class NativeShadowTests: XCTestCase {
     func testNativeShadowSmokeOnDebian6_12() throws {
         try Swvmm.requireBinary()
         for name in ["vmlinux-6.12", "initramfs-6.12.cpio.gz"] { _ = try Swvmm.image(name) }
-        try Self.onKVMHost("6.12 smoke") { bridge in
+        try onKVMHost("6.12 smoke") { bridge in
             let session = try NativeShadowSession(bridge: bridge, spec: NativeGuestSpec(series: "6.12", cpus: 1, user: nil))
             try NativeShadowChecks(session: session).checkSmoke()
         }
@@ -43,7 +43,7 @@ final class NativeShadowTests: XCTestCase {
                       NativeGuestSpec(series: "6.12", cpus: 2, user: nil)] where only == nil || only == guest.series {
             let clock = ContinuousClock()
             let start = clock.now
-            try Self.onKVMHost(guest.series) { bridge in
+            try onKVMHost(guest.series) { bridge in
                 // The ordinary user's path needs Yama at scope 1 and /dev/kvm for everyone (as a distribution's kvm group gives).
                 let setup = try bridge.exec("sysctl -q -w kernel.yama.ptrace_scope=1 && chmod 666 /dev/kvm && cat /proc/sys/kernel/yama/ptrace_scope")
                 XCTAssertEqual(setup.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "1", setup.summary)
@@ -55,13 +55,31 @@ final class NativeShadowTests: XCTestCase {
         }
     }
 
-    /// Runs `body` against a fresh KVM host, and on a new one should the L1 itself die.
-    static func onKVMHost(_ what: String, _ body: (KVMHostBridge) throws -> Void) throws {
-        try KVMHost.retryingL1Deaths("NativeShadowTests [\(what)]", {
+    /// Runs `body` against a fresh KVM host, and on a new one should the L1
+    /// die or the guest in it stop answering its console (nested SVM under
+    /// QEMU/TCG loses either now and then).
+    func onKVMHost(_ what: String, _ body: (KVMHostBridge) throws -> Void) throws {
+        try retryingLostGuests("NativeShadowTests [\(what)]", attempts: 3, lost: Self.lostGuestReason) {
             let bridge = try KVMHostBridge()
             defer { bridge.stop() }
-            try body(bridge)
-        }, died: { ($0 as? KVMHostBridge.Failure)?.description.contains(KVMHostBridge.hostEnded) == true })
+            do {
+                try body(bridge)
+            } catch where Self.lostGuestReason(error) == nil && !(error is XCTSkip) {
+                // A hung guest fails whatever ran on it: whether it still answers tells the two apart.
+                guard bridge.answers(timeout: 60) else {
+                    throw GuestStoppedAnswering(description: "after \(error)\nthe guest stopped answering its console")
+                }
+                throw error
+            }
+        }
+    }
+
+    /// Why `error` means the KVM host or its guest was lost, or nil.
+    static func lostGuestReason(_ error: Error) -> String? {
+        if let failure = error as? KVMHostBridge.Failure, failure.description.contains(KVMHostBridge.hostEnded) {
+            return "the KVM host died: \(failure.description.suffix(1500))"
+        }
+        return error is GuestStoppedAnswering ? String("\(error)".suffix(3000)) : nil
     }
 }
 

@@ -4,7 +4,7 @@ import XCTest
 /// Runs the rows of `ShadowToolTable` against one guest.
 extension ShadowToolChecks {
     /// Every row; a row that throws is reported and the next one runs,
-    /// unless the KVM host or the guest itself is gone (the caller may start a new one).
+    /// unless the KVM host or the guest itself is gone or hung (the caller may start a new one).
     func checkTable(_ rows: [ShadowToolRow] = ShadowToolTable.rows) throws {
         var passed = 0, failed: [String] = [], notRun = 0
         for row in rows {
@@ -18,6 +18,10 @@ extension ShadowToolChecks {
                 // No row can pass on a dead guest; the caller may boot another.
                 throw failure
             } catch {
+                // A guest that hung would fail every later row: the caller may boot another.
+                if !guest.answers() {
+                    throw GuestStoppedAnswering(description: "after \(row.commandLine) failed (\(error)), the guest stopped answering its console")
+                }
                 problems = ["\(error)"]
             }
             if problems.isEmpty {

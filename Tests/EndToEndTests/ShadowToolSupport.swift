@@ -118,9 +118,9 @@ extension GuestConsole {
         try text("ls /proc/\(pid)/fd").split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init).sorted()
     }
 
-    /// The console still answers (the guest runs).
-    func answers() -> Bool {
-        (try? text("echo alive-$((6*7))", timeout: 30).contains("alive-42")) ?? false
+    /// The console still answers within `timeout` (the guest runs).
+    func answers(timeout: TimeInterval = 30) -> Bool {
+        (try? text("echo alive-$((6*7))", timeout: timeout).contains("alive-42")) ?? false
     }
 }
 

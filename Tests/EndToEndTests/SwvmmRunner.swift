@@ -76,8 +76,11 @@ enum Swvmm {
         }
     }
 
+    /// How long a run that outlived its timeout has after SIGTERM before SIGKILL.
+    static let termGrace: TimeInterval = 10
+
     /// Runs swvmm with `arguments`, stdin from /dev/null, for at most `timeout` seconds
-    /// (then SIGKILL). `signal` is sent once after `signalAfter` seconds, if given.
+    /// (then SIGTERM, and SIGKILL after `termGrace`). `signal` is sent once after `signalAfter` seconds, if given.
     static func run(_ arguments: [String], timeout: TimeInterval,
                     signal: (number: Int32, after: TimeInterval)? = nil) throws -> Result {
         try requireBinary()
@@ -104,8 +107,13 @@ enum Swvmm {
         }
         if finished.wait(timeout: .now() + max(0, timeout - Date().timeIntervalSince(start))) == .timedOut {
             timedOut = true
-            kill(process.processIdentifier, SIGKILL)
-            finished.wait()
+            // SIGTERM first: swvmm then lets a guest it stopped run again (QEMU
+            // keeps a guest paused when its gdbstub's client just vanishes).
+            kill(process.processIdentifier, SIGTERM)
+            if finished.wait(timeout: .now() + termGrace) == .timedOut {
+                kill(process.processIdentifier, SIGKILL)
+                finished.wait()
+            }
         }
         let seconds = Date().timeIntervalSince(start)
         return Result(arguments: arguments,

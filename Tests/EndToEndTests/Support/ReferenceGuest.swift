@@ -71,6 +71,14 @@ final class ReferenceGuest {
     /// The console socket's path (QEMU serves one client at a time).
     var consolePath: String { directory.appendingPathComponent("serial.sock").path }
 
+    /// The last lines of the console's log (reference-guest.sh writes it
+    /// beside the sockets, or in $REFERENCE_GUEST_LOG_DIR), for a failure message.
+    func consoleTail(lines: Int = 40) -> String {
+        let folder = ProcessInfo.processInfo.environment["REFERENCE_GUEST_LOG_DIR"].map { URL(fileURLWithPath: $0) } ?? directory
+        let log = try? String(contentsOf: folder.appendingPathComponent("console.log"), encoding: .utf8)
+        return log.map { $0.split(whereSeparator: \.isNewline).suffix(lines).joined(separator: "\n") } ?? "(no console log)"
+    }
+
     /// Lets go of the console, so that another client (swvmm bench) can have it.
     func releaseConsole() { console = nil }
 

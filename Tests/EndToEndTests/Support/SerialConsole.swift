@@ -3,8 +3,6 @@ import Guest
 import XCTest
 
 /// A client of the guest's serial console (QEMU `-serial unix:...`): types
-/// commands into the shell and reads until a unique end marker.
-/// A client of the guest's serial console (QEMU `-serial unix:...`): types
 /// commands into the shell and reads until a unique end marker. The
 /// product's `SerialConsoleClient` does the reading and typing; this adds the
 /// tests' command protocol and error type.
