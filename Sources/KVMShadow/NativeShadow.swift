@@ -150,8 +150,10 @@ public final class NativeShadow: Sendable {
         // as long as it may be before it counts as gone (an emulated, loaded
         // host can take seconds for one call).
         let callTimeout = max(configuration.callTimeout, NativeShadowExecutor.absenceLimit)
+        let shadowHandle = shadowTrap.handle
         let executor = NativeShadowExecutor(shadow: shadow, region: bootstrap.region, memory: machine.memory,
-                                            timeout: callTimeout, machineStopped: { [self] in machineStopped }) { [self] in
+                                            timeout: callTimeout, machineStopped: { [self] in machineStopped },
+                                            shadowVCPUActivity: { shadowHandle.activity }) { [self] in
             (shadowVCPUExits, interruptionsOfOtherVCPUs)
         }
         shadowTrap.interceptor = { registers, vcpu in executor.intercept(&registers, vcpu: vcpu) }

@@ -73,14 +73,17 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
 
     /// Whether the VM has stopped (S will never trap again).
     private let machineStopped: @Sendable () -> Bool
+    /// Where the dedicated vCPU's thread stands, for the message when S stays away.
+    private let shadowVCPUActivity: @Sendable () -> VCPUActivity
     private let originText = Mutex<String?>(nil)
     private let setUp = Mutex<Duration?>(nil)
 
     init(shadow: ShadowProcess, region: NativeRegion, memory: GuestMemory, timeout: Duration,
-         machineStopped: @escaping @Sendable () -> Bool,
+         machineStopped: @escaping @Sendable () -> Bool, shadowVCPUActivity: @escaping @Sendable () -> VCPUActivity,
          machineCounters: @escaping @Sendable () -> (shadowVCPUExits: Int, otherInterruptions: Int)) {
         self.machineCounters = machineCounters
         self.machineStopped = machineStopped
+        self.shadowVCPUActivity = shadowVCPUActivity
         self.region = region
         self.memory = memory
         self.timeout = timeout
@@ -126,12 +129,20 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
     /// sleeps (killed or stopped in the guest); returns the failure, if any.
     func checkPresence() -> ShadowError? {
         let now = ContinuousClock().now
+        let activity = shadowVCPUActivity()
         return state.withLock { s in
             if s.failure == nil, s.inFlight == nil, now - s.lastSeen > Self.absenceLimit {
-                s.failure = .stale(pid: s.shadow.pid, reason: "it has not come back to its loop for \(Self.absenceLimit) (killed or stopped in the guest)")
+                s.failure = .stale(pid: s.shadow.pid, reason: absenceReason(activity))
             }
             return s.failure
         }
+    }
+
+    /// Why S counts as gone after `absenceLimit` away from its loop, with
+    /// where its vCPU stood: in the guest without exits (S killed or
+    /// stopped, or that CPU halted for good) or held up outside it.
+    private func absenceReason(_ activity: VCPUActivity) -> String {
+        "it has not come back to its loop for \(Self.absenceLimit) (killed or stopped in the guest; \(activity))"
     }
 
     /// Asks S its pid (the first call; it also proves S answers).
@@ -174,6 +185,7 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
             _ = resultReady.wait(timeout: .now() + .milliseconds(50))
             let now = clock.now
             let stopped = machineStopped()
+            let activity = shadowVCPUActivity()
             let outcome: Result<Int64, ShadowError>? = state.withLock { s in
                 if let done = s.completed, done.sequence == sequence {
                     s.statistics.calls += 1
@@ -187,7 +199,7 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
                 } else if s.pending != nil, now - s.lastSeen > Self.absenceLimit {
                     // Never taken: S has not come back to its loop.
                     s.pending = nil
-                    s.failure = .stale(pid: shadow.pid, reason: "it has not come back to its loop for \(Self.absenceLimit) (killed or stopped in the guest)")
+                    s.failure = .stale(pid: shadow.pid, reason: absenceReason(activity))
                 } else if now > deadline {
                     s.pending = nil
                     s.failure = .shadowNotResponding(pid: shadow.pid, seconds: timeout.seconds)

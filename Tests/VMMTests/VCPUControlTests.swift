@@ -142,4 +142,38 @@ final class VCPUControlTests: XCTestCase {
             XCTAssertEqual(error as? VCPUControlError, .stopped(vcpu: 1))
         }
     }
+
+    /// Where a vCPU's thread stands: a paused one is out of the guest since
+    /// its last exit, for as long as it has been paused.
+    func testActivityOfAPausedVCPUIsOutOfTheGuestSinceItsLastExit() throws {
+        let runner = try startLoops(count: 1)
+        defer { finish(runner) }
+        let handle = try XCTUnwrap(runner.vcpu(0))
+        try handle.send(.pause)
+        usleep(200_000)
+        let activity = handle.activity
+        XCTAssertEqual(activity.state, .paused)
+        guard case let .outOfGuest(duration, exit) = activity.place else { return XCTFail("\(activity)") }
+        XCTAssertGreaterThanOrEqual(duration, .milliseconds(200))
+        XCTAssertTrue(["IO_OUT", "INTR"].contains(exit), "the loop's own exit or the kick's: \(exit)")
+        XCTAssertTrue(activity.description.hasPrefix("vCPU 0 (paused): out of the guest for "), activity.description)
+    }
+
+    /// A vCPU spinning in the guest (`jmp $` at CPL 3: no exit at all) is in
+    /// the guest since its entry, however long that has been.
+    func testActivityOfAVCPUThatMakesNoExitsIsInTheGuest() throws {
+        let guest = try MicroGuest.make()
+        try guest.load([0xEB, 0xFE])   // jmp $
+        let runner = VCPURunner(vcpus: [try guest.addVCPU(cpl: 3) { _ in }], memory: guest.memory)
+        let outcome = self.outcome
+        runThread = try HostThread(name: "test-runner") { outcome.value = runner.run() }
+        defer { finish(runner) }
+        let handle = try XCTUnwrap(runner.vcpu(0))
+        try waitUntil("the vCPU entered the guest") { if case .inGuest = handle.activity.place { return true } else { return false } }
+        usleep(300_000)
+        let activity = handle.activity
+        guard case let .inGuest(duration) = activity.place else { return XCTFail("\(activity)") }
+        XCTAssertGreaterThanOrEqual(duration, .milliseconds(300))
+        XCTAssertTrue(activity.description.contains("in the guest for "), activity.description)
+    }
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import Guest
 import Synchronization
 
 /// Where one vCPU's thread stands.
@@ -86,6 +87,9 @@ public final class VCPUHandle: Sendable {
         var events = 0
         var exits = 0
         var exitHandler: ExitHandler?
+        /// When the thread last entered KVM_RUN, and when (and how) it last came out.
+        var lastEntry: UInt64?
+        var lastExit: (name: String, at: UInt64)?
     }
 
     private let mailbox = Mutex(Mailbox())
@@ -177,11 +181,29 @@ public final class VCPUHandle: Sendable {
         _ = wakeUp.wait(timeout: .now() + .nanoseconds(nanoseconds))
     }
 
+    /// Notes that the thread enters KVM_RUN now.
+    func recordEntry() {
+        let now = monotonicNanoseconds()
+        mailbox.withLock { $0.lastEntry = now }
+    }
+
     /// Counts one exit and returns the handler to offer it to.
-    func recordExit() -> ExitHandler? {
-        mailbox.withLock { box in
+    func recordExit(_ name: String) -> ExitHandler? {
+        let now = monotonicNanoseconds()
+        return mailbox.withLock { box in
             box.exits += 1
+            box.lastExit = (name, now)
             return box.exitHandler
+        }
+    }
+
+    /// Where the thread stands now and since when: in the guest, or out of
+    /// it since its last exit. Tells a guest that stopped making exits
+    /// (halted, hung) from a thread held up in swvmm.
+    public var activity: VCPUActivity {
+        let now = monotonicNanoseconds()
+        return mailbox.withLock { box in
+            VCPUActivity(id: id, state: box.state, exits: box.exits, now: now, lastEntry: box.lastEntry, lastExit: box.lastExit)
         }
     }
 

@@ -19,6 +19,7 @@ extension VCPURunner {
                 continue
             }
             let exit: VMExit
+            handle.recordEntry()
             do {
                 exit = try vcpu.run()
             } catch {
@@ -27,7 +28,7 @@ extension VCPURunner {
             }
             statistics.record(exit.name)
             exitTracer?.trace(exit, vcpu: vcpu)
-            if let handler = handle.recordExit() {
+            if let handler = handle.recordExit(exit.name) {
                 switch handler(exit, vcpu) {
                 case .handled: continue
                 case .pause: handle.enterPause(); continue
