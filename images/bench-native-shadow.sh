@@ -6,9 +6,11 @@
 # Usage: bench-native-shadow.sh OUTDIR SERIES...     SERIES: 6.1 | 6.12
 #   OUTDIR/SERIES/results.{csv,json}, chart.svg, table.md   the bench's output
 #   OUTDIR/SERIES/swvmm.err, console.log                   the VM's own output
+#   OUTDIR/SERIES/cache                                    the memos (XDG_CACHE_HOME)
 # Environment: SWVMM (the binary, default .build/debug/swvmm), BENCH_CPUS
 # (the guest's own vCPUs; S gets one more; default 1), BENCH_RUNS (runs of
-# each tool, default 3), BENCH_SETUP_RUNS (bootstraps and reconnects, default 10).
+# each tool, default 3), BENCH_SETUP_RUNS (bootstraps and reconnects, default 10),
+# BENCH_ONLY (tools to bench, separated by commas: "ps -e,lsmod"; default all).
 set -eu -o pipefail
 
 die() { echo "bench-native-shadow: error: $*" >&2; exit 1; }
@@ -39,6 +41,11 @@ for series in "$@"; do
     [ -r "$kernel" ] && [ -r "$initrd" ] || die "$kernel or $initrd missing: run 'make images'"
     dir=$outdir/$series socket=/tmp/swvmm-bench-$series.sock
     mkdir -p "$dir"
+    # The VM's swvmm keeps the memos the bench's training runs make in its
+    # user's cache: a fresh one per kernel, writable (the KVM host's $HOME
+    # is the host's, read-only).
+    export XDG_CACHE_HOME=$dir/cache
+    rm -rf "$XDG_CACHE_HOME"
     # A guest that dies or stalls before it is ready (QEMU/TCG's multi-vCPU
     # race under the L1) is booted once more.
     for attempt in 1 2; do
@@ -63,8 +70,11 @@ for series in "$@"; do
         [ "$attempt" = 2 ] && die "[$series] the guest never became ready"
     done
     say "[$series] ready; benchmarking"
+    only=()
+    IFS=, read -ra tools <<< "${BENCH_ONLY:-}"
+    for tool in "${tools[@]}"; do only+=(--only "$tool"); done
     "$swvmm" bench shadow --vm "$socket" --runs "${BENCH_RUNS:-3}" --setup-runs "${BENCH_SETUP_RUNS:-10}" \
-        --output "$dir" >"$dir/table.md"
+        "${only[@]}" --output "$dir" >"$dir/table.md"
     cat "$dir/table.md"
     stop_vm
 done

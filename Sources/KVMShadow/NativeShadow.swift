@@ -130,7 +130,10 @@ public final class NativeShadow: Sendable {
         let bootstrap = try NativeBootstrap(memory: machine.memory, configuration: configuration,
                                             shadowCPU: shadowVCPU.index, burstSleepNanoseconds: Self.burstSleepNanoseconds)
         let others = try traps()
-        let interceptor: SyscallTrap.Interceptor = { registers, vcpu in bootstrap.intercept(&registers, vcpu: vcpu) }
+        let interceptor: SyscallTrap.Interceptor = { registers, vcpu in
+            bootstrap.intercept(&registers, vcpu: vcpu)
+            return .stayArmed
+        }
         shadowTrap.interceptor = interceptor
         defer {
             for trap in others { trap.interceptor = nil }
@@ -151,12 +154,15 @@ public final class NativeShadow: Sendable {
         // host can take seconds for one call).
         let callTimeout = max(configuration.callTimeout, NativeShadowExecutor.absenceLimit)
         let shadowHandle = shadowTrap.handle
+        guard let site = shadowTrap.site else { throw NativeShadowError.kernelNotReady }
         let executor = NativeShadowExecutor(shadow: shadow, region: bootstrap.region, memory: machine.memory,
-                                            timeout: callTimeout, machineStopped: { [self] in machineStopped },
-                                            shadowVCPUActivity: { shadowHandle.activity }) { [self] in
+                                            trapPort: site.port, timeout: callTimeout, machineStopped: { [self] in machineStopped },
+                                            shadowVCPUActivity: { shadowHandle.activity },
+                                            shadowVCPUPosition: { shadowHandle.guestPosition() }) { [self] in
             (shadowVCPUExits, interruptionsOfOtherVCPUs)
         }
         shadowTrap.interceptor = { registers, vcpu in executor.intercept(&registers, vcpu: vcpu) }
+        shadowTrap.portHandler = { registers, vcpu in executor.portWritten(registers, vcpu: vcpu) }
         try executor.identify()
         return (executor, BuildReport(total: clock.now - start, borrowedPID: shadow.borrowedPID,
                                       rejectedCandidates: bootstrap.rejected))

@@ -14,6 +14,10 @@ public struct NativeExecutorStatistics: Sendable, Equatable {
     public var restarts = 0
     /// Times S was held at its trap for a call that did not come within the hold limit.
     public var expiredHolds = 0
+    /// Batches S ran with its trap off, ended by its port write: one exit each.
+    public var batchesInOneExit = 0
+    /// Calls put off to S's next trap because a page of its region was not there.
+    public var deferredCalls = 0
 }
 
 /// Runs system calls in S on swvmm's own machine (`GuestSyscallExecutor`),
@@ -22,6 +26,12 @@ public struct NativeExecutorStatistics: Sendable, Equatable {
 /// previous call's result is in rbx (the stub moves it there); the next call
 /// is loaded into rax and the argument registers, or S's own sleep goes on.
 /// One exit per redirected call; the other vCPUs are never touched.
+///
+/// A batch (`syscalls(_:tableOffset:)`) costs one exit in all: S, given
+/// `ioperm` for the trap's port, is sent from its trap into the stub's batch
+/// runner with the trap off, runs the calls through the kernel's own entry,
+/// and ends with an `out` to that port from user mode, where the trap is
+/// armed again.
 ///
 /// Nothing S's side says is trusted: S is recognised by its page-table root,
 /// at its loop (rcx, rsp, rax, rdi as the stub leaves them) with page 0 of
@@ -36,13 +46,18 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
     /// longer than its sleep, even on an emulated host.
     static let absenceLimit: Duration = .seconds(30)
 
-    private struct Request: Sendable {
+    struct Request: Sendable {
+        enum Work: Sendable {
+            /// One call: number and six arguments.
+            case call(number: Int, arguments: [UInt64])
+            /// The stub's batch runner on a `BatchTable` at this guest address.
+            case batch(table: UInt64, count: Int)
+        }
         let sequence: Int
-        let number: Int
-        let arguments: [UInt64]
+        let work: Work
     }
 
-    private struct State: Sendable {
+    struct State: Sendable {
         var shadow: ShadowProcess
         var pending: Request?
         var inFlight: Request?
@@ -57,35 +72,51 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         var lastSeen: ContinuousClock.Instant
         var sequence = 0
         var statistics = NativeExecutorStatistics()
+        /// S may write the trap's port (`ioperm` granted): batches cost one exit.
+        var batchesInOneExit = false
+        /// Region writes held for S's next trap (`applyPendingWrites`).
+        var pendingWrites: [RegionWrite] = []
+    }
+
+    /// Bytes for the region at `offset`.
+    struct RegionWrite: Sendable {
+        let offset: Int
+        let bytes: [UInt8]
     }
 
     let region: NativeRegion
-    private let memory: GuestMemory
-    private let root: UInt64
+    let memory: GuestMemory
+    let root: UInt64
+    /// The trap's port: S's batches end with an `out` there.
+    let trapPort: UInt8
     /// How long a call may take in the guest.
     public let timeout: Duration
-    private let state: Mutex<State>
-    private let requestReady = DispatchSemaphore(value: 0)
-    private let resultReady = DispatchSemaphore(value: 0)
+    let state: Mutex<State>
+    let requestReady = DispatchSemaphore(value: 0)
+    let resultReady = DispatchSemaphore(value: 0)
 
     /// Exits of the dedicated vCPU, and interruptions of the others, so far.
     private let machineCounters: @Sendable () -> (shadowVCPUExits: Int, otherInterruptions: Int)
 
     /// Whether the VM has stopped (S will never trap again).
     private let machineStopped: @Sendable () -> Bool
-    /// Where the dedicated vCPU's thread stands, for the message when S stays away.
+    /// Where the dedicated vCPU's thread and its guest stand, for the message when S stays away.
     private let shadowVCPUActivity: @Sendable () -> VCPUActivity
+    private let shadowVCPUPosition: @Sendable () -> String?
     private let originText = Mutex<String?>(nil)
     private let setUp = Mutex<Duration?>(nil)
 
-    init(shadow: ShadowProcess, region: NativeRegion, memory: GuestMemory, timeout: Duration,
+    init(shadow: ShadowProcess, region: NativeRegion, memory: GuestMemory, trapPort: UInt8, timeout: Duration,
          machineStopped: @escaping @Sendable () -> Bool, shadowVCPUActivity: @escaping @Sendable () -> VCPUActivity,
+         shadowVCPUPosition: @escaping @Sendable () -> String?,
          machineCounters: @escaping @Sendable () -> (shadowVCPUExits: Int, otherInterruptions: Int)) {
         self.machineCounters = machineCounters
         self.machineStopped = machineStopped
         self.shadowVCPUActivity = shadowVCPUActivity
+        self.shadowVCPUPosition = shadowVCPUPosition
         self.region = region
         self.memory = memory
+        self.trapPort = trapPort
         self.timeout = timeout
         root = shadow.root
         state = Mutex(State(shadow: shadow, lastSeen: ContinuousClock().now))
@@ -129,10 +160,11 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
     /// sleeps (killed or stopped in the guest); returns the failure, if any.
     func checkPresence() -> ShadowError? {
         let now = ContinuousClock().now
-        let activity = shadowVCPUActivity()
+        let away = state.withLock { s in s.failure == nil && s.inFlight == nil && now - s.lastSeen > Self.absenceLimit }
+        let reason = away ? absenceReason() : nil
         return state.withLock { s in
-            if s.failure == nil, s.inFlight == nil, now - s.lastSeen > Self.absenceLimit {
-                s.failure = .stale(pid: s.shadow.pid, reason: absenceReason(activity))
+            if let reason, s.failure == nil, s.inFlight == nil, now - s.lastSeen > Self.absenceLimit {
+                s.failure = .stale(pid: s.shadow.pid, reason: reason)
             }
             return s.failure
         }
@@ -140,16 +172,25 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
 
     /// Why S counts as gone after `absenceLimit` away from its loop, with
     /// where its vCPU stood: in the guest without exits (S killed or
-    /// stopped, or that CPU halted for good) or held up outside it.
-    private func absenceReason(_ activity: VCPUActivity) -> String {
-        "it has not come back to its loop for \(Self.absenceLimit) (killed or stopped in the guest; \(activity))"
+    /// stopped, or that CPU halted for good) or held up outside it, and
+    /// where the guest was on it. Not under `state`'s lock: reading the
+    /// guest's registers takes a trip of the vCPU's thread, whose traps take that lock.
+    func absenceReason() -> String {
+        let position = shadowVCPUPosition().map { "; the guest there: \($0)" } ?? ""
+        return "it has not come back to its loop for \(Self.absenceLimit) (killed or stopped in the guest; \(shadowVCPUActivity())\(position))"
     }
 
-    /// Asks S its pid (the first call; it also proves S answers).
+    /// Asks S its pid (the first call; it also proves S answers), and lets
+    /// S write the trap's port, for batches in one exit; without that (a
+    /// kernel in lockdown refuses `ioperm`) batches run call by call.
     func identify() throws {
         let pid = try syscall(LinuxABI.Syscall.getpid, [])
         guard pid > 1 else { throw ShadowError.wrongContext(expected: "S's pid", found: "\(pid)") }
-        state.withLock { $0.shadow.pid = pid }
+        let granted = try syscall(LinuxABI.Syscall.ioperm, [UInt64(trapPort), 1, 1]) == 0
+        state.withLock {
+            $0.shadow.pid = pid
+            $0.batchesInOneExit = granted
+        }
     }
 
     // MARK: GuestSyscallExecutor
@@ -157,24 +198,79 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
     public var regionAddress: UInt64 { shadow.dataAddress }
     public var regionSize: Int { shadow.regionLength - ShadowStub.dataOffset }
 
+    /// Held until S's next trap, where the dedicated vCPU's thread writes it
+    /// before handing S its call (`applyPendingWrites`).
     public func writeRegion(offset: Int, _ bytes: [UInt8]) throws {
         try checkRange(offset, bytes.count)
-        try view().write(virtual: regionAddress &+ UInt64(offset), bytes)
+        try state.withLock { s in
+            if let failure = s.failure { throw failure }
+            s.pendingWrites.append(RegionWrite(offset: offset, bytes: bytes))
+        }
     }
 
+    /// The region as S's memory has it, with the writes still held over it.
     public func readRegion(offset: Int, count: Int) throws -> [UInt8] {
         try checkRange(offset, count)
-        return try view().read(virtual: regionAddress &+ UInt64(offset), count: count)
+        var bytes = try view().read(virtual: regionAddress &+ UInt64(offset), count: count)
+        for write in state.withLock({ $0.pendingWrites }) {
+            let start = max(offset, write.offset), end = min(offset + count, write.offset + write.bytes.count)
+            guard start < end else { continue }
+            bytes.replaceSubrange(start - offset ..< end - offset, with: write.bytes[(start - write.offset) ..< (end - write.offset)])
+        }
+        return bytes
+    }
+
+    /// Writes the held region writes through S's page tables. Called on the
+    /// dedicated vCPU's thread at S's trap: S's address space is live on
+    /// that CPU, so the guest kernel cannot move one of its pages (page
+    /// migration, compaction) without a TLB-flush IPI to it, which waits
+    /// until the vCPU runs again; a write made from elsewhere could land in
+    /// a page the kernel has just freed. Returns false, keeping the writes,
+    /// when a page is not there (being moved): S then sleeps and the call
+    /// waits for its next trap.
+    func applyPendingWrites() -> Bool {
+        let writes = state.withLock { $0.pendingWrites }
+        guard !writes.isEmpty else { return true }
+        guard let view = try? view() else { return false }
+        for write in writes {
+            guard (try? view.write(virtual: regionAddress &+ UInt64(write.offset), write.bytes)) != nil else { return false }
+        }
+        state.withLock { $0.pendingWrites.removeFirst(writes.count) }
+        return true
     }
 
     public func syscall(_ number: Int, _ arguments: [UInt64]) throws -> Int64 {
         guard arguments.count <= 6, number >= 0 else { throw ShadowError.badArgument("system call \(number) with \(arguments.count) arguments") }
+        let result = try run(.call(number: number, arguments: arguments + [UInt64](repeating: 0, count: 6 - arguments.count)),
+                             timeout: timeout, during: "a call in S")
+        state.withLock { $0.statistics.calls += 1 }
+        return result
+    }
+
+    /// One exit for the whole batch where S may write the trap's port;
+    /// call by call otherwise.
+    public func syscalls(_ calls: [BatchedCall], tableOffset: Int) throws -> [Int64] {
+        guard !calls.isEmpty else { return [] }
+        guard runsBatchesInOneTransition else { return try BatchTable.runOneByOne(calls, on: self) }
+        let table = try BatchTable.encode(calls)
+        try writeRegion(offset: tableOffset, table)
+        // A batch is many calls: the one call's time and 100 ms more per call.
+        _ = try run(.batch(table: regionAddress &+ UInt64(tableOffset), count: calls.count),
+                    timeout: timeout + .milliseconds(100) * calls.count, during: "a batch of \(calls.count) calls in S")
+        state.withLock { $0.statistics.calls += calls.count }
+        return try BatchTable.results(try readRegion(offset: tableOffset, count: table.count), count: calls.count)
+    }
+
+    public var runsBatchesInOneTransition: Bool { state.withLock { $0.batchesInOneExit } }
+
+    /// Hands `work` to S's next trap and waits for its end (a call's result;
+    /// 0 for a batch, whose results are in its table).
+    private func run(_ work: Request.Work, timeout: Duration, during what: String) throws -> Int64 {
         let clock = ContinuousClock()
         let sequence = try state.withLock { s -> Int in
             if let failure = s.failure { throw failure }
             s.sequence += 1
-            s.pending = Request(sequence: s.sequence, number: number,
-                                arguments: arguments + [UInt64](repeating: 0, count: 6 - arguments.count))
+            s.pending = Request(sequence: s.sequence, work: work)
             s.completed = nil
             s.burst = true
             return s.sequence
@@ -185,21 +281,19 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
             _ = resultReady.wait(timeout: .now() + .milliseconds(50))
             let now = clock.now
             let stopped = machineStopped()
-            let activity = shadowVCPUActivity()
+            let away = state.withLock { s in s.pending != nil && now - s.lastSeen > Self.absenceLimit }
+            let reason = away && !stopped ? absenceReason() : nil
             let outcome: Result<Int64, ShadowError>? = state.withLock { s in
-                if let done = s.completed, done.sequence == sequence {
-                    s.statistics.calls += 1
-                    return .success(done.result)
-                }
+                if let done = s.completed, done.sequence == sequence { return .success(done.result) }
                 if let failure = s.failure { return .failure(failure) }
                 let shadow = s.shadow
                 if stopped {
                     s.pending = nil
-                    s.failure = .guestGone(during: "a call in S")
-                } else if s.pending != nil, now - s.lastSeen > Self.absenceLimit {
+                    s.failure = .guestGone(during: what)
+                } else if let reason, s.pending != nil, now - s.lastSeen > Self.absenceLimit {
                     // Never taken: S has not come back to its loop.
                     s.pending = nil
-                    s.failure = .stale(pid: shadow.pid, reason: absenceReason(activity))
+                    s.failure = .stale(pid: shadow.pid, reason: reason)
                 } else if now > deadline {
                     s.pending = nil
                     s.failure = .shadowNotResponding(pid: shadow.pid, seconds: timeout.seconds)
@@ -210,14 +304,18 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         }
     }
 
+    /// The measurement counting batches run in one exit.
+    public static let batchesMeasurement = "batches in one exit"
+
     /// Calls, exits of the dedicated vCPU (`transitions`), interruptions of
-    /// the guest's own vCPUs, and S's traps, restarts and expired holds.
+    /// the guest's own vCPUs, and S's traps, restarts, expired holds and batches.
     public var measurements: [String: Int] {
         let s = statistics
         let machine = machineCounters()
         return [ExecutorMeasurement.calls: s.calls, ExecutorMeasurement.transitions: machine.shadowVCPUExits,
                 ExecutorMeasurement.otherVCPUInterruptions: machine.otherInterruptions,
-                "S traps": s.shadowTraps, "restarts": s.restarts, "expired holds": s.expiredHolds]
+                "S traps": s.shadowTraps, "restarts": s.restarts, "expired holds": s.expiredHolds, "deferred calls": s.deferredCalls,
+                Self.batchesMeasurement: s.batchesInOneExit]
     }
 
     /// No call is coming soon: S goes back to its own sleep between traps.
@@ -225,104 +323,9 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         state.withLock { $0.burst = false }
     }
 
-    // MARK: the dedicated vCPU's side
-
-    /// One trapped system call on the dedicated vCPU (its thread, out of KVM_RUN).
-    func intercept(_ r: inout GuestRegisters, vcpu: Int) {
-        guard r.root == root else { return }
-        let now = ContinuousClock().now
-        var finished = false
-        let restarted: Bool = state.withLock { s in
-            s.statistics.shadowTraps += 1
-            s.lastSeen = now
-            guard let call = s.inFlight else { return false }
-            if isRestart(r, of: call) {
-                s.statistics.restarts += 1
-                return true
-            }
-            s.completed = (call.sequence, Int64(bitPattern: r.rbx))
-            s.inFlight = nil
-            finished = true
-            return false
-        }
-        // The kernel backed S up to its `syscall` (a stop signal met the
-        // call): it enters again with the same call; let it.
-        if restarted { return }
-        let leaving = state.withLock { s -> Bool in
-            guard s.ending else { return false }
-            s.ending = false
-            s.left = true
-            return true
-        }
-        if leaving { return endShadow(&r, status: 0) }
-        guard state.withLock({ $0.failure == nil }), isAtLoop(r), isIntact() else {
-            endTamperedShadow(&r)
-            return
-        }
-        if finished { resultReady.signal() }
-        var next = takePending()
-        if next == nil, state.withLock({ $0.burst }) {
-            if requestReady.wait(timeout: .now() + Self.holdLimit) == .success { next = takePending() }
-            if next == nil { state.withLock { $0.statistics.expiredHolds += 1 } }
-        }
-        let shadow = state.withLock { $0.shadow }
-        if let next {
-            r.loadSyscall(number: next.number, next.arguments)
-        } else if state.withLock({ $0.burst }) {
-            r.rdi = shadow.regionBase + UInt64(ForkCode.burstTimespecOffset)
-        }
-    }
-
-    private func takePending() -> Request? {
-        state.withLock { s in
-            guard let request = s.pending else { return nil }
-            s.pending = nil
-            s.inFlight = request
-            return request
-        }
-    }
-
-    /// The kernel restarts a call by moving the return rip back onto the
-    /// `syscall` with rax = the call's number again; the arguments are unchanged.
-    private func isRestart(_ r: GuestRegisters, of call: Request) -> Bool {
-        let a = call.arguments
-        return r.rax == UInt64(call.number) && r.rdi == a[0] && r.rsi == a[1] && r.rdx == a[2]
-            && r.r10 == a[3] && r.r8 == a[4] && r.r9 == a[5]
-    }
-
-    /// S at its loop as the stub leaves it: about to sleep on its own timespec, on its own stack.
-    private func isAtLoop(_ r: GuestRegisters) -> Bool {
-        let base = state.withLock { $0.shadow.regionBase }
-        return r.rcx == base + UInt64(ShadowStub.trapOffset) && r.rax == UInt64(LinuxABI.Syscall.nanosleep)
-            && r.rdi == base + UInt64(ShadowStub.timespecOffset) && r.rsi == 0 && r.rsp == base + UInt64(ShadowStub.stackTop)
-    }
-
-    /// Page 0 (stub, header, fork code) as written.
-    private func isIntact() -> Bool {
-        guard let page = try? view().read(virtual: shadow.regionBase, count: region.firstPage.count) else { return false }
-        return region.matches(page)
-    }
-
-    /// S is no longer what swvmm made: fail the executor and end S (its call becomes exit_group(1)).
-    private func endTamperedShadow(_ r: inout GuestRegisters) {
-        state.withLock { s in
-            if s.failure == nil { s.failure = .stubModified(pid: s.shadow.pid, address: s.shadow.regionBase) }
-            s.pending = nil
-            s.inFlight = nil
-        }
-        endShadow(&r, status: 1)
-    }
-
-    /// S's call becomes exit_group(`status`): it leaves the guest from its trap.
-    private func endShadow(_ r: inout GuestRegisters, status: UInt64) {
-        resultReady.signal()
-        r.rax = UInt64(LinuxABI.Syscall.exitGroup)
-        r.rdi = status
-    }
-
     // MARK: internals
 
-    private func view() throws -> GuestView {
+    func view() throws -> GuestView {
         GuestView(memory: memory, context: state.withLock { $0.shadow.paging })
     }
 

@@ -37,7 +37,7 @@ public final class ShadowVCPU: Sendable {
         while !stopping.withLock({ $0 }) {
             var armed = false
             do {
-                armed = try trap.arm()
+                armed = try trap.arm(respectingDisarmFor: SyscallTrap.disarmLimit)
             } catch VCPUControlError.stopped {
                 return
             } catch {

@@ -30,7 +30,29 @@ public final class SyscallTrap: Sendable {
     /// the interceptor leaves in the general registers enters the kernel's
     /// real entry: an unchanged value lets the call through, a changed rax and
     /// arguments make it another call, a changed rcx returns elsewhere.
-    public typealias Interceptor = @Sendable (_ registers: inout GuestRegisters, _ vcpu: Int) -> Void
+    public typealias Interceptor = @Sendable (_ registers: inout GuestRegisters, _ vcpu: Int) -> AfterCall
+
+    /// What becomes of the trap once an interceptor has seen a call.
+    public enum AfterCall: Sendable, Equatable {
+        /// It stays armed: the caller's next call exits too.
+        case stayArmed
+        /// LSTAR points back at the kernel's entry as the call goes in:
+        /// calls on this vCPU run without exits until a write to the site's
+        /// port from user mode that `portHandler` expects, or `arm()`, arms
+        /// it again.
+        case disarm
+    }
+
+    /// Sees a write to the site's port from user mode on this vCPU: a
+    /// process the guest let write that port (S, given `ioperm`) telling
+    /// swvmm something without a system call. Returns whether it was
+    /// expected: then the trap is armed again and the process goes on past
+    /// its `out`; otherwise the machine's own port handling applies.
+    public typealias PortHandler = @Sendable (_ registers: GuestRegisters, _ vcpu: Int) -> Bool
+
+    /// How long `arm(respectingDisarmFor:)` leaves a trap an interceptor
+    /// turned off: a batch in S takes far less, even on an emulated host.
+    public static let disarmLimit: Duration = .seconds(5)
 
     /// What the trap has seen so far.
     public struct Counters: Equatable, Sendable {
@@ -59,8 +81,11 @@ public final class SyscallTrap: Sendable {
         var realEntry: UInt64 = 0
         /// Whether LSTAR points at the site now (`disarm()` points it back).
         var armed = false
+        /// When an interceptor turned it off (`AfterCall.disarm`), as `monotonicNanoseconds()`.
+        var disarmedByInterceptor: UInt64?
         var counters = Counters()
         var interceptor: Interceptor?
+        var portHandler: PortHandler?
     }
     private let state = Mutex(State())
 
@@ -80,6 +105,12 @@ public final class SyscallTrap: Sendable {
         set { state.withLock { $0.interceptor = newValue } }
     }
 
+    /// Sees writes to the site's port from user mode (nil: the machine's own handling).
+    public var portHandler: PortHandler? {
+        get { state.withLock { $0.portHandler } }
+        set { state.withLock { $0.portHandler = newValue } }
+    }
+
     /// Whether the trap is armed now.
     public var isArmed: Bool { state.withLock { $0.armed } }
 
@@ -92,16 +123,21 @@ public final class SyscallTrap: Sendable {
 
     /// Points the vCPU's LSTAR at the trap, once the guest kernel has set its
     /// own entry there; again after the kernel rewrote it. Returns whether the
-    /// trap is armed now. Runs on the vCPU's thread (one exit of that vCPU).
+    /// trap is armed now (or, with `limit`, off for less than `limit` because
+    /// an interceptor turned it off). Runs on the vCPU's thread (one exit of that vCPU).
     @discardableResult
-    public func arm() throws -> Bool {
+    public func arm(respectingDisarmFor limit: Duration? = nil) throws -> Bool {
+        if let limit, let since = state.withLock({ $0.disarmedByInterceptor }),
+           monotonicNanoseconds() &- since < UInt64(limit.seconds * 1e9) {
+            return true
+        }
         let armed = Mutex(false)
         let memory = self.memory
         try handle.send(.perform { [self] vcpu in
             let lstar = try vcpu.modelSpecificRegisters([BootMSRs.lstar])[BootMSRs.lstar] ?? 0
             let current = state.withLock { $0.site }
             if let current, lstar == current.address {
-                state.withLock { $0.armed = true }
+                state.withLock { $0.armed = true; $0.disarmedByInterceptor = nil }
                 armed.withLock { $0 = true }
                 return
             }
@@ -114,6 +150,7 @@ public final class SyscallTrap: Sendable {
                 $0.site = site
                 $0.realEntry = lstar
                 $0.armed = true
+                $0.disarmedByInterceptor = nil
                 $0.counters.armings += 1
             }
             armed.withLock { $0 = true }
@@ -128,32 +165,58 @@ public final class SyscallTrap: Sendable {
             let (armed, entry) = state.withLock { ($0.armed, $0.realEntry) }
             guard armed else { return }
             try vcpu.setModelSpecificRegisters([(BootMSRs.lstar, entry)])
-            state.withLock { $0.armed = false }
+            state.withLock { $0.armed = false; $0.disarmedByInterceptor = nil }
         })
     }
 
-    /// The exit handler: a port write at the site with a user stack is a system call.
+    /// The exit handler: a port write at the site with a user stack is a
+    /// system call; one from user mode is for `portHandler`.
     func take(_ exit: VMExit, on vcpu: VirtualCPU) -> ExitDisposition {
         guard case let .portIO(io) = exit, io.direction == .write,
-              let (site, entry, interceptor) = state.withLock({ s in s.armed ? s.site.map { ($0, s.realEntry, s.interceptor) } : nil }),
-              io.port == UInt16(site.port), let regs = try? vcpu.registers(), regs.rip == site.address else {
+              let (site, entry, armed) = state.withLock({ s in s.site.map { ($0, s.realEntry, s.armed) } }),
+              io.port == UInt16(site.port), let regs = try? vcpu.registers() else {
             return .notHandled
         }
+        if regs.rip < Self.kernelHalf { return takePortWrite(regs, site: site, armed: armed, on: vcpu) }
+        guard armed, regs.rip == site.address else { return .notHandled }
         // `syscall` does not switch stacks: a caller's rsp is a user address.
         // Kernel code running those same bytes would be on a kernel stack.
         guard regs.rsp < Self.kernelHalf else {
             state.withLock { $0.counters.notSyscalls += 1 }
             return .notHandled
         }
-        state.withLock { $0.counters.trapped += 1 }
+        let interceptor = state.withLock { s -> Interceptor? in
+            s.counters.trapped += 1
+            return s.interceptor
+        }
         var next = regs
+        var after = AfterCall.stayArmed
         if let interceptor, let sregs = try? vcpu.specialRegisters() {
             var user = GuestRegisters(regs, sregs)
-            interceptor(&user, vcpu.id)
+            after = interceptor(&user, vcpu.id)
             next = user.applied(to: regs)
         }
         next.rip = entry
+        // Should LSTAR not change, the calls that follow still trap, one exit each.
+        if after == .disarm, (try? vcpu.setModelSpecificRegisters([(BootMSRs.lstar, entry)])) != nil {
+            state.withLock { $0.armed = false; $0.disarmedByInterceptor = monotonicNanoseconds() }
+        }
         return (try? vcpu.setRegisters(next)) == nil ? .pause : .handled
+    }
+
+    /// A write to the site's port from user mode: the port handler's, which
+    /// arms the trap again when it expected it. rip is left on the `out`,
+    /// which KVM completes as it enters again.
+    private func takePortWrite(_ regs: kvm_regs, site: Site, armed: Bool, on vcpu: VirtualCPU) -> ExitDisposition {
+        guard let handler = state.withLock({ $0.portHandler }), let sregs = try? vcpu.specialRegisters(),
+              handler(GuestRegisters(regs, sregs), vcpu.id) else {
+            return .notHandled
+        }
+        // Should this fail, the vCPU's watcher arms it again (`arm(respectingDisarmFor:)`).
+        if !armed, (try? vcpu.setModelSpecificRegisters([(BootMSRs.lstar, site.address)])) != nil {
+            state.withLock { $0.armed = true; $0.disarmedByInterceptor = nil }
+        }
+        return .handled
     }
 
     /// The first `E6 xx` within `searchWindows` of `entry` whose port exits to

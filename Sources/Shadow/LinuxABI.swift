@@ -97,6 +97,7 @@ public enum LinuxABI {
         public static let swapoff = 168
         public static let sethostname = 170
         public static let setdomainname = 171
+        public static let ioperm = 173
         public static let deleteModule = 176
         public static let gettid = 186
         public static let readahead = 187

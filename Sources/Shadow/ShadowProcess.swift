@@ -33,6 +33,11 @@ public struct ShadowProcess: Equatable, Sendable {
     public var trapAddress: UInt64 { regionBase &+ UInt64(ShadowStub.trapOffset) }
     /// Where S's stub runs a batch of calls (`ShadowStub.batchOffset`).
     public var batchAddress: UInt64 { regionBase &+ UInt64(ShadowStub.batchOffset) }
+    /// Where the batch runner's calls return (rcx at their syscall entry).
+    public var batchCallReturnAddress: UInt64 { regionBase &+ UInt64(ShadowStub.batchCallReturnOffset) }
+    /// PORT, where a batch ends for swvmm's own executor, and its `out` (the rip of that exit).
+    public var portExitAddress: UInt64 { regionBase &+ UInt64(ShadowStub.portExitOffset) }
+    public var portOutAddress: UInt64 { regionBase &+ UInt64(ShadowStub.portOutOffset) }
     /// The executor's data area.
     public var dataAddress: UInt64 { regionBase &+ UInt64(ShadowStub.dataOffset) }
 }

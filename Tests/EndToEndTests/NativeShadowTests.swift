@@ -122,8 +122,10 @@ final class NativeShadowSession {
                          "--memory", "1G", "--cpus", String(spec.cpus), "--shadow", "--api-socket", spec.socket,
                          "--cmdline", "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd swvmm.mode=known-state"]
         var lastError: Error?
+        // The VM's swvmm keeps memos in its user's cache: the KVM host's $HOME is read-only.
+        let cache = ["env", "XDG_CACHE_HOME=/tmp/swvmm-native-cache-\(spec.series)"]
         for attempt in 1 ... 2 {
-            try bridge.boot(arguments, prefix: userPrefix)
+            try bridge.boot(arguments, prefix: cache + userPrefix)
             do {
                 try bridge.read(until: NativeShadowTests.readyMarker, timeout: 400)
                 _ = try bridge.run("echo ready", timeout: 60)
@@ -257,11 +259,14 @@ struct NativeShadowChecks {
             .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
     }
 
-    /// The pid in `--verbose`'s "shadow process pid N".
-    func reportedShadowPID(in stderr: String) -> Int? {
-        guard let range = stderr.range(of: "shadow process pid ") else { return nil }
+    /// The number `--verbose` prints after `label` ("shadow process pid ", "batches in one exit ").
+    func number(after label: String, in stderr: String) -> Int? {
+        guard let range = stderr.range(of: label) else { return nil }
         return Int(stderr[range.upperBound...].prefix { $0.isNumber })
     }
+
+    /// The pid in `--verbose`'s "shadow process pid N".
+    func reportedShadowPID(in stderr: String) -> Int? { number(after: "shadow process pid ", in: stderr) }
 
     /// S: one swvmm-shadow in the guest, on the dedicated CPU only (field 39 of its stat).
     func checkShadowProcessLivesOnItsCPU() throws -> Int {
@@ -280,10 +285,10 @@ struct NativeShadowChecks {
     }
 
     /// Interruptions of the guest's own vCPUs `--verbose` reports for a run.
-    func otherInterruptions(in stderr: String) -> Int? {
-        guard let range = stderr.range(of: "other vCPU interruptions ") else { return nil }
-        return Int(stderr[range.upperBound...].prefix { $0.isNumber })
-    }
+    func otherInterruptions(in stderr: String) -> Int? { number(after: "other vCPU interruptions ", in: stderr) }
+
+    /// Batches S ran in one exit each, as `--verbose` reports them for a run.
+    func batchesInOneExit(in stderr: String) -> Int? { number(after: "batches in one exit ", in: stderr) }
 
     /// While a redirected `ls -R` runs for seconds, a guest workload on the
     /// guest's own CPUs keeps counting, and swvmm interrupts none of them.
@@ -301,6 +306,8 @@ struct NativeShadowChecks {
         XCTAssertEqual(result.status, 0, result.summary)
         XCTAssertTrue(result.stdout.contains("/proc/sys/kernel/random:"), "[\(series)] ls -R lists the guest's /proc/sys/kernel: \(result.stdout.prefix(300))")
         XCTAssertEqual(otherInterruptions(in: result.stderr), 0, "[\(series)] the guest's own vCPUs were interrupted: \(result.stderr)")
+        // ls -R's directories are read ahead in batches, each one exit of S's vCPU.
+        XCTAssertGreaterThan(batchesInOneExit(in: result.stderr) ?? 0, 0, "[\(series)] no batch ran in one exit: \(result.stderr)")
         XCTAssertEqual(counts, counts.sorted(), "[\(series)] the workload's counter went back: \(counts)")
         XCTAssertEqual(Set(counts).count, counts.count, "[\(series)] the workload stopped counting during the run: \(counts)")
         print("[\(series)] during ls -R: workload counter \(counts); \(result.stderr.split(separator: "\n").filter { $0.contains("this run") })")

@@ -60,10 +60,19 @@ final class FastPathTests: XCTestCase {
         XCTAssertEqual(instructions.map(\.mnemonic), [
             "test", "je", "xor", "movzx", "test", "je", "imul", "mov", "sub", "mov", "mov", "inc", "cmp", "jne",
             "mov", "mov", "mov", "mov", "mov", "mov", "mov", "syscall", "mov", "add", "dec", "jmp", "jmp",
+            "mov", "out", "jmp",
         ])
         XCTAssertEqual(instructions.reduce(0) { $0 + $1.size }, code.count)
-        // The last jump ends the batch at TRAP, where the executor catches S.
-        XCTAssertEqual(instructions.last?.operands, (base + UInt64(ShadowStub.trapOffset)).guestHex)
+        func at(_ offset: Int) -> String? {
+            instructions.first { $0.address == base + UInt64(offset) }.map { "\($0.mnemonic) \($0.operands)" }
+        }
+        let call = try XCTUnwrap(instructions.first { $0.isSyscall })
+        XCTAssertEqual(call.address + UInt64(call.size), base + UInt64(ShadowStub.batchCallReturnOffset))
+        // Done, the batch goes where r13 says: TRAP (a GDB executor) or PORT (swvmm's own).
+        XCTAssertEqual(instructions[instructions.count - 4].operands, "r13")
+        XCTAssertEqual(at(ShadowStub.portExitOffset), "mov edx, r14d")
+        XCTAssertEqual(at(ShadowStub.portOutOffset), "out dx, al")
+        XCTAssertEqual(instructions.last?.operands, (base + UInt64(ShadowStub.trapOffset)).guestHex, "PORT goes on at TRAP")
         XCTAssertLessThanOrEqual(stub.code.count, ShadowStub.headerOffset, "the code stays below the header")
     }
 

@@ -175,5 +175,10 @@ final class VCPUControlTests: XCTestCase {
         guard case let .inGuest(duration) = activity.place else { return XCTFail("\(activity)") }
         XCTAssertGreaterThanOrEqual(duration, .milliseconds(300))
         XCTAssertTrue(activity.description.contains("in the guest for "), activity.description)
+        // The guest's own position there: running its loop, at CPL 3.
+        let position = try XCTUnwrap(handle.guestPosition())
+        let rip = try XCTUnwrap(UInt64(position.drop { $0 != "x" }.dropFirst().prefix { $0.isHexDigit }, radix: 16))
+        XCTAssertTrue(position.hasPrefix("runnable at rip 0x") && position.hasSuffix("(cpl 3)"), position)
+        XCTAssertEqual(rip, MicroGuest.codeAddress, "the vCPU sits on its jmp $: \(position)")
     }
 }

@@ -31,9 +31,11 @@
 ///            xor edi, edi                  ; by init (S's parent)
 ///            syscall
 ///
-/// The batch runner (a GDB executor enters it with rbx = the first entry of a
-/// `BatchTable` in the data area, r12 = the number of entries; it ends at
-/// TRAP, so N calls cost one guest stop):
+/// The batch runner (an executor enters it with rbx = the first entry of a
+/// `BatchTable` in the data area, r12 = the number of entries, r13 = where
+/// to go when they are done: TRAP for a GDB executor, so N calls cost one
+/// guest stop; PORT for swvmm's own, whose syscall-entry trap is off while
+/// the batch runs, so N calls cost the one exit of PORT's `out`):
 ///
 ///     BATCH: test r12, r12                 ; entries left?
 ///            jz done
@@ -56,12 +58,15 @@
 ///            add rbx, 72                   ; later entries' references
 ///            dec r12
 ///            jmp BATCH
-///     done:  jmp TRAP
+///     done:  jmp r13
+///     PORT:  mov edx, r14d                 ; the port swvmm gave (S may write
+///            out dx, al                    ; it: ioperm), one exit at CPL 3
+///            jmp TRAP
 public struct ShadowStub: Equatable, Sendable {
     /// Header magic, "SWVMMSHD".
     public static let magic: [UInt8] = Array("SWVMMSHD".utf8)
     /// Layout version in the header; bumped when the layout changes.
-    public static let version: UInt32 = 5
+    public static let version: UInt32 = 6
     public static let headerOffset = 0x100
     static let magicOffset = headerOffset, versionOffset = headerOffset + 8
     public static let cookieOffset = headerOffset + 0x10
@@ -99,7 +104,13 @@ public struct ShadowStub: Equatable, Sendable {
     public static let exitOffset = 57
     public static let batchOffset = 66
     static let batchDoneOffset = batchOffset + 0x53
-    public static let codeLength = batchDoneOffset + 2
+    /// Just past the batch runner's `syscall` (its 68th byte).
+    public static let batchCallReturnOffset = batchOffset + 70
+    /// PORT: where a batch ends for swvmm's own executor (r13).
+    public static let portExitOffset = batchDoneOffset + 3
+    /// The `out dx, al` in PORT: the rip of its exit.
+    public static let portOutOffset = portExitOffset + 3
+    public static let codeLength = portOutOffset + 3
 
     /// Total region size in bytes (a multiple of 4096).
     public let regionLength: Int
@@ -142,7 +153,10 @@ public struct ShadowStub: Equatable, Sendable {
         bytes += [0x31, 0xFF]                                          // xor edi, edi
         bytes += [0x0F, 0x05]                                          // syscall
         bytes += ShadowStub.batchRunner
-        bytes += [0xEB, UInt8(bitPattern: Int8(ShadowStub.trapOffset - ShadowStub.codeLength))] // done: jmp TRAP
+        bytes += [0x41, 0xFF, 0xE5]                                    // done: jmp r13
+        bytes += [0x44, 0x89, 0xF2]                                    // PORT: mov edx, r14d
+        bytes += [0xEE]                                                // out dx, al
+        bytes += [0xEB, UInt8(bitPattern: Int8(ShadowStub.trapOffset - ShadowStub.codeLength))] // jmp TRAP
         return bytes
     }
 

@@ -135,8 +135,8 @@ public final class ShadowExecutor: GuestSyscallExecutor {
     }
 
     /// The batch runs from S's stub (`ShadowStub.batchOffset`): the table is
-    /// written, S resumed there with rbx = the table, r12 = the count, and
-    /// caught at TRAP when the last call has returned: one guest stop.
+    /// written, S resumed there with rbx = the table, r12 = the count, r13 =
+    /// TRAP, and caught at TRAP when the last call has returned: one guest stop.
     public func syscalls(_ calls: [BatchedCall], tableOffset: Int) throws -> [Int64] {
         guard !calls.isEmpty else { return [] }
         let table = try BatchTable.encode(calls)
@@ -149,6 +149,7 @@ public final class ShadowExecutor: GuestSyscallExecutor {
             registers.rip = shadow.batchAddress
             registers.rbx = tableAddress
             registers.r12 = UInt64(calls.count)
+            registers.r13 = shadow.trapAddress
             // A batch is many calls: S gets the one call's time and 100 ms more per call.
             _ = try resume(s, with: registers, for: timeout + .milliseconds(100) * calls.count,
                            during: "a batch of \(calls.count) calls in S", &loop)

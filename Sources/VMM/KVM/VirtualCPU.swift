@@ -61,6 +61,14 @@ public final class VirtualCPU: @unchecked Sendable {
     /// KVM_SET_LAPIC.
     public func setLocalAPIC(_ state: kvm_lapic_state) throws { try set(CKVM_SET_LAPIC, "KVM_SET_LAPIC", state) }
 
+    /// Whether the vCPU can run or waits (KVM_GET_MP_STATE), in kvm.h's words.
+    public func runState() throws -> String {
+        let state = try get(CKVM_GET_MP_STATE, "KVM_GET_MP_STATE", kvm_mp_state()).mp_state
+        // KVM_MP_STATE_* (include/uapi/linux/kvm.h), the x86 ones.
+        let names: [UInt32: String] = [0: "runnable", 1: "uninitialized", 2: "INIT received", 3: "halted", 4: "SIPI received"]
+        return names[state] ?? "state \(state)"
+    }
+
     /// A KVM_GET_* ioctl that fills one struct.
     private func get<State>(_ request: UInt, _ operation: String, _ empty: State) throws -> State {
         var state = empty

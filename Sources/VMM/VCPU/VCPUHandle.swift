@@ -197,6 +197,18 @@ public final class VCPUHandle: Sendable {
         }
     }
 
+    /// Where the guest stands on this vCPU: its run state (halted,
+    /// runnable), rip and privilege level, read on the vCPU's own thread
+    /// (one trip out of the guest); nil when the thread does not answer within `timeout`.
+    public func guestPosition(timeout: Duration = .seconds(2)) -> String? {
+        let seen = Mutex<String?>(nil)
+        _ = try? send(.perform { vcpu in
+            let state = try vcpu.runState(), regs = try vcpu.registers(), sregs = try vcpu.specialRegisters()
+            seen.withLock { $0 = "\(state) at rip \(regs.rip.guestHex) (cpl \(sregs.cs.dpl))" }
+        }, timeout: timeout)
+        return seen.withLock { $0 }
+    }
+
     /// Where the thread stands now and since when: in the guest, or out of
     /// it since its last exit. Tells a guest that stopped making exits
     /// (halted, hung) from a thread held up in swvmm.
