@@ -73,7 +73,7 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         var sequence = 0
         var statistics = NativeExecutorStatistics()
         /// S may write the trap's port (`ioperm` granted): batches cost one exit.
-        var batchesInOneExit = false
+        var portGranted = false
         /// Region writes held for S's next trap (`applyPendingWrites`).
         var pendingWrites: [RegionWrite] = []
     }
@@ -189,7 +189,7 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         let granted = try syscall(LinuxABI.Syscall.ioperm, [UInt64(trapPort), 1, 1]) == 0
         state.withLock {
             $0.shadow.pid = pid
-            $0.batchesInOneExit = granted
+            $0.portGranted = granted
         }
     }
 
@@ -261,7 +261,7 @@ public final class NativeShadowExecutor: GuestSyscallExecutor, Sendable {
         return try BatchTable.results(try readRegion(offset: tableOffset, count: table.count), count: calls.count)
     }
 
-    public var runsBatchesInOneTransition: Bool { state.withLock { $0.batchesInOneExit } }
+    public var runsBatchesInOneTransition: Bool { state.withLock { $0.portGranted } }
 
     /// Hands `work` to S's next trap and waits for its end (a call's result;
     /// 0 for a batch, whose results are in its table).

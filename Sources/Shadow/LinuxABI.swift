@@ -208,8 +208,8 @@ public enum LinuxABI {
     public static let sigsetSize: UInt64 = 8
     /// AT_FDCWD for openat (include/uapi/linux/fcntl.h).
     public static let atFDCWD: Int64 = -100
-    /// O_RDONLY, O_DIRECTORY and O_CLOEXEC (include/uapi/asm-generic/fcntl.h).
-    public static let oReadOnly: UInt64 = 0, oDirectory: UInt64 = 0o200000, oCloexec: UInt64 = 0o2000000
+    /// O_RDONLY, O_DIRECTORY, O_CLOEXEC and O_PATH (include/uapi/asm-generic/fcntl.h).
+    public static let oReadOnly: UInt64 = 0, oDirectory: UInt64 = 0o200000, oCloexec: UInt64 = 0o2000000, oPath: UInt64 = 0o10000000
     /// AT_SYMLINK_NOFOLLOW, AT_NO_AUTOMOUNT, AT_EMPTY_PATH (the dirfd
     /// itself) and statx's AT_STATX_SYNC_TYPE bits (include/uapi/linux/fcntl.h).
     public static let atSymlinkNoFollow: UInt64 = 0x100, atNoAutomount: UInt64 = 0x800, atEmptyPath: UInt64 = 0x1000,

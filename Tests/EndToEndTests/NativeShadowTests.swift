@@ -6,10 +6,11 @@ import XCTest
 /// with `swvmm shadow --vm` against the console's ground truth, S alone on
 /// its CPU, the guest's own vCPUs never stopped while S serves, and the
 /// attacks and faults of a hostile or unlucky guest (with
-/// SWVMM_NATIVE_SHADOW_FULL=1; CI runs a smoke test of it). Each kernel is booted
-/// once, in a KVM host of its own (and once more in a new one should that L1
-/// die). 6.1 runs as an ordinary user with Yama's ptrace_scope 1 (the
-/// unprivileged client path), 6.12 as root with two vCPUs beside S's.
+/// SWVMM_NATIVE_SHADOW_FULL=1; CI runs a smoke test of it). Each kernel is
+/// booted once, in a KVM host of its own (and again in a new one should that
+/// L1 die or the guest stop answering: `onKVMHost`). 6.1 runs as an ordinary
+/// user with Yama's ptrace_scope 1 (the unprivileged client path), 6.12 as
+/// root with two vCPUs beside S's.
 final class NativeShadowTests: LostGuestRetryingTestCase {
     static let readyMarker = "SWVMM-KNOWN-STATE-READY"
     /// Set to 1 to run the full scenario (both kernels, the tool table, the

@@ -3,7 +3,6 @@ import Glibc
 extension SyscallRedirector {
     // Flags and commands, include/uapi/asm-generic/fcntl.h and
     // include/uapi/linux/close_range.h.
-    static let openPath: UInt64 = 0o10000000
     static let openCreateWriteTruncate: UInt64 = 0o100 | 0o1 | 0o1000
     static let fcntlDupfd: Int32 = 0
     static let fcntlGetfd: Int32 = 1
@@ -192,7 +191,7 @@ extension SyscallRedirector {
             try validate()
             let result = try guestCall(LinuxABI.Syscall.openat,
                                        [UInt64(bitPattern: Int64(Self.atFdcwd)), address,
-                                        Self.openPath | LinuxABI.oDirectory | LinuxABI.oCloexec, 0], name: "chdir")
+                                        LinuxABI.oPath | LinuxABI.oDirectory | LinuxABI.oCloexec, 0], name: "chdir")
             countRedirected(spec)
             if result < 0 { return .error(Int32(-result)) }
             closeGuest(try guestFd(result, "chdir"))
