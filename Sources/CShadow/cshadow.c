@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -338,4 +339,14 @@ int cshadow_pipe_cloexec(int fds[2]) {
 int cshadow_accept_cloexec(int sock) {
     int fd = accept4(sock, NULL, NULL, SOCK_CLOEXEC);
     return fd < 0 ? -errno : fd;
+}
+
+int cshadow_current_cpu(void) { return neg_errno(sched_getcpu()); }
+
+int cshadow_get_affinity(int tid, void *mask, size_t size) {
+    return neg_errno(sched_getaffinity(tid, size, (cpu_set_t *)mask));
+}
+
+int cshadow_set_affinity(int tid, const void *mask, size_t size) {
+    return neg_errno(sched_setaffinity(tid, size, (const cpu_set_t *)mask));
 }

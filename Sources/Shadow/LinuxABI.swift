@@ -191,6 +191,8 @@ public enum LinuxABI {
     /// the signal the parent gets when the child exits (clone(2)).
     public static let sigchld: UInt64 = 17
     /// prctl option that sets the calling thread's comm (include/uapi/linux/prctl.h).
+    /// kcmp(2)'s KCMP_FILE: compare two tasks' files (include/uapi/linux/kcmp.h).
+    public static let kcmpFile: UInt64 = 0
     public static let prSetName: UInt64 = 15
     /// prctl(PR_SET_MM, PR_SET_MM_ARG_START / PR_SET_MM_ARG_END, address):
     /// where /proc/PID/cmdline is read from (include/uapi/linux/prctl.h;

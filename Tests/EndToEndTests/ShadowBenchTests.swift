@@ -121,6 +121,28 @@ final class ShadowBenchTests: XCTestCase {
         XCTAssertEqual(bad.status, 64, "a tool not in the list is a usage error: \(bad.summary)")
     }
 
+    /// `--local`: no target, the supervisor alone; its rows describe this host.
+    func testTheLocalBenchMeasuresTheSupervisorAlone() throws {
+        try Swvmm.requireBinary()
+        let scratch = try ScratchDirectory()
+        let output = scratch.url.appendingPathComponent("out").path
+        let result = try Swvmm.run(["bench", "shadow", "--local", "--only", "uname -a", "--round-trips", "500", "--output", output],
+                                   timeout: 120)
+        Swvmm.assertEndedCleanly(result)
+        XCTAssertEqual(result.status, 0, result.summary)
+        let csv = try String(contentsOfFile: output + "/results.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 2, "header and one tool: \(csv)")
+        let cells = csv[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let column = { (name: String) in cells[ShadowBenchCSV.columns.firstIndex(of: name) ?? 0] }
+        XCTAssertEqual(column("target"), "local")
+        XCTAssertEqual(column("kernel"), ShadowBenchHost.hostKernel().split(separator: " ")[1].description, "this host's uname -r")
+        XCTAssertGreaterThan(Int(column("redirected_calls")) ?? 0, 0, String(csv[1]))
+        XCTAssertGreaterThan(Double(column("host_us_per_call")) ?? 0, 0, String(csv[1]))
+        XCTAssertGreaterThan(Double(column("seccomp_roundtrip_us")) ?? 0, 0, String(csv[1]))
+        let both = try Swvmm.run(["bench", "shadow", "--local", "--gdb", "unix:/nonexistent"], timeout: 60)
+        XCTAssertEqual(both.status, 64, "--local with a target is a usage error: \(both.summary)")
+    }
+
     func testAMissingVMFailsClearly() throws {
         try Swvmm.requireBinary()
         let result = try Swvmm.run(["bench", "shadow", "--vm", "/nonexistent"], timeout: 60)

@@ -52,6 +52,36 @@ final class PolicyTests: XCTestCase {
         XCTAssertEqual(p.route(absolutePath: "/lib64/ld-linux-x86-64.so.2"), .local, "the loader stays local")
     }
 
+    func testPathsAreMatchedAsBytesByWholeComponents() {
+        let p = ShadowPolicy(extraGuestPaths: ["/srv/caf\u{e9}"])
+        XCTAssertEqual(p.route(absolutePath: "/srv/caf\u{e9}/menu"), .guest)
+        // The same letter decomposed is other bytes: another path to the kernel.
+        XCTAssertEqual(p.route(absolutePath: "/srv/cafe\u{301}/menu"), .local)
+        XCTAssertEqual(p.route(absolutePath: "/srv/caf\u{e9}s"), .local, "a longer component is not below it")
+        XCTAssertEqual(p.route(absolutePath: "/sysfs"), .local)
+        XCTAssertEqual(p.route(absolutePath: "/sys"), .guest)
+        XCTAssertTrue(ShadowPolicy.isWithin("/anything", "/"))
+        XCTAssertFalse(ShadowPolicy.isWithin("/pro", "/proc"))
+    }
+
+    func testTheInspectorsOwnProcDirectoryBecomesSelf() {
+        let own: Set<Int32> = [4242, 4243]
+        var asked = 0
+        let ids = { () -> Set<Int32> in asked += 1; return own }
+        XCTAssertEqual(InspectorSelfPath.rewrite("/proc/4242/stat", ownIDs: ids), "/proc/self/stat")
+        XCTAssertEqual(InspectorSelfPath.rewrite("/proc/4243", ownIDs: ids), "/proc/self")
+        XCTAssertEqual(InspectorSelfPath.rewrite("/proc/4243/task/4243/stat", ownIDs: ids), "/proc/self/task/4243/stat")
+        XCTAssertEqual(asked, 3)
+        for other in ["/proc/1/stat", "/proc/42420/stat", "/proc/4242x/stat", "/proc/04242/stat", "/proc/self/stat"] {
+            XCTAssertNil(InspectorSelfPath.rewrite(other, ownIDs: ids), other)
+        }
+        asked = 0
+        for notAPid in ["/proc/net/tcp", "/proc/", "/sys/4242", "/proc/12345678901234567890/stat"] {
+            XCTAssertNil(InspectorSelfPath.rewrite(notAPid, ownIDs: ids), notAPid)
+        }
+        XCTAssertEqual(asked, 0, "the ids are read only for a number after /proc/")
+    }
+
     func testWriteFlags() {
         XCTAssertFalse(ShadowPolicy.openWrites(flags: 0))                  // O_RDONLY
         XCTAssertFalse(ShadowPolicy.openWrites(flags: 0o2000000 | 0o200000)) // O_CLOEXEC|O_DIRECTORY

@@ -1,4 +1,5 @@
 import Glibc
+import Guest
 import XCTest
 @testable import Shadow
 
@@ -83,6 +84,27 @@ final class SupervisorLiveTests: XCTestCase {
         try compare(["head", "-c", "100", "/proc/1/status"], normalize: { $0.split(separator: "\n").first.map(String.init) ?? "" })
     }
 
+    /// A forked inspector holding a local fd inside the reserved range keeps
+    /// it: the guest fd it opens next goes to the next free number of its
+    /// own fd table (its parent does not hold that number).
+    func testAForkedInspectorsOwnFdInTheReservedRangeSurvivesAGuestOpen() throws {
+        var template = Array("/tmp/swvmm-fd-test-XXXXXX".utf8CString)
+        let file = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard file >= 0 else { throw SupervisorError.systemCall("mkstemp", errno: errno) }
+        let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        defer { unlink(path) }
+        XCTAssertNil(writeAll(file, "local file behind fd 1000\n"))
+        close(file)
+        // bash: dash takes no fd above 9 in a redirection.
+        let script = "(exec 1000<\(path); exec cat /proc/version /dev/fd/1000)"
+        let (shadowed, supervisor) = try SupervisorHarness.shadow(["bash", "-c", script])
+        let direct = try SupervisorHarness.direct(["cat", "/proc/version"])
+        XCTAssertEqual(shadowed.status, 0, shadowed.stderr)
+        XCTAssertEqual(shadowed.stdout, direct.stdout + "local file behind fd 1000\n", shadowed.stderr)
+        XCTAssertGreaterThan(supervisor.counters.byName["openat"] ?? 0, 0, "\(supervisor.counters.byName)")
+        XCTAssertEqual(supervisor.openGuestFds, 0)
+    }
+
     func testWriteToGuestPathIsReadOnly() throws {
         let (out, supervisor) = try SupervisorHarness.shadow(["sh", "-c", "echo x > /proc/sys/kernel/hostname"])
         XCTAssertNotEqual(out.status, 0)
@@ -124,7 +146,7 @@ final class SupervisorLiveTests: XCTestCase {
     func testChdirIntoGuestDirectory() throws {
         // cd into a guest directory, then relative paths and pwd are the guest's.
         let script = "cd /proc/self && cat ./stat >/dev/null && pwd && cd / && pwd"
-        let (out, supervisor) = try SupervisorHarness.shadow(["sh", "-c", script])
+        let (out, supervisor) = try SupervisorHarness.shadow(["bash", "-c", script])
         XCTAssertEqual(out.status, 0, out.stderr)
         XCTAssertEqual(out.stdout, "/proc/self\n/\n")
         XCTAssertGreaterThan(supervisor.counters.byName["chdir"] ?? 0, 0)

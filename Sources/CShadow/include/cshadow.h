@@ -153,4 +153,11 @@ int cshadow_accept_cloexec(int sock);
 /// The peer's credentials (SO_PEERCRED) as of its connect(2). Returns 0 or -errno.
 int cshadow_peer_credentials(int sock, int *pid, unsigned *uid, unsigned *gid);
 
+/// sched_getcpu(3), and sched_getaffinity/sched_setaffinity(2) of task `tid`
+/// (0: the calling thread) with a CPU mask of `size` bytes, which Swift's
+/// Glibc module does not show. Return the CPU / 0, or -errno.
+int cshadow_current_cpu(void);
+int cshadow_get_affinity(int tid, void *mask, size_t size);
+int cshadow_set_affinity(int tid, const void *mask, size_t size);
+
 #endif

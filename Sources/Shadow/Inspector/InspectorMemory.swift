@@ -64,22 +64,26 @@ public struct InspectorMemory: Sendable {
         guard address != 0 else { throw SupervisorError.inspectorMemory(address: 0, count: 1, errno: EFAULT) }
         var result: [UInt8] = []
         var cursor = address
-        var chunk = [UInt8](repeating: 0, count: Self.stringChunk)
-        while result.count < Self.pathMax {
-            // Do not cross a page boundary in one read: the next page may be unmapped.
-            let toPageEnd = Int(4096 - (cursor & 4095))
-            let want = min(Self.stringChunk, toPageEnd, Self.pathMax - result.count)
-            let n = chunk.withUnsafeMutableBytes { cshadow_vm_read(pid, $0.baseAddress, want, cursor) }
-            guard n > 0 else {
-                throw SupervisorError.inspectorMemory(address: cursor, count: want, errno: n < 0 ? Int32(-n) : EFAULT)
+        let found: Bool = try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.stringChunk) { chunk in
+            while result.count < Self.pathMax {
+                // Do not cross a page boundary in one read: the next page may be unmapped.
+                let toPageEnd = Int(4096 - (cursor & 4095))
+                let want = min(Self.stringChunk, toPageEnd, Self.pathMax - result.count)
+                let n = cshadow_vm_read(pid, chunk.baseAddress, want, cursor)
+                guard n > 0 else {
+                    throw SupervisorError.inspectorMemory(address: cursor, count: want, errno: n < 0 ? Int32(-n) : EFAULT)
+                }
+                let read = UnsafeBufferPointer(rebasing: chunk[0 ..< Int(n)])
+                if let nul = read.firstIndex(of: 0) {
+                    result.append(contentsOf: read[0 ..< nul])
+                    return true
+                }
+                result.append(contentsOf: read)
+                cursor &+= UInt64(n)
             }
-            if let nul = chunk[0..<Int(n)].firstIndex(of: 0) {
-                result.append(contentsOf: chunk[0..<nul])
-                return result
-            }
-            result.append(contentsOf: chunk[0..<Int(n)])
-            cursor &+= UInt64(n)
+            return false
         }
+        if found { return result }
         throw SupervisorError.pathTooLong(address: address)
     }
 }

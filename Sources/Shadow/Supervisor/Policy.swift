@@ -34,6 +34,8 @@ public struct ShadowPolicy: Equatable, Sendable {
 
     public private(set) var guestPaths: [String]
     public private(set) var localPaths: [String]
+    /// The two lists as `route` matches them.
+    private let guestPrefixes: PathPrefixSet, localPrefixes: PathPrefixSet
     /// Whether writes to guest files are allowed (`--allow-writes`).
     public var allowWrites: Bool
 
@@ -41,15 +43,20 @@ public struct ShadowPolicy: Equatable, Sendable {
     public init(extraGuestPaths: [String] = [], extraLocalPaths: [String] = [], allowWrites: Bool = false) {
         guestPaths = Self.defaultGuestPaths + extraGuestPaths.map(Self.normalize)
         localPaths = Self.defaultLocalPaths + extraLocalPaths.map(Self.normalize)
+        guestPrefixes = PathPrefixSet(guestPaths)
+        localPrefixes = PathPrefixSet(localPaths)
         self.allowWrites = allowWrites
     }
 
     /// Route of an absolute path (normalized here first).
     public func route(absolutePath: String) -> Route {
-        let path = Self.normalize(absolutePath)
-        let guest = longestMatch(path, in: guestPaths)
-        let local = longestMatch(path, in: localPaths)
-        return guest > local ? .guest : .local
+        route(normalizedPath: Self.normalize(absolutePath))
+    }
+
+    /// Route of a path `normalize` has made already.
+    func route(normalizedPath: String) -> Route {
+        var path = normalizedPath
+        return path.withUTF8 { guestPrefixes.longestMatch($0) > localPrefixes.longestMatch($0) ? .guest : .local }
     }
 
     /// Whether a guest open of `absolutePath` must not block (see `nonBlockingGuestPaths`).
@@ -58,20 +65,10 @@ public struct ShadowPolicy: Equatable, Sendable {
         return Self.nonBlockingGuestPaths.contains { Self.isWithin(path, $0) }
     }
 
-    private func longestMatch(_ path: String, in prefixes: [String]) -> Int {
-        var best = -1
-        for prefix in prefixes where Self.isWithin(path, prefix) {
-            best = max(best, prefix.utf8.count)
-        }
-        return best
-    }
-
     /// Whether `path` is `prefix` or below it (component-wise).
     static func isWithin(_ path: String, _ prefix: String) -> Bool {
-        if prefix == "/" { return path.hasPrefix("/") }
-        guard path.hasPrefix(prefix) else { return false }
-        let rest = path.utf8.dropFirst(prefix.utf8.count)
-        return rest.isEmpty || rest.first == UInt8(ascii: "/")
+        var path = path, prefix = prefix
+        return path.withUTF8 { p in prefix.withUTF8 { PathPrefixSet.isWithin(p, $0) } }
     }
 
     /// Lexical normalization: collapses `//`, `.` and `..` (symlinks are not
@@ -91,23 +88,25 @@ public struct ShadowPolicy: Equatable, Sendable {
     /// components, none empty, "." or "..". Most paths an inspector gives
     /// are, and this check costs a fraction of splitting and joining them.
     static func isNormal(_ path: String) -> Bool {
-        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
-        var bytes = path.utf8.makeIterator()
-        guard bytes.next() == slash else { return false }
-        var length = 0, dots = 0, components = 0
-        func ends() -> Bool { length > 0 && !(length == dots && dots <= 2) }
-        while let byte = bytes.next() {
-            if byte == slash {
-                guard ends() else { return false }
-                components += 1
-                length = 0
-                dots = 0
-            } else {
-                length += 1
-                if byte == dot { dots += 1 }
+        var path = path
+        return path.withUTF8 { bytes in
+            let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+            guard bytes.first == slash else { return false }
+            var length = 0, dots = 0, components = 0
+            func ends() -> Bool { length > 0 && !(length == dots && dots <= 2) }
+            for byte in bytes.dropFirst() {
+                if byte == slash {
+                    guard ends() else { return false }
+                    components += 1
+                    length = 0
+                    dots = 0
+                } else {
+                    length += 1
+                    if byte == dot { dots += 1 }
+                }
             }
+            return length == 0 ? components == 0 : ends()
         }
-        return length == 0 ? components == 0 : ends()
     }
 
     /// Joins a relative path onto an absolute directory.

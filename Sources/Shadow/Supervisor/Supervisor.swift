@@ -26,6 +26,9 @@ public struct SupervisorConfiguration {
     public var fastPath: Bool
     /// Where memos are read and written for the fast path (nil: none).
     public var memoStore: MemoStore?
+    /// Keep the inspector and the thread serving it on one CPU for the run
+    /// (`SharedCPU`); the inspector's threads and children share it too.
+    public var sharesOneCPU: Bool
 
     /// The default quiet period: longer than the gap between the calls of a
     /// burst, far shorter than a human notices, and as long as S's default
@@ -36,9 +39,10 @@ public struct SupervisorConfiguration {
     public init(policy: ShadowPolicy = ShadowPolicy(), guestFdRange: GuestFdRange = .standard,
                 verbose: Bool = false, noRandomize: Bool = false, synchronousWakeUp: Bool = true,
                 quietPeriod: Duration = SupervisorConfiguration.defaultQuietPeriod,
-                fastPath: Bool = false, memoStore: MemoStore? = nil,
+                fastPath: Bool = false, memoStore: MemoStore? = nil, sharesOneCPU: Bool = true,
                 diagnostic: @escaping (String) -> Void = Supervisor.writeToStandardError) {
         self.quietPeriod = quietPeriod
+        self.sharesOneCPU = sharesOneCPU
         self.fastPath = fastPath
         self.memoStore = memoStore
         self.policy = policy
@@ -102,6 +106,9 @@ public final class Supervisor: @unchecked Sendable {
         let filter = try SeccompFilter.build(range: configuration.guestFdRange)
         let placeholder = try Supervisor.openPlaceholder()
         defer { close(placeholder) }
+        // The inspector inherits this thread's CPU.
+        let sharedCPU = configuration.sharesOneCPU ? SharedCPU.pinCallingThread() : nil
+        defer { sharedCPU?.release() }
         let process = try InspectorProcess.spawn(
             arguments: arguments, environment: environment, filter: filter,
             noRandomize: configuration.noRandomize,
@@ -137,6 +144,9 @@ public final class Supervisor: @unchecked Sendable {
         try configuration.guestFdRange.validate()
         let placeholder = try Supervisor.openPlaceholder()
         defer { close(placeholder) }
+        let sharedCPU = configuration.sharesOneCPU ? SharedCPU.pinCallingThread() : nil
+        defer { sharedCPU?.release() }
+        sharedCPU?.pin(task: inspector.pid)
         defer { redirector.closeAllGuestFds() }
         defer { redirector.finishRun() }
         begin(serving: inspector)
@@ -182,13 +192,13 @@ public final class Supervisor: @unchecked Sendable {
                    pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)]
             + watched.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         let quietMilliseconds = Int32(max(1, min(60_000, (configuration.quietPeriod.seconds * 1000).rounded(.up))))
-        var guestCallsAtRelease = redirector.counters.guestCalls
+        var guestCallsAtRelease = redirector.tally.guestCalls
         while redirector.executorFailure == nil {
             // Holding the guest only while calls come: once quiet, let it run.
-            let holding = redirector.counters.guestCalls != guestCallsAtRelease
+            let holding = redirector.tally.guestCalls != guestCallsAtRelease
             let n = poll(&fds, nfds_t(fds.count), holding ? quietMilliseconds : -1)
             if n == 0 {
-                guestCallsAtRelease = redirector.counters.guestCalls
+                guestCallsAtRelease = redirector.tally.guestCalls
                 do {
                     try redirector.executor.idle()
                 } catch {
@@ -229,7 +239,8 @@ public final class Supervisor: @unchecked Sendable {
             pid: Int32(bitPattern: notification.pid))
         let id = notification.id
         let listener = process.listener
-        let installer = ListenerFdInstaller(listener: listener, notification: id, pid: process.pid, placeholder: placeholder)
+        // The calling task's fd table is the one ADDFD fills (a forked inspector has its own).
+        let installer = ListenerFdInstaller(listener: listener, notification: id, pid: request.pid, placeholder: placeholder)
         let handled = redirector.handle(request, installer: installer) {
             guard cshadow_notif_id_valid(listener, id) == 0 else { throw SupervisorError.notificationGone }
         }
@@ -257,9 +268,18 @@ private struct ListenerFdInstaller: GuestFdInstaller {
     let pid: Int32
     let placeholder: Int32
 
+    /// kcmp(KCMP_FILE) of the fd with itself answers 0 when the task holds
+    /// it and EBADF when not (kcmp(2)), with no path walk; readlink of
+    /// /proc/PID/fd/N where kcmp is missing (CONFIG_KCMP) or refused.
     func isInUse(_ local: Int32) -> Bool {
-        var link = [CChar](repeating: 0, count: 8)
-        return readlink("/proc/\(pid)/fd/\(local)", &link, link.count) >= 0
+        let task = UInt64(UInt32(bitPattern: pid)), fd = UInt64(UInt32(bitPattern: local))
+        switch cshadow_raw_syscall(LinuxABI.Syscall.kcmp, task, task, LinuxABI.kcmpFile, fd, fd, 0) {
+        case 0: return true
+        case -Int(EBADF): return false
+        default:
+            var link = [CChar](repeating: 0, count: 8)
+            return readlink("/proc/\(pid)/fd/\(local)", &link, link.count) >= 0
+        }
     }
 
     func install(at local: Int32, cloexec: Bool) -> Int32 {

@@ -25,6 +25,9 @@ public enum SupervisorBenchmark {
     /// answered per `answer`; returns the mean wall time per call.
     public static func roundTrip(calls: Int, answer: Answer, synchronousWakeUp: Bool) throws -> RoundTrip {
         let filter = try SeccompFilter.trapping(number: LinuxABI.Syscall.getppid)
+        // On one CPU with the child, as the supervisor serves an inspector.
+        let sharedCPU = SharedCPU.pinCallingThread()
+        defer { sharedCPU?.release() }
         let child = try InspectorProcess.spawnSyscallLoop(filter: filter, number: LinuxABI.Syscall.getppid, count: calls)
         let sync = synchronousWakeUp && cshadow_notif_set_flags(child.listener, CSHADOW_USER_NOTIF_FD_SYNC_WAKE_UP) == 0
         var answered = 0

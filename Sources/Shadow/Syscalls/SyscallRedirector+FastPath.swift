@@ -8,9 +8,8 @@ extension SyscallRedirector {
 
     /// The fast path's answer to `request`, or nil for the one-call way:
     /// calls on a file or directory read ahead, and lookups a batch answers.
-    func fastPathReply(_ request: SyscallRequest, _ validate: () throws -> Void,
+    func fastPathReply(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void,
                        _ installer: GuestFdInstaller) -> SyscallReply? {
-        guard let spec = SyscallSpecTable.byNumber[request.number] else { return nil }
         do {
             if let reply = try snapshotReply(spec, request, validate, installer) { return reply }
             guard fastPath != nil, PathLookup.numbers.contains(request.number) else { return nil }
@@ -29,7 +28,7 @@ extension SyscallRedirector {
     private func snapshotReply(_ spec: SyscallSpec, _ request: SyscallRequest, _ validate: () throws -> Void,
                                _ installer: GuestFdInstaller) throws -> SyscallReply? {
         let a = request.arguments
-        for index in spec.arguments.indices where spec.arguments[index] == .fd || spec.arguments[index] == .dirfd {
+        for index in spec.anyFdArguments {
             guard let entry = table.entry(rawArgument: a[index]), let snapshot = entry.snapshot else { continue }
             let local = Int32(truncatingIfNeeded: a[index])
             if spec.arguments[index] == .dirfd, snapshot.directory, fastPath != nil, PathLookup.numbers.contains(request.number),
@@ -233,7 +232,7 @@ extension SyscallRedirector {
 
     /// Runs `batch`, counting its calls like single guest calls.
     private func runBatch(_ batch: LookupBatch) throws -> [LookupAnswer] {
-        counters.guestCalls += batch.lookups.reduce(0) { $0 + LookupBatch.cost(of: $1, readWindow: batch.readWindow).calls }
+        tally.guestCalls += batch.lookups.reduce(0) { $0 + LookupBatch.cost(of: $1, readWindow: batch.readWindow).calls }
         do {
             return try batch.run(on: executor)
         } catch let error as SupervisorError {

@@ -18,13 +18,23 @@ public final class SyscallRedirector {
     let executor: GuestSyscallExecutor
     private let timedExecutor: TimedExecutor
     /// Routing and write policy.
-    public var policy: ShadowPolicy
+    public let policy: ShadowPolicy
     /// Guest fds by local placeholder number.
     public internal(set) var table: FileDescriptorTable
     /// The inspector's cwd for routing relative paths.
     public internal(set) var cwd: InspectorCwd = .local
     /// Counters (executor calls and time are counted here).
-    public internal(set) var counters = SupervisorCounters()
+    public var counters: SupervisorCounters {
+        var all = tally
+        for (number, count) in redirectedByNumber.enumerated() where count > 0 {
+            if let name = SyscallSpecTable.spec(number: number)?.name { all.byName[name, default: 0] += count }
+        }
+        return all
+    }
+    /// The counters but for redirected calls by name, which are counted by
+    /// number in `redirectedByNumber` (an array index per call, not a hash).
+    var tally = SupervisorCounters()
+    private var redirectedByNumber: [Int] = []
     /// Own ids per inspector task (`ownIDs(ofTask:)`), at most `maximumKnownTasks`.
     private var ownIDsByTask: [Int32: Set<Int32>] = [:]
     static let maximumKnownTasks = 4096
@@ -79,19 +89,21 @@ public final class SyscallRedirector {
         let targetBefore = timedExecutor.nanoseconds
         pathResolvedInCall = nil
         outcomeInCall = nil
-        let reply = fastPathReply(request, validate, installer) ?? dispatch(request, validate, installer)
+        let spec = SyscallSpecTable.spec(number: request.number)
+        let reply = spec.flatMap { fastPathReply($0, request, validate, installer) } ?? dispatch(spec, request, validate, installer)
         observeListing(request, reply)
         let outcome = outcomeInCall ?? (reply == .continueLocally ? .continuedLocally : .failed)
         if outcome == .redirected {
             // Both figures cover the same calls, so their difference is the host's share.
-            counters.redirectedNanoseconds &+= monotonicNanoseconds() &- start
-            counters.executorNanoseconds &+= timedExecutor.nanoseconds &- targetBefore
+            tally.redirectedNanoseconds &+= monotonicNanoseconds() &- start
+            tally.executorNanoseconds &+= timedExecutor.nanoseconds &- targetBefore
         }
         return HandledCall(reply: reply, outcome: outcome)
     }
 
-    private func dispatch(_ request: SyscallRequest, _ validate: () throws -> Void, _ installer: GuestFdInstaller) -> SyscallReply {
-        guard let spec = SyscallSpecTable.byNumber[request.number] else {
+    private func dispatch(_ spec: SyscallSpec?, _ request: SyscallRequest, _ validate: () throws -> Void,
+                          _ installer: GuestFdInstaller) -> SyscallReply {
+        guard let spec else {
             let name = SyscallClassTable.byNumber[request.number]?.name ?? "system call \(request.number)"
             switch SyscallClassTable.callClass(of: request.number) {
             case .local:
@@ -160,8 +172,8 @@ public final class SyscallRedirector {
     /// inspector's own `/proc/<pid>` becomes S's `/proc/self` in the guest.
     func resolve(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool = false) throws -> ResolvedPath {
         let resolved = try resolveRoute(path: path, dirfd: rawDirfd, pid: pid, forceGuest: forceGuest)
-        if case let .guest(dirfd, _, absolute?) = resolved, dirfd == Self.atFdcwd, absolute.hasPrefix("/proc/"),
-           let own = InspectorSelfPath.rewrite(absolute, ownIDs: ownIDs(ofTask: pid)) {
+        if case let .guest(dirfd, _, absolute?) = resolved, dirfd == Self.atFdcwd,
+           let own = InspectorSelfPath.rewrite(absolute, ownIDs: { ownIDs(ofTask: pid) }) {
             return .guest(dirfd: dirfd, path: Array(own.utf8), absolute: own)
         }
         return resolved
@@ -169,9 +181,10 @@ public final class SyscallRedirector {
 
     private func resolveRoute(path: [UInt8], dirfd rawDirfd: UInt64?, pid: Int32, forceGuest: Bool) throws -> ResolvedPath {
         let text = String(decoding: path, as: UTF8.self)
-        if text.hasPrefix("/") {
-            return forceGuest || policy.route(absolutePath: text) == .guest
-                ? .guest(dirfd: Self.atFdcwd, path: path, absolute: ShadowPolicy.normalize(text)) : .local
+        if path.first == UInt8(ascii: "/") {
+            let absolute = ShadowPolicy.normalize(text)
+            return forceGuest || policy.route(normalizedPath: absolute) == .guest
+                ? .guest(dirfd: Self.atFdcwd, path: path, absolute: absolute) : .local
         }
         if let rawDirfd, Int32(truncatingIfNeeded: rawDirfd) != Self.atFdcwd {
             if let entry = table.entry(rawArgument: rawDirfd) {
@@ -183,7 +196,7 @@ public final class SyscallRedirector {
         switch cwd {
         case .guest(let directory):
             let absolute = ShadowPolicy.normalize(ShadowPolicy.join(directory, text))
-            if forceGuest || policy.route(absolutePath: absolute) == .guest {
+            if forceGuest || policy.route(normalizedPath: absolute) == .guest {
                 return .guest(dirfd: Self.atFdcwd, path: Array(absolute.utf8), absolute: absolute)
             }
             return .unsupported("relative path \"\(text)\" leads from the guest directory \(directory) to the local \(absolute)")
@@ -191,7 +204,7 @@ public final class SyscallRedirector {
             let directory = try localCwd(pid: pid)
             let joined = ShadowPolicy.join(directory, text)
             let absolute = ShadowPolicy.normalize(joined)
-            if forceGuest || policy.route(absolutePath: absolute) == .guest {
+            if forceGuest || policy.route(normalizedPath: absolute) == .guest {
                 return .guest(dirfd: Self.atFdcwd, path: Array(joined.utf8), absolute: absolute)
             }
             return .local
@@ -243,8 +256,8 @@ public final class SyscallRedirector {
     /// refusals a user would otherwise meet as an unexplained error.
     func refuse(named name: String, _ errnoValue: Int32, _ why: String, once: Bool = false, always: Bool = false) -> SyscallReply {
         if outcomeInCall == nil { outcomeInCall = .refused }
-        counters.refused += 1
-        counters.byName[name, default: 0] += 1
+        tally.refused += 1
+        tally.byName[name, default: 0] += 1
         if always, refusalsSaid.insert(name).inserted {
             diagnostic("swvmm: \(name): \(why): \(errnoText(errnoValue))")
         } else if verbose && (!once || refusalsSaid.insert(name).inserted) {
@@ -275,7 +288,7 @@ public final class SyscallRedirector {
 
     /// Runs one guest call; validates the raw result's shape.
     func guestCall(_ number: Int, _ arguments: [UInt64], name: String) throws -> Int64 {
-        counters.guestCalls += 1
+        tally.guestCalls += 1
         let result: Int64
         do {
             result = try executor.syscall(number, arguments)
@@ -332,7 +345,10 @@ public final class SyscallRedirector {
     /// Counts a redirected call.
     func countRedirected(_ spec: SyscallSpec) {
         outcomeInCall = .redirected
-        counters.redirected += 1
-        counters.byName[spec.name, default: 0] += 1
+        tally.redirected += 1
+        if spec.number >= redirectedByNumber.count {
+            redirectedByNumber += [Int](repeating: 0, count: spec.number + 1 - redirectedByNumber.count)
+        }
+        redirectedByNumber[spec.number] += 1
     }
 }

@@ -70,8 +70,10 @@ public enum TrapRule: Equatable, Sendable {
     case fdInRangeOrArgumentWithin(fds: [Int], argument: Int, lower: UInt32, upper: UInt32)
 }
 
-/// Everything the supervisor knows about one system call.
-public struct SyscallSpec: Sendable {
+/// Everything the supervisor knows about one system call. A class: the
+/// supervisor hands one around for every call, and a reference costs one
+/// retain where a struct of arrays costs one per array.
+public final class SyscallSpec: Sendable {
     public let number: Int
     public let name: String
     public let arguments: [ArgumentRole]
@@ -79,6 +81,15 @@ public struct SyscallSpec: Sendable {
     public let trap: TrapRule
     /// Goes to the guest whatever its path says (statfs, so `df` sees the guest's mounts).
     public let forceGuest: Bool
+    /// Index of the path argument, if any.
+    public let pathArgument: Int?
+    /// Index of the directory-fd argument, if any.
+    public let dirfdArgument: Int?
+    /// Indices of plain fd arguments.
+    public let fdArguments: [Int]
+    /// Indices of fd and directory-fd arguments, in order. These four are
+    /// kept, not computed: the supervisor asks them for every call.
+    public let anyFdArguments: [Int]
 
     public init(_ number: Int, _ name: String, _ arguments: [ArgumentRole],
                 handling: SyscallHandling = .generic, trap: TrapRule? = nil, forceGuest: Bool = false) {
@@ -87,6 +98,10 @@ public struct SyscallSpec: Sendable {
         self.arguments = arguments
         self.handling = handling
         self.forceGuest = forceGuest
+        pathArgument = arguments.firstIndex(of: .path)
+        dirfdArgument = arguments.firstIndex(of: .dirfd)
+        fdArguments = arguments.indices.filter { arguments[$0] == .fd }
+        anyFdArguments = arguments.indices.filter { arguments[$0] == .fd || arguments[$0] == .dirfd }
         if case .machine = handling {
             // Who a machine call is about is decided by the supervisor.
             self.trap = .always
@@ -95,15 +110,7 @@ public struct SyscallSpec: Sendable {
         } else if arguments.contains(.path) {
             self.trap = .always
         } else {
-            let fds = arguments.indices.filter { arguments[$0] == .fd || arguments[$0] == .dirfd }
-            self.trap = fds.isEmpty ? .always : .fdInRange(fds)
+            self.trap = anyFdArguments.isEmpty ? .always : .fdInRange(anyFdArguments)
         }
     }
-
-    /// Index of the path argument, if any.
-    public var pathArgument: Int? { arguments.firstIndex(of: .path) }
-    /// Index of the directory-fd argument, if any.
-    public var dirfdArgument: Int? { arguments.firstIndex(of: .dirfd) }
-    /// Indices of plain fd arguments.
-    public var fdArguments: [Int] { arguments.indices.filter { arguments[$0] == .fd } }
 }

@@ -13,6 +13,18 @@ public enum SyscallSpecTable {
         return table
     }()
 
+    /// The spec of call `number`, if known: an array index, not a hash
+    /// lookup, since the supervisor asks for every call it is sent.
+    public static func spec(number: Int) -> SyscallSpec? {
+        number >= 0 && number < byIndex.count ? byIndex[number] : nil
+    }
+
+    private static let byIndex: [SyscallSpec?] = {
+        var table = [SyscallSpec?](repeating: nil, count: (all.map(\.number).max() ?? -1) + 1)
+        for spec in all where spec.number >= 0 { table[spec.number] = spec }
+        return table
+    }()
+
     /// Address family of netlink sockets (include/linux/socket.h, AF_NETLINK).
     public static let addressFamilyNetlink: UInt32 = 16
 

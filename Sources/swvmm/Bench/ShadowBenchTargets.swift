@@ -17,7 +17,7 @@ struct ShadowToolRun {
 
 /// What the benchmark runs tools through: a QEMU gdbstub or a swvmm VM.
 protocol ShadowBenchTarget: AnyObject {
-    /// "gdb" or "vm".
+    /// "gdb", "vm" or "local".
     var kind: String { get }
     /// Runs `tool` (arguments[0] in PATH) with stdin and stderr on /dev/null
     /// and stdout on `stdout`; `fastPath`: with read-ahead and the memo
@@ -90,6 +90,32 @@ final class GDBBenchTarget: ShadowBenchTarget {
     }
 
     func close() { ShadowCommand.leave(session, target) }
+}
+
+/// Tools through the supervisor with this host as the "guest": a
+/// LocalExecutor runs each redirected call here. No target is reached, so
+/// the run measures the supervisor alone (its time per call beside the
+/// seccomp round trip) on any machine; its outputs describe this host.
+final class LocalBenchTarget: ShadowBenchTarget {
+    let kind = "local"
+    private let devNull: Int32
+    private let memoStore: MemoStore?
+
+    init(devNull: Int32, memoStore: MemoStore?) {
+        self.devNull = devNull
+        self.memoStore = memoStore
+    }
+
+    func run(_ tool: [String], stdout: Int32, fastPath: Bool) throws -> ShadowToolRun {
+        let supervisor = Supervisor(executor: LocalExecutor(), configuration: SupervisorConfiguration(
+            fastPath: fastPath, memoStore: fastPath ? memoStore : nil, diagnostic: { _ in }))
+        let start = monotonicNanoseconds()
+        let exit = try supervisor.run(arguments: tool, environment: shadowBenchEnvironment, stdio: [devNull, stdout, devNull])
+        let wall = Double(monotonicNanoseconds() - start) / 1e9
+        return ShadowToolRun(exit: exit, wallSeconds: wall, report: RunReport(counters: supervisor.counters), goAhead: nil)
+    }
+
+    func close() {}
 }
 
 /// Tools through a swvmm VM's control socket, each a client run as

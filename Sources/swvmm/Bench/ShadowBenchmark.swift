@@ -7,7 +7,8 @@ import Shadow
 import VMM
 
 /// `swvmm bench shadow`: what each inspection tool costs through shadow
-/// context, against a QEMU gdbstub (`--gdb`) or a swvmm VM (`--vm`): calls
+/// context, against a QEMU gdbstub (`--gdb`) or a swvmm VM (`--vm`), or
+/// with no target (`--local`: the supervisor alone): calls
 /// redirected and local, notifications, target transitions per redirected
 /// call, host-side time per redirected call beside the seccomp notification
 /// round trip of the same run, and wall time beside the same binary run
@@ -18,13 +19,16 @@ import VMM
 struct ShadowBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shadow",
-        abstract: "Per-tool cost of `swvmm shadow` against a guest's gdbstub or a swvmm VM."
+        abstract: "Per-tool cost of `swvmm shadow` against a guest's gdbstub or a swvmm VM (or the supervisor alone: --local)."
     )
 
     @Option(name: .customLong("gdb"), help: ArgumentHelp("The guest's gdbstub: unix:PATH or tcp:HOST:PORT.", valueName: "address"))
     var gdbAddress: String?
     @Option(name: .customLong("vm"), help: ArgumentHelp("The control socket of a swvmm VM run with --shadow.", valueName: "socket"))
     var vmSocket: String?
+    @Flag(name: .customLong("local"), help: ArgumentHelp(
+        "No target: the redirected calls run on this host (a stand-in executor), to measure the supervisor's own time per call."))
+    var local = false
     @Option(help: "Runs of each tool (medians of the times are reported).")
     var runs = 1
     @Option(name: .customLong("setup-runs"), help: "With --vm: shadow-process bootstraps and reconnects timed (medians; default 10).")
@@ -50,9 +54,11 @@ struct ShadowBenchmark: ParsableCommand {
     ]
 
     func validate() throws {
-        guard (gdbAddress == nil) != (vmSocket == nil) else {
-            throw ValidationError("give exactly one of --gdb ADDRESS (a QEMU gdbstub) and --vm SOCKET (a swvmm VM run with --shadow)")
+        guard [gdbAddress != nil, vmSocket != nil, local].filter({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --gdb ADDRESS (a QEMU gdbstub), --vm SOCKET (a swvmm VM run with --shadow) "
+                + "and --local (no target: the supervisor alone)")
         }
+        if local && guestConsole != nil { throw ValidationError("--guest-console needs a guest: --gdb or --vm") }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         guard roundTrips >= 1 else { throw ValidationError("--round-trips must be at least 1") }
         let names = Self.tools.map { $0.joined(separator: " ") }
@@ -75,6 +81,7 @@ struct ShadowBenchmark: ParsableCommand {
         guard devNull >= 0 else { throw ExitCode(ExitStatus.failure) }
         defer { close(devNull) }
         let target: ShadowBenchTarget = try reportingErrors {
+            if local { return LocalBenchTarget(devNull: devNull, memoStore: memoStore) }
             if let gdbAddress { return try GDBBenchTarget(address: gdbAddress, devNull: devNull, memoStore: memoStore) }
             return try VMBenchTarget(socketPath: vmSocket ?? "", devNull: devNull)
         }
@@ -102,7 +109,7 @@ struct ShadowBenchmark: ParsableCommand {
         print(ShadowBenchTable.markdown(rows, setUp: setUp))
         if let output {
             let environment = ShadowBenchHost.environment(guestKernel: kernel, targetKind: target.kind,
-                                                          targetAddress: gdbAddress ?? vmSocket ?? "", guestCPUs: guestCPUs,
+                                                          targetAddress: gdbAddress ?? vmSocket ?? "this host", guestCPUs: guestCPUs,
                                                           nativeWhere: guestTimer == nil ? "host" : "guest", runs: runs)
             try reportingErrors { try ShadowBenchHost.write(rows: rows, environment: environment, setUp: setUp, into: output) }
             printError("swvmm: wrote \(output)/results.csv, results.json, chart.svg")
