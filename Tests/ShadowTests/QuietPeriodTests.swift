@@ -35,4 +35,17 @@ final class QuietPeriodTests: XCTestCase {
         XCTAssertTrue(events[firstIdle...].contains(.call), "a second burst after the guest was let run: \(events)")
         for (a, b) in zip(events, events.dropFirst()) { XCTAssertFalse(a == .idle && b == .idle, "idle twice in a row: \(events)") }
     }
+
+    /// Notifications that are no guest call (here: local opens, thousands of
+    /// them, far longer than the quiet period) do not hold the guest.
+    func testLocalCallsDoNotHoldTheGuest() throws {
+        let executor = TimedExecutor()
+        let script = "cat /proc/version >/dev/null; i=0; while [ $i -lt 20000 ]; do : </dev/null; i=$((i + 1)); done; cat /proc/version >/dev/null"
+        let (out, supervisor) = try SupervisorHarness.shadow(["sh", "-c", script], executor: executor)
+        XCTAssertEqual(out.status, 0, out.stderr)
+        XCTAssertGreaterThan(supervisor.counters.local, 20000, "each open of /dev/null was a notification kept local")
+        let events = executor.events
+        let firstIdle = try XCTUnwrap(events.firstIndex(of: .idle), "\(events)")
+        XCTAssertTrue(events[firstIdle...].contains(.call), "the second cat's calls came after the guest was let run: \(events)")
+    }
 }

@@ -191,21 +191,35 @@ public final class Supervisor: @unchecked Sendable {
         var fds = [pollfd(fd: process.listener, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)]
             + watched.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-        let quietMilliseconds = Int32(max(1, min(60_000, (configuration.quietPeriod.seconds * 1000).rounded(.up))))
+        let quiet = UInt64(max(1, min(60_000, (configuration.quietPeriod.seconds * 1000).rounded(.up)))) * 1_000_000
         var guestCallsAtRelease = redirector.tally.guestCalls
+        var guestCallsSeen = guestCallsAtRelease, lastGuestCall = monotonicNanoseconds()
         while redirector.executorFailure == nil {
-            // Holding the guest only while calls come: once quiet, let it run.
-            let holding = redirector.tally.guestCalls != guestCallsAtRelease
-            let n = poll(&fds, nfds_t(fds.count), holding ? quietMilliseconds : -1)
-            if n == 0 {
-                guestCallsAtRelease = redirector.tally.guestCalls
-                do {
-                    try redirector.executor.idle()
-                } catch {
-                    throw SupervisorError.executor("letting the guest run: \(error)")
-                }
-                continue
+            // The guest is held only while guest calls come: once none has
+            // come for the quiet period, it is let run, however many other
+            // notifications (calls kept local, answers from a batch's
+            // snapshot) came meanwhile.
+            let now = monotonicNanoseconds()
+            if redirector.tally.guestCalls != guestCallsSeen {
+                guestCallsSeen = redirector.tally.guestCalls
+                lastGuestCall = now
             }
+            var timeout: Int32 = -1
+            if guestCallsSeen != guestCallsAtRelease {
+                let quietSoFar = now &- lastGuestCall
+                guard quietSoFar < quiet else {
+                    guestCallsAtRelease = guestCallsSeen
+                    do {
+                        try redirector.executor.idle()
+                    } catch {
+                        throw SupervisorError.executor("letting the guest run: \(error)")
+                    }
+                    continue
+                }
+                timeout = Int32((quiet - quietSoFar + 999_999) / 1_000_000)
+            }
+            let n = poll(&fds, nfds_t(fds.count), timeout)
+            if n == 0 { continue }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SupervisorError.systemCall("poll", errno: errno)
