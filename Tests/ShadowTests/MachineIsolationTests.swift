@@ -19,7 +19,7 @@ final class MachineIsolationTests: XCTestCase {
         var arguments = ["/usr/bin/unshare", "--uts", "--pid", "--fork", "--mount-proc", "--ipc"]
         if getuid() != 0 { arguments.insert(contentsOf: ["--user", "--map-root-user"], at: 1) }
         arguments += [CommandLine.arguments[0], inner]
-        let environment = SupervisorHarness.environment + ["\(Self.outerNamespaceVariable)=\(InspectorFamily.link("/proc/self/ns/uts") ?? "")"]
+        let environment = SupervisorHarness.environment + ["\(Self.outerNamespaceVariable)=\(HostFile.link("/proc/self/ns/uts") ?? "")"]
         let out = try TemporaryFile()
         let status = try Self.spawnAndWait(arguments, environment: environment, output: out.fd)
         let log = out.contents()
@@ -34,8 +34,8 @@ final class MachineIsolationTests: XCTestCase {
             throw XCTSkip("runs only inside the namespaces of testMachineCallsInsideFreshNamespaces")
         }
         // Refuse to run anything that could act on the machine unless really isolated.
-        XCTAssertNotEqual(InspectorFamily.link("/proc/self/ns/uts"), outer)
-        guard InspectorFamily.link("/proc/self/ns/uts") != outer, getpid() == 1 else { return }
+        XCTAssertNotEqual(HostFile.link("/proc/self/ns/uts"), outer)
+        guard HostFile.link("/proc/self/ns/uts") != outer, getpid() == 1 else { return }
         let before = Self.nodename()
 
         // sethostname without --allow-writes: EPERM, the name unchanged.

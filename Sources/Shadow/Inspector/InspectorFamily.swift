@@ -39,50 +39,19 @@ struct InspectorFamily {
 
     /// The process a local pidfd in the caller names ("Pid:" in its fdinfo), if any.
     func pidfdTarget(_ fd: Int32) -> Int32? {
-        guard let text = Self.readSmallFile("/proc/\(caller)/fdinfo/\(fd)") else { return nil }
-        return Self.field("Pid:", in: text)
+        guard let text = HostFile.text("/proc/\(caller)/fdinfo/\(fd)") else { return nil }
+        return HostFile.field("Pid:", in: text)
     }
 
     private var sharesPidNamespace: Bool {
-        guard let own = Self.link("/proc/self/ns/pid"), let theirs = Self.link("/proc/\(caller)/ns/pid") else { return false }
+        guard let own = HostFile.link("/proc/self/ns/pid"), let theirs = HostFile.link("/proc/\(caller)/ns/pid") else { return false }
         return own == theirs
     }
 
-    /// The thread group (process) of thread `tid`.
+    /// The thread group (process) of thread `tid`: its /proc status's
+    /// `Tgid:`, what its getpid returns.
     static func threadGroup(of tid: Int32) -> Int32? {
-        readSmallFile("/proc/\(tid)/status").flatMap { field("Tgid:", in: $0) }
-    }
-
-    static func field(_ name: String, in text: String) -> Int32? {
-        for line in text.split(separator: "\n") where line.hasPrefix(name) {
-            return Int32(line.dropFirst(name.count).trimmingCharacters(in: " \t"))
-        }
-        return nil
-    }
-
-    static func link(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 128)
-        let n = readlink(path, &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n], as: UTF8.self)
+        HostFile.text("/proc/\(tid)/status").flatMap { HostFile.field("Tgid:", in: $0) }
     }
 }
 
-private extension Substring {
-    func trimmingCharacters(in set: String) -> Substring {
-        var s = self
-        while let c = s.first, set.contains(c) { s = s.dropFirst() }
-        while let c = s.last, set.contains(c) { s = s.dropLast() }
-        return s
-    }
-}

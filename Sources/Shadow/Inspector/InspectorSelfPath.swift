@@ -30,19 +30,10 @@ enum InspectorSelfPath {
         }
     }
 
-    /// The ids a task answers to: its own id and its thread group's (from
-    /// `/proc/TID/status`, whose `Tgid:` line is what its getpid returns).
+    /// The ids a task answers to: its own id and its thread group's.
     static func ownIDs(ofTask task: Int32) -> Set<Int32> {
         var ids: Set<Int32> = [task]
-        let fd = open("/proc/\(task)/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return ids }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1024) // Tgid is the fourth line
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return ids }
-        for line in String(decoding: buffer[0..<count], as: UTF8.self).split(separator: "\n") where line.hasPrefix("Tgid:") {
-            if let tgid = Int32(line.dropFirst("Tgid:".count).filter(\.isNumber)) { ids.insert(tgid) }
-        }
+        if let group = InspectorFamily.threadGroup(of: task) { ids.insert(group) }
         return ids
     }
 }

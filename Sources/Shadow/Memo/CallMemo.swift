@@ -135,7 +135,7 @@ public struct MemoStore: Sendable {
     public func load(key: UInt64, warn: (String) -> Void) -> CallMemo? {
         let file = path(for: key)
         let bytes: [UInt8]
-        switch Self.readWhole(file, limit: 1 << 20, flags: O_NOFOLLOW) {
+        switch HostFile.read(file, limit: 1 << 20, flags: O_NOFOLLOW) {
         case .success(let read): bytes = read
         case .failure(let failure):
             if failure.errno != ENOENT { warn("swvmm: memo \(file) not used: \(failure)") }
@@ -178,8 +178,8 @@ public struct MemoStore: Sendable {
     public static func key(inspector pid: Int32, policy: ShadowPolicy) -> UInt64? {
         var hash = FNV1a()
         hash.add(Array("\(policy.guestPaths)|\(policy.localPaths)|\(policy.allowWrites)".utf8))
-        guard case .success(let arguments) = readWhole("/proc/\(pid)/cmdline"),
-              case .success(let maps) = readWhole("/proc/\(pid)/maps") else { return nil }
+        guard case .success(let arguments) = HostFile.read("/proc/\(pid)/cmdline"),
+              case .success(let maps) = HostFile.read("/proc/\(pid)/maps") else { return nil }
         hash.add(arguments)
         var files = Set<String>()
         for line in String(decoding: maps, as: UTF8.self).split(separator: "\n") {
@@ -192,35 +192,11 @@ public struct MemoStore: Sendable {
         }
         guard !files.isEmpty else { return nil }
         for file in files.sorted() {
-            guard case .success(let contents) = readWhole(file, limit: 256 << 20) else { return nil }
+            guard case .success(let contents) = HostFile.read(file, limit: 256 << 20) else { return nil }
             hash.add(Array(file.utf8) + [0])
             hash.add(contents)
         }
         return hash.value
-    }
-
-    /// Why a file could not be read whole.
-    struct ReadFailure: Error, CustomStringConvertible {
-        var errno: Int32
-        var description: String { errno == EFBIG ? "larger than expected" : errnoText(errno) }
-    }
-
-    /// A file's bytes, opened with `flags` besides O_RDONLY | O_CLOEXEC; a
-    /// file longer than `limit` is EFBIG.
-    static func readWhole(_ path: String, limit: Int = 16 << 20, flags: Int32 = 0) -> Result<[UInt8], ReadFailure> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | flags)
-        guard fd >= 0 else { return .failure(ReadFailure(errno: errno)) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while bytes.count <= limit {
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return .failure(ReadFailure(errno: errno)) }
-            if n == 0 { return .success(bytes) }
-            bytes += chunk[0..<n]
-        }
-        return .failure(ReadFailure(errno: EFBIG))
     }
 }
 

@@ -254,35 +254,15 @@ enum RemoteInspectorCheck {
     /// Whether `fd` is a seccomp notification listener (its anon inode's name,
     /// kernel/seccomp.c: "seccomp notify").
     static func isListener(_ fd: Int32) -> Bool {
-        link(of: fd).contains("seccomp notify")
+        HostFile.link("/proc/self/fd/\(fd)")?.contains("seccomp notify") == true
     }
 
     /// Whether `fd` is a pidfd of `pid` (its fdinfo "Pid:" line; -1 once
     /// the process has been reaped, which its starter may already have done).
     static func pidfd(_ fd: Int32, isFor pid: Int32) -> Bool {
-        guard pid > 0, let info = try? readSmallFile("/proc/self/fdinfo/\(fd)") else { return false }
-        for line in info.split(separator: "\n") where line.hasPrefix("Pid:") {
-            let value = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap { Int32($0) }
-            return value == pid || value == -1
+        guard pid > 0, let info = HostFile.text("/proc/self/fdinfo/\(fd)"), let value = HostFile.field("Pid:", in: info) else {
+            return false
         }
-        return false
-    }
-
-    private static func link(of fd: Int32) -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
-        guard n > 0 else { return "" }
-        return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// A /proc file of at most a page.
-    private static func readSmallFile(_ path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ControlError.systemCall("open", path: path, errno: errno) }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = read(fd, &buffer, buffer.count)
-        guard n >= 0 else { throw ControlError.systemCall("read", path: path, errno: errno) }
-        return String(decoding: buffer.prefix(n), as: UTF8.self)
+        return value == pid || value == -1
     }
 }

@@ -1,0 +1,55 @@
+import Glibc
+import Guest
+
+/// Files of this host read whole and bounded: the one reader behind the
+/// supervisor's questions about processes (/proc status, fdinfo, cmdline,
+/// maps, links) and the memo store's loads.
+enum HostFile {
+    /// Why a file could not be read whole.
+    struct Failure: Error, CustomStringConvertible {
+        var errno: Int32
+        var description: String { errno == EFBIG ? "larger than expected" : errnoText(errno) }
+    }
+
+    /// A file's bytes, opened with `flags` besides O_RDONLY | O_CLOEXEC; a
+    /// file longer than `limit` is EFBIG.
+    static func read(_ path: String, limit: Int = 16 << 20, flags: Int32 = 0) -> Result<[UInt8], Failure> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | flags)
+        guard fd >= 0 else { return .failure(Failure(errno: errno)) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: min(limit + 1, 1 << 16))
+        while bytes.count <= limit {
+            let n = Glibc.read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return .failure(Failure(errno: errno)) }
+            if n == 0 { return .success(bytes) }
+            bytes += chunk[0..<n]
+        }
+        return .failure(Failure(errno: EFBIG))
+    }
+
+    /// A small text file (a /proc status or fdinfo: at most 64 KiB), or nil.
+    static func text(_ path: String) -> String? {
+        guard case .success(let bytes) = read(path, limit: 1 << 16) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The number on the line that starts with `name` ("Tgid:", "Pid:") in a
+    /// /proc status or fdinfo text.
+    static func field(_ name: String, in text: String) -> Int32? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name) {
+            let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+            return Int32(String(line.dropFirst(name.count).drop(while: blank).reversed().drop(while: blank).reversed()))
+        }
+        return nil
+    }
+
+    /// Where the symbolic link at `path` points (at most 255 bytes), or nil.
+    static func link(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = readlink(path, &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
