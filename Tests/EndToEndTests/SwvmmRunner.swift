@@ -76,6 +76,19 @@ enum Swvmm {
         }
     }
 
+    /// Where a run keeps its memos unless the test set XDG_CACHE_HOME: this
+    /// test process's own directory, not the user's cache, where a memo left
+    /// by another run would change which calls a test's run makes.
+    static let privateCache = NSTemporaryDirectory() + "swvmm-test-cache-\(getpid())"
+
+    /// This process's environment, XDG_CACHE_HOME as the test set it (read
+    /// now: a test may set it for a scenario) or `privateCache`.
+    static func runEnvironment() -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_CACHE_HOME"] = getenv("XDG_CACHE_HOME").map { String(cString: $0) } ?? privateCache
+        return environment
+    }
+
     /// How long a run that outlived its timeout has after SIGTERM before SIGKILL.
     static let termGrace: TimeInterval = 10
 
@@ -87,6 +100,7 @@ enum Swvmm {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
+        process.environment = runEnvironment()
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
