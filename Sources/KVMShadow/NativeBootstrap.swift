@@ -198,7 +198,7 @@ final class NativeBootstrap: Sendable {
     /// S, if `r` is S in its stub loop with its region as written.
     private func shadowAt(_ r: GuestRegisters, borrowed p: Borrowed) -> ShadowProcess? {
         guard r.rcx == p.region + UInt64(ShadowStub.trapOffset), let view = userView(r),
-              let page = try? view.read(virtual: p.region, count: region.firstPage.count), region.matches(page) else {
+              region.isIntact(at: p.region, in: view) else {
             return nil
         }
         return ShadowProcess(pid: 0, paging: view.context, regionBase: p.region, regionLength: stub.regionLength,

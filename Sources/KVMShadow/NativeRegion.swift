@@ -1,3 +1,4 @@
+import Glibc
 import Guest
 import Shadow
 
@@ -21,13 +22,21 @@ struct NativeRegion: Sendable {
         self.forkCode = forkCode
     }
 
-    /// Whether `page` (read back from S) is `firstPage` apart from the idle
-    /// countdown, which S's loop decrements.
-    func matches(_ page: [UInt8]) -> Bool {
-        let countdown = ShadowStub.idleCountdownOffset ..< ShadowStub.idleCountdownOffset + 8
-        return page.count == firstPage.count
-            && page[..<countdown.lowerBound] == firstPage[..<countdown.lowerBound]
-            && page[countdown.upperBound...] == firstPage[countdown.upperBound...]
+    /// Whether the page at `address` in `view` (S's page 0) is `firstPage`
+    /// apart from the idle countdown, which S's loop decrements. Read into
+    /// a stack buffer and compared with memcmp: swvmm asks at every one of
+    /// S's traps, and copying into an array and comparing slices was the
+    /// largest part of a trap's own time in the emulated KVM host.
+    func isIntact(at address: UInt64, in view: GuestView) -> Bool {
+        withUnsafeTemporaryAllocation(byteCount: firstPage.count, alignment: 16) { page in
+            guard (try? view.read(virtual: address, into: page)) != nil else { return false }
+            let countdown = ShadowStub.idleCountdownOffset ..< ShadowStub.idleCountdownOffset + 8
+            return firstPage.withUnsafeBytes { expected in
+                guard let have = page.baseAddress, let want = expected.baseAddress else { return false }
+                return memcmp(have, want, countdown.lowerBound) == 0
+                    && memcmp(have + countdown.upperBound, want + countdown.upperBound, firstPage.count - countdown.upperBound) == 0
+            }
+        }
     }
 
     private static func le64(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }

@@ -147,8 +147,8 @@ extension NativeShadowExecutor {
 
     /// Page 0 (stub, header, fork code) as written.
     private func isIntact() -> Bool {
-        guard let page = try? view().read(virtual: shadow.regionBase, count: region.firstPage.count) else { return false }
-        return region.matches(page)
+        guard let view = try? view() else { return false }
+        return region.isIntact(at: shadow.regionBase, in: view)
     }
 
     /// S is no longer what swvmm made: fail the executor and end S (its call becomes exit_group(1)).
