@@ -1,4 +1,5 @@
 import Glibc
+import Guest
 import XCTest
 @testable import Shadow
 

@@ -1,4 +1,5 @@
 import Glibc
+import Guest
 
 /// The inspector's own processes: its first process and every descendant,
 /// read from /proc. A call about one of them concerns the inspector itself

@@ -1,4 +1,5 @@
 import Glibc
+import Guest
 
 /// What kind of KVM this host offers, decided from CPU flags, not from timing
 /// (DESIGN.md §5): hardware-assisted KVM shows `vmx` (Intel VT-x) or `svm`
@@ -36,17 +37,7 @@ public enum HostPlatform {
 
     /// Reads a (small) procfs file whole; "" if it cannot be read.
     public static func readProcFile(_ path: String) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while bytes.count < 16 << 20 {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        HostFile.text(path, limit: 16 << 20) ?? ""
     }
 
     /// This process's peak resident set (VmHWM in /proc/self/status), in bytes.

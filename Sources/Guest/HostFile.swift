@@ -1,19 +1,19 @@
 import Glibc
-import Guest
 
 /// Files of this host read whole and bounded: the one reader behind the
 /// supervisor's questions about processes (/proc status, fdinfo, cmdline,
-/// maps, links) and the memo store's loads.
-enum HostFile {
+/// maps, links), the memo store's loads and the host's own facts
+/// (/proc/cpuinfo).
+public enum HostFile {
     /// Why a file could not be read whole.
-    struct Failure: Error, CustomStringConvertible {
-        var errno: Int32
-        var description: String { errno == EFBIG ? "larger than expected" : errnoText(errno) }
+    public struct Failure: Error, CustomStringConvertible {
+        public var errno: Int32
+        public var description: String { errno == EFBIG ? "larger than expected" : errnoText(errno) }
     }
 
     /// A file's bytes, opened with `flags` besides O_RDONLY | O_CLOEXEC; a
     /// file longer than `limit` is EFBIG.
-    static func read(_ path: String, limit: Int = 16 << 20, flags: Int32 = 0) -> Result<[UInt8], Failure> {
+    public static func read(_ path: String, limit: Int = 16 << 20, flags: Int32 = 0) -> Result<[UInt8], Failure> {
         let fd = open(path, O_RDONLY | O_CLOEXEC | flags)
         guard fd >= 0 else { return .failure(Failure(errno: errno)) }
         defer { close(fd) }
@@ -29,15 +29,15 @@ enum HostFile {
         return .failure(Failure(errno: EFBIG))
     }
 
-    /// A small text file (a /proc status or fdinfo: at most 64 KiB), or nil.
-    static func text(_ path: String) -> String? {
-        guard case .success(let bytes) = read(path, limit: 1 << 16) else { return nil }
+    /// A text file of at most `limit` bytes (a /proc status or fdinfo), or nil.
+    public static func text(_ path: String, limit: Int = 1 << 16) -> String? {
+        guard case .success(let bytes) = read(path, limit: limit) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The number on the line that starts with `name` ("Tgid:", "Pid:") in a
     /// /proc status or fdinfo text.
-    static func field(_ name: String, in text: String) -> Int32? {
+    public static func field(_ name: String, in text: String) -> Int32? {
         for line in text.split(separator: "\n") where line.hasPrefix(name) {
             let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
             return Int32(String(line.dropFirst(name.count).drop(while: blank).reversed().drop(while: blank).reversed()))
@@ -46,7 +46,7 @@ enum HostFile {
     }
 
     /// Where the symbolic link at `path` points (at most 255 bytes), or nil.
-    static func link(_ path: String) -> String? {
+    public static func link(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 256)
         let n = readlink(path, &buffer, buffer.count - 1)
         guard n > 0 else { return nil }
