@@ -215,6 +215,9 @@ run_l1() {
     # took 7 s + 21 s in the L1 (38 s with its boot); with thread=single the
     # L1 itself booted (10 s) but tiny had not reached /init after 390 s.
     # The rare early L1 oops of multi-threaded TCG is covered by the retry.
+    # CX16 stays on here (swvmm, a Swift program, needs `cmpxchg16b` in the
+    # L1), but swvmm offers it to no guest of a TCG-emulated host: see
+    # HostPlatform.isEmulatedByTCG.
     setpriv --pdeathsig KILL -- qemu-system-x86_64 \
         -accel "tcg,thread=${KVM_HOST_TCG:-multi}" -cpu max -smp 2 -m "$memory" \
         -nodefaults -no-user-config -display none -monitor none -no-reboot \

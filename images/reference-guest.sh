@@ -32,8 +32,10 @@ workdir=$(cd "$workdir" && pwd)
 rm -f "$workdir/serial.sock" "$workdir/gdb.sock"
 
 echo "$$" > "$workdir/qemu.pid"
+# cx16=off: multi-threaded TCG can corrupt RFLAGS at a `lock cmpxchg16b`
+# (see kvm-host.sh); SLUB uses it on every allocation when the CPU has it.
 exec setpriv --pdeathsig KILL -- qemu-system-x86_64 \
-    -accel tcg -cpu max -smp 2 -m 512M \
+    -accel tcg -cpu max,cx16=off -smp 2 -m 512M \
     -nographic -no-reboot -display none -monitor none \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 swvmm.mode=known-state panic=-1 ${REFERENCE_GUEST_APPEND:-}" \

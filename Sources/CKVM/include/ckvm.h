@@ -17,6 +17,10 @@
 int ckvm_ioctl_ptr(int fd, unsigned long request, void *argument);
 int ckvm_ioctl_value(int fd, unsigned long request, unsigned long argument);
 
+// ---- the host CPU's own CPUID (Swift has no inline assembly) ---------------
+// Leaf `leaf`, sub-leaf `subleaf` of the CPU this runs on: eax, ebx, ecx, edx.
+void ckvm_host_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+
 // ---- /dev/kvm (system) ioctls ----------------------------------------------
 static const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;
 static const unsigned long CKVM_CREATE_VM = KVM_CREATE_VM;

@@ -1,3 +1,4 @@
+import CKVM
 import Glibc
 import Guest
 
@@ -10,6 +11,36 @@ import Guest
 public enum HostPlatform {
     /// True when the host CPU advertises VT-x or AMD-V (read once per process).
     public static let hasHardwareVirtualization: Bool = hardwareVirtualizationFlag(cpuinfo: readCPUInfo()) != nil
+
+    /// The signature of the hypervisor this host runs under (CPUID leaf
+    /// 0x40000000: EBX, ECX, EDX as text), or nil on bare metal (CPUID.1:ECX
+    /// bit 31, "hypervisor present", clear).
+    public static let hypervisorSignature: String? = {
+        var registers: [UInt32] = [0, 0, 0, 0]
+        ckvm_host_cpuid(1, 0, &registers)
+        guard registers[2] & hypervisorPresentBit != 0 else { return nil }
+        ckvm_host_cpuid(hypervisorLeaf, 0, &registers)
+        return signatureText(ebx: registers[1], ecx: registers[2], edx: registers[3])
+    }()
+
+    /// Whether this host is itself a guest of QEMU's TCG (its signature
+    /// "TCGTCGTCGTCG"), as the KVM host is. Its `lock cmpxchg16b` is not to be
+    /// trusted under multi-threaded TCG (shared/PLATFORM.md), so swvmm's
+    /// guests are not offered CX16 there.
+    public static var isEmulatedByTCG: Bool { hypervisorSignature == tcgSignature }
+
+    /// CPUID.1:ECX bit 31: set by every hypervisor (Intel SDM Vol. 2A, CPUID; reserved for it).
+    static let hypervisorPresentBit: UInt32 = 1 << 31
+    /// The hypervisor vendor leaf (the range 0x40000000-0x4FFFFFFF is the hypervisor's).
+    static let hypervisorLeaf: UInt32 = 0x4000_0000
+    /// QEMU's TCG accelerator's vendor signature (target/i386/cpu.c).
+    static let tcgSignature = "TCGTCGTCGTCG"
+
+    /// Twelve bytes of a CPUID vendor signature, little-endian in EBX, ECX, EDX.
+    static func signatureText(ebx: UInt32, ecx: UInt32, edx: UInt32) -> String {
+        let bytes = [ebx, ecx, edx].flatMap { word in (0 ..< 4).map { UInt8(truncatingIfNeeded: word >> (8 * $0)) } }
+        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+    }
 
     /// The first of `vmx`/`svm` among the `flags` lines of `cpuinfo`, if any.
     public static func hardwareVirtualizationFlag(cpuinfo: String) -> String? {
