@@ -25,8 +25,8 @@ public enum HostPlatform {
 
     /// Whether this host is itself a guest of QEMU's TCG (its signature
     /// "TCGTCGTCGTCG"), as the KVM host is. Its `lock cmpxchg16b` is not to be
-    /// trusted under multi-threaded TCG (shared/PLATFORM.md), so swvmm's
-    /// guests are not offered CX16 there.
+    /// trusted under QEMU 7.2's multi-threaded TCG (RFLAGS left corrupt:
+    /// README, "The KVM host"), so swvmm's guests are not offered CX16 there.
     public static var isEmulatedByTCG: Bool { hypervisorSignature == tcgSignature }
 
     /// CPUID.1:ECX bit 31: set by every hypervisor (Intel SDM Vol. 2A, CPUID; reserved for it).
