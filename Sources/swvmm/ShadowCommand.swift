@@ -21,6 +21,8 @@ struct ShadowCommand: ParsableCommand {
 
         With --gdb, the shadow process stays in the guest between runs (found again through /tmp/swvmm-UID, by the gdbstub's identity) and ends itself after --shadow-idle-timeout seconds without a run; --stop-shadow ends it now. With --vm, the swvmm that runs the VM (swvmm --kernel ... --shadow, which prints its socket's path) keeps the shadow process and serves the command; one command at a time per VM.
 
+        The command and the swvmm thread that answers its calls share one CPU for the run (the one that thread was on), so each hand-off between them stays on a warm CPU; the command's threads and children share it too.
+
         The exit status is the command's; 1 when swvmm cannot start it or reach the guest.
         """
     )
