@@ -191,6 +191,18 @@ public enum LinuxABI {
     /// the signal the parent gets when the child exits (clone(2)).
     public static let sigchld: UInt64 = 17
     /// prctl option that sets the calling thread's comm (include/uapi/linux/prctl.h).
+    /// Bytes of a CPU mask as sched_setaffinity(2) takes it: glibc's
+    /// cpu_set_t, 1024 CPUs (CPU_SETSIZE, sched.h).
+    public static let cpuSetBytes = 128
+
+    /// A CPU mask holding `cpu` alone; nil outside the mask's 1024 CPUs.
+    public static func cpuSet(only cpu: Int) -> [UInt8]? {
+        guard cpu >= 0, cpu < cpuSetBytes * 8 else { return nil }
+        var mask = [UInt8](repeating: 0, count: cpuSetBytes)
+        mask[cpu / 8] = 1 << UInt8(cpu % 8)
+        return mask
+    }
+
     /// kcmp(2)'s KCMP_FILE: compare two tasks' files (include/uapi/linux/kcmp.h).
     public static let kcmpFile: UInt64 = 0
     public static let prSetName: UInt64 = 15

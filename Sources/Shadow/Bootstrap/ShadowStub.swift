@@ -78,8 +78,8 @@ public struct ShadowStub: Equatable, Sendable {
     /// when it closes, to the idle timeout's count.
     public static let idleCountdownOffset = headerOffset + 0x38
     public static let cpusetOffset = headerOffset + 0x40
-    /// Bytes of cpu_set_t written: 1024 CPUs (glibc's CPU_SETSIZE, sched.h).
-    public static let cpusetLength = 128
+    /// Bytes of cpu_set_t written (`LinuxABI.cpuSetBytes`).
+    public static let cpusetLength = LinuxABI.cpuSetBytes
     /// S's process name, NUL-terminated, for prctl(PR_SET_NAME).
     public static let nameOffset = cpusetOffset + cpusetLength
     /// The name S shows in the guest's `ps`: what it is, for whoever looks.
@@ -217,8 +217,8 @@ public struct ShadowStub: Equatable, Sendable {
         page.replaceSubrange(ShadowStub.idleCountdownOffset ..< ShadowStub.idleCountdownOffset + 8, with: le64(idleCountdown))
         let name = Array(ShadowStub.processName.utf8.prefix(ShadowStub.nameLength - 1))
         page.replaceSubrange(ShadowStub.nameOffset ..< ShadowStub.nameOffset + name.count, with: name)
-        if let cpu, cpu >= 0, cpu < ShadowStub.cpusetLength * 8 {
-            page[ShadowStub.cpusetOffset + cpu / 8] = 1 << UInt8(cpu % 8)
+        if let mask = cpu.flatMap(LinuxABI.cpuSet(only:)) {
+            page.replaceSubrange(ShadowStub.cpusetOffset ..< ShadowStub.cpusetOffset + mask.count, with: mask)
         }
         return page
     }

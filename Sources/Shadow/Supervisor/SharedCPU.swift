@@ -10,20 +10,16 @@ import CShadow
 /// CPU. `SupervisorBenchmark` measures the seccomp round trip, its yardstick,
 /// on one CPU the same way.
 struct SharedCPU {
-    /// A CPU mask as sched_setaffinity(2) takes it: 1024 CPUs, glibc's cpu_set_t.
-    private typealias Mask = [UInt8]
-    private static let maskBytes = 128
-    private let former: Mask
-    private let only: Mask
+    /// CPU masks as sched_setaffinity(2) takes them (`LinuxABI.cpuSet`).
+    private let former: [UInt8]
+    private let only: [UInt8]
 
     /// Pins the calling thread to the CPU it is on now; nil where the kernel
     /// refuses or cannot say (the run then goes unpinned).
     static func pinCallingThread() -> SharedCPU? {
-        var former = Mask(repeating: 0, count: maskBytes)
-        let cpu = Int(cshadow_current_cpu())
-        guard cpu >= 0, cpu < maskBytes * 8, cshadow_get_affinity(0, &former, maskBytes) == 0 else { return nil }
-        var only = Mask(repeating: 0, count: maskBytes)
-        only[cpu / 8] = UInt8(1) << UInt8(cpu % 8)
+        var former = [UInt8](repeating: 0, count: LinuxABI.cpuSetBytes)
+        guard let only = LinuxABI.cpuSet(only: Int(cshadow_current_cpu())),
+              cshadow_get_affinity(0, &former, former.count) == 0 else { return nil }
         let shared = SharedCPU(former: former, only: only)
         return shared.pin(task: 0) ? shared : nil
     }
