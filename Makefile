@@ -20,7 +20,8 @@ IMAGES := images/out
 #     binutils git ca-certificates libc6-dev libedit2 libgcc-12-dev libncurses-dev
 #     libpython3-dev libsqlite3-0 libstdc++-12-dev libxml2-dev libz3-dev tzdata
 #     unzip zlib1g-dev
-#   initramfs: busybox-static cpio gzip kmod (modinfo) zstd xz-utils gcc (the sleeper)
+#   initramfs: busybox-static cpio gzip kmod (modinfo) zstd xz-utils gcc (the sleeper,
+#              the L1's kvm-key-holder)
 #   small kernel: linux-source-6.1 make gcc flex bison bc perl libssl-dev libelf-dev
 #   stock kernels: apt-get download + dpkg-deb (apt, dpkg: always present), file, lz4
 #   reference guest and tests: qemu-system-x86 socat util-linux (setpriv)

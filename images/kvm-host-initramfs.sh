@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds the initramfs of the KVM host's L1 (images/kvm-host.sh): busybox,
-# images/kvm-host-init as /init, and the named modules of a stock kernel with
-# everything they depend on, decompressed, in load order.
+# images/kvm-host-init as /init, images/kvm-key-holder.c built static, and
+# the named modules of a stock kernel with everything they depend on,
+# decompressed, in load order.
 # Usage: kvm-host-initramfs.sh OUTPUT.cpio.gz KERNEL_TREE RELEASE MODULE...
 #   KERNEL_TREE  a kernel package unpacked with dpkg-deb -x (has lib/modules/RELEASE)
 #   MODULE       a module name (kvm-amd, 9pnet_virtio, ...)
@@ -18,7 +19,7 @@ shift 3
 busybox=${BUSYBOX:-/bin/busybox}
 [ -x "$busybox" ] || die "$busybox not found: install busybox-static"
 file -L "$busybox" | grep -q 'statically linked' || die "$busybox is dynamically linked: install busybox-static (not busybox)"
-for tool in cpio gzip modinfo xz; do
+for tool in cpio gzip modinfo xz gcc; do
     command -v "$tool" >/dev/null || die "'$tool' not found (make setup installs it)"
 done
 src="$tree/lib/modules/$release"
@@ -62,6 +63,8 @@ cp "$busybox" "$stage/bin/busybox"
     ln -sf /bin/busybox "$stage/$applet"
 done
 install -m 0755 "$here/kvm-host-init" "$stage/init"
+gcc -static -Os -s -o "$stage/bin/kvm-key-holder" "$here/kvm-key-holder.c" \
+    || die "cannot build the KVM key holder: install gcc and libc6-dev"
 
 # busybox insmod reads plain .ko only.
 : > "$stage/modules/order"

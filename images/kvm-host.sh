@@ -187,7 +187,10 @@ if [ "$interactive" = 1 ] && [ "$force_l1" != 1 ]; then
     say "no VT-x/AMD-V on this host: running in the KVM host, a QEMU/TCG L1 with emulated AMD SVM (slow: every instruction emulated); a host with VT-x/AMD-V runs the same command directly, at full speed"
 fi
 
-append="console=ttyS0 quiet panic=-1 oops=panic mitigations=off"
+# clearcpuid=cx16: the L1's kernel stops using `lock cmpxchg16b` (SLUB runs
+# it constantly; multi-threaded TCG can corrupt RFLAGS after it, see below),
+# while user space, swvmm included, still has the instruction.
+append="console=ttyS0 quiet panic=-1 oops=panic mitigations=off clearcpuid=cx16"
 [ "${KVM_HOST_SKIP_KVM:-0}" != 1 ] || append+=" kvmhost.skipkvm"
 
 start=$SECONDS
@@ -215,8 +218,9 @@ run_l1() {
     # took 7 s + 21 s in the L1 (38 s with its boot); with thread=single the
     # L1 itself booted (10 s) but tiny had not reached /init after 390 s.
     # The rare early L1 oops of multi-threaded TCG is covered by the retry.
-    # CX16 stays on here (swvmm, a Swift program, needs `cmpxchg16b` in the
-    # L1), but swvmm offers it to no guest of a TCG-emulated host: see
+    # CX16 stays in QEMU's CPU model (swvmm, a Swift program, needs
+    # `cmpxchg16b` in the L1; the kernel is told not to use it, above), and
+    # swvmm offers it to no guest of a TCG-emulated host: see
     # HostPlatform.isEmulatedByTCG.
     setpriv --pdeathsig KILL -- qemu-system-x86_64 \
         -accel "tcg,thread=${KVM_HOST_TCG:-multi}" -cpu max -smp 2 -m "$memory" \

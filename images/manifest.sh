@@ -26,7 +26,7 @@ line() { # file description
         line "initramfs-$series.cpio.gz" "busybox-static $(pkgver busybox-static), /init, modules of $rel: $*"
         line "initramfs-bench-$series.cpio.gz" "initramfs-$series.cpio.gz, then bench-tools.cpio.gz"
     done
-    [ -e release-6.12 ] && line kvm-host-initramfs.cpio.gz "busybox-static $(pkgver busybox-static), kvm-host-init, KVM and 9p modules of $(cat release-6.12) (the KVM host's L1)"
+    [ -e release-6.12 ] && line kvm-host-initramfs.cpio.gz "busybox-static $(pkgver busybox-static), kvm-host-init, kvm-key-holder, KVM and 9p modules of $(cat release-6.12) (the KVM host's L1)"
     line bench-tools.cpio.gz "this host's binaries of the bench's tools, procps $(pkgver procps), psmisc $(pkgver psmisc), net-tools $(pkgver net-tools), iproute2 $(pkgver iproute2), kmod $(pkgver kmod), coreutils $(pkgver coreutils), libc6 $(pkgver libc6)"
     line initramfs.cpio.gz "busybox-static $(pkgver busybox-static), /init, no modules (for bzImage-tiny)"
 } > MANIFEST.tmp

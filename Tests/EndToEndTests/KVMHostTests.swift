@@ -38,6 +38,48 @@ final class KVMHostTests: XCTestCase {
         print("KVMHostTests: a trivial command took \(String(format: "%.1f", result.seconds)) s")
     }
 
+    /// The L1's kernel stays away from what multi-threaded TCG gets wrong now
+    /// and then, each of which killed L1s: `cmpxchg16b` (booted with
+    /// clearcpuid=cx16) and live text patching. A VM made and destroyed in the
+    /// L1 patches none of its kernel's text, because kvm-key-holder keeps the
+    /// keys that KVM flips switched on. A kprobe on jump_label_update counts
+    /// the flips while swvmm runs a micro-guest that triple-faults at once;
+    /// ending the holder afterwards must flip a key, or the probe saw nothing
+    /// and proves nothing. Enabling the probe and that last flip are live
+    /// patches too: an L1 lost to them is run once more.
+    func testTheL1KernelAvoidsCmpxchg16bAndTextPatching() throws {
+        try Swvmm.requireBinary()
+        if KVMHost.runsDirectly {
+            throw XCTSkip("this host has VT-x/AMD-V: the KVM host runs no TCG L1 here, and so no kvm-key-holder")
+        }
+        let kernel = Swvmm.packageRoot.appendingPathComponent(".build/e2e-kvmhost-triple-fault.elf")
+        try Data(MicroKernel.tripleFault.elf).write(to: kernel)
+        let result = try KVMHost.retryingL1Deaths("KVMHostTests", { try KVMHost.run(batch: """
+            tracing=/sys/kernel/tracing
+            mountpoint -q $tracing || mount -t tracefs nodev $tracing || exit 3
+            echo 'p:swvmm_flip jump_label_update' >> $tracing/kprobe_events || exit 4
+            echo 1 > $tracing/events/kprobes/swvmm_flip/enable
+            flips() { grep -c ' swvmm_flip:' $tracing/trace; }
+            grep -qw cx16 /proc/cpuinfo || echo "kernel-cx16=off"
+            pgrep -x kvm-key-holder >/dev/null && echo "holder=running"
+            \(shellQuoted(Swvmm.binary.path)) --kernel \(shellQuoted(kernel.path)) </dev/null >/dev/null 2>&1
+            echo "swvmm=$?"
+            sleep 2  # KVM defers its APIC keys' decrements by up to a second
+            echo "flips with the holder=$(flips)"
+            pkill -x kvm-key-holder
+            sleep 2
+            echo "flips after it ended=$(flips)"
+            """, timeout: 300) }, died: { ($0 as? KVMHost.Failure)?.l1Died == true })
+        XCTAssertEqual(result.status, 0, result.summary)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains("kernel-cx16=off"), result.summary)
+        XCTAssertTrue(lines.contains("holder=running"), result.summary)
+        XCTAssertTrue(lines.contains("swvmm=2"), "the micro-guest's triple fault\n\(result.summary)")
+        XCTAssertTrue(lines.contains("flips with the holder=0"), result.summary)
+        let after = lines.first { $0.hasPrefix("flips after it ended=") }.flatMap { Int($0.split(separator: "=")[1]) }
+        XCTAssertGreaterThan(after ?? 0, 0, "the probe never fired: it proves nothing\n\(result.summary)")
+    }
+
     /// kvm_amd not loaded in the L1: no /dev/kvm, said in one line, status 125.
     func testMissingDevKVMInTheL1IsReportedClearly() throws {
         let result = try KVMHost.runAllowingFailure(batch: "echo command-ran", timeout: 300,
