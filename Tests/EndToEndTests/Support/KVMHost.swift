@@ -180,8 +180,9 @@ struct SwvmmBatch {
     /// and a guest that died or stalled before that (an RCU stall or soft
     /// lockup in its log: multi-vCPU guests under QEMU/TCG hit a
     /// cross-modifying-code race now and then, shared/PLATFORM.md) is ended
-    /// and booted once more, saying so on stderr and keeping the first
-    /// attempt's output as `NAME.first-attempt.stdout`.
+    /// and booted again, up to three boots in all (a four-vCPU guest was
+    /// lost twice in a row in one run), saying so on stderr and keeping each
+    /// lost attempt's output as `NAME.attempt-N.stdout`.
     mutating func add(_ name: String, _ arguments: [String], timeout: Int = 300, readyMarker: String? = nil) {
         precondition(name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }, "bad run name \(name)")
         guard let readyMarker else {
@@ -191,7 +192,7 @@ struct SwvmmBatch {
         let quoted = arguments.map(shellQuoted).joined(separator: " ")
         let marker = shellQuoted(readyMarker)
         let shell = """
-            for attempt in 1 2; do
+            for attempt in 1 2 3; do
                 timeout -k 5 \(timeout) "$swvmm" \(quoted) </dev/null >"$out.stdout" 2>"$out.stderr" & pid=$!
                 while kill -0 "$pid" 2>/dev/null; do
                     if ! grep -q \(marker) "$out.stdout" && grep -q -E 'detected stalls|soft lockup' "$out.stdout"; then
@@ -200,9 +201,9 @@ struct SwvmmBatch {
                     sleep 2
                 done
                 wait "$pid" && status=0 || status=$?
-                if grep -q \(marker) "$out.stdout" || [ "$attempt" = 2 ]; then break; fi
-                echo "swvmm run \(name): the guest died or stalled before it was ready (status $status); booting it once more" >&2
-                cp "$out.stdout" "$out.first-attempt.stdout"
+                if grep -q \(marker) "$out.stdout" || [ "$attempt" = 3 ]; then break; fi
+                echo "swvmm run \(name): the guest died or stalled before it was ready (status $status, attempt $attempt of 3); booting it once more" >&2
+                cp "$out.stdout" "$out.attempt-$attempt.stdout"
             done
             """
         runs.append(Run(name: name, arguments: arguments, timeout: timeout, shell: shell))
