@@ -173,8 +173,9 @@ public struct MemoStore: Sendable {
     }
 
     /// The key of the inspector process `pid` under `policy`: FNV-1a over
-    /// the policy, its arguments and the contents of its mapped files (the
-    /// executable among them); nil when one of them cannot be read.
+    /// the policy, its arguments, and the path and XXH64 of the contents of
+    /// each of its mapped files (the executable among them); nil when one of
+    /// them cannot be read.
     public static func key(inspector pid: Int32, policy: ShadowPolicy) -> UInt64? {
         var hash = FNV1a()
         hash.add(Array("\(policy.guestPaths)|\(policy.localPaths)|\(policy.allowWrites)".utf8))
@@ -194,7 +195,7 @@ public struct MemoStore: Sendable {
         for file in files.sorted() {
             guard case .success(let contents) = HostFile.read(file, limit: 256 << 20) else { return nil }
             hash.add(Array(file.utf8) + [0])
-            hash.add(contents)
+            hash.add(XXH64.hash(contents).littleEndianBytes())
         }
         return hash.value
     }
