@@ -14,19 +14,32 @@ public enum HostFile {
     /// A file's bytes, opened with `flags` besides O_RDONLY | O_CLOEXEC; a
     /// file longer than `limit` is EFBIG.
     public static func read(_ path: String, limit: Int = 16 << 20, flags: Int32 = 0) -> Result<[UInt8], Failure> {
+        var bytes: [UInt8] = []
+        return forEachChunk(path, limit: limit, flags: flags) { bytes += $0 }.map { _ in bytes }
+    }
+
+    /// Hands a file's bytes to `body` in order, a chunk of at most 64 KiB at
+    /// a time from one reused buffer (no copy of the whole file), and returns
+    /// how many there were. Opened and bounded as `read`; after a failure
+    /// `body` may have seen part of the file.
+    public static func forEachChunk(_ path: String, limit: Int = 16 << 20, flags: Int32 = 0,
+                                    _ body: (UnsafeRawBufferPointer) -> Void) -> Result<Int, Failure> {
         let fd = open(path, O_RDONLY | O_CLOEXEC | flags)
         guard fd >= 0 else { return .failure(Failure(errno: errno)) }
         defer { close(fd) }
-        var bytes: [UInt8] = []
+        var total = 0
         var chunk = [UInt8](repeating: 0, count: min(limit + 1, 1 << 16))
-        while bytes.count <= limit {
-            let n = Glibc.read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return .failure(Failure(errno: errno)) }
-            if n == 0 { return .success(bytes) }
-            bytes += chunk[0..<n]
+        return chunk.withUnsafeMutableBytes { buffer in
+            while total <= limit {
+                let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { return .failure(Failure(errno: errno)) }
+                if n == 0 { return .success(total) }
+                total += n
+                if total <= limit { body(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
+            }
+            return .failure(Failure(errno: EFBIG))
         }
-        return .failure(Failure(errno: EFBIG))
     }
 
     /// A text file of at most `limit` bytes (a /proc status or fdinfo), or nil.

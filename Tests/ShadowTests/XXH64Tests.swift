@@ -25,10 +25,30 @@ final class XXH64Tests: XCTestCase {
         XCTAssertEqual(XXH64.hash(Array("abc".utf8)), 0x44bc2cf5ad770999)
     }
 
+    /// Fed in pieces of every size from 1 to 70 bytes (pending bytes carried
+    /// over a stripe, pieces of whole stripes, pieces inside one stripe).
+    func testPiecesHashLikeTheWhole() {
+        let bytes = pattern(4099)
+        for size in 1 ... 70 {
+            var hasher = XXH64()
+            bytes.withUnsafeBytes { all in
+                var offset = 0
+                while offset < all.count {
+                    let end = min(offset + size, all.count)
+                    hasher.add(UnsafeRawBufferPointer(rebasing: all[offset ..< end]))
+                    offset = end
+                }
+            }
+            XCTAssertEqual(hasher.value, 0x6243e90ade852967, "pieces of \(size)")
+        }
+    }
+
     func testUnalignedInputHashesLikeAlignedInput() {
         let bytes = pattern(1000)
         let shifted = [0xAA] + bytes
-        let value = shifted.withUnsafeBytes { XXH64.hash(UnsafeRawBufferPointer(rebasing: $0[1...])) }
+        var hasher = XXH64()
+        shifted.withUnsafeBytes { hasher.add(UnsafeRawBufferPointer(rebasing: $0[1...])) }
+        let value = hasher.value
         XCTAssertEqual(value, 0x5f235fa033f1a3fb)
     }
 }

@@ -193,9 +193,10 @@ public struct MemoStore: Sendable {
         }
         guard !files.isEmpty else { return nil }
         for file in files.sorted() {
-            guard case .success(let contents) = HostFile.read(file, limit: 256 << 20) else { return nil }
+            var contents = XXH64()
+            guard case .success = HostFile.forEachChunk(file, limit: 256 << 20, { contents.add($0) }) else { return nil }
             hash.add(Array(file.utf8) + [0])
-            hash.add(XXH64.hash(contents).littleEndianBytes())
+            hash.add(contents.value.littleEndianBytes())
         }
         return hash.value
     }
