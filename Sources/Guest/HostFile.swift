@@ -1,9 +1,10 @@
 import Glibc
 
-/// Files of this host read whole and bounded: the one reader behind the
-/// supervisor's questions about processes (/proc status, fdinfo, cmdline,
-/// maps, links), the memo store's loads and the host's own facts
-/// (/proc/cpuinfo).
+/// Files of this host read whole and bounded, or chunk by chunk: the one
+/// reader behind the supervisor's questions about processes (/proc status,
+/// fdinfo, cmdline, maps, links), the memo store's loads and keys (the
+/// inspector's mapped files, hashed as they stream by) and the host's own
+/// facts (/proc/cpuinfo).
 public enum HostFile {
     /// Why a file could not be read whole.
     public struct Failure: Error, CustomStringConvertible {
