@@ -219,9 +219,8 @@ run_l1() {
     # L1 itself booted (10 s) but tiny had not reached /init after 390 s.
     # The rare early L1 oops of multi-threaded TCG is covered by the retry.
     # CX16 stays in QEMU's CPU model (swvmm, a Swift program, needs
-    # `cmpxchg16b` in the L1; the kernel is told not to use it, above), and
-    # swvmm offers it to no guest of a TCG-emulated host: see
-    # HostPlatform.isEmulatedByTCG.
+    # `cmpxchg16b` in the L1; the kernel is told not to use it, above; the
+    # README's KVM host section says why swvmm's guests keep it).
     setpriv --pdeathsig KILL -- qemu-system-x86_64 \
         -accel "tcg,thread=${KVM_HOST_TCG:-multi}" -cpu max -smp 2 -m "$memory" \
         -nodefaults -no-user-config -display none -monitor none -no-reboot \

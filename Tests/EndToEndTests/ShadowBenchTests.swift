@@ -23,7 +23,8 @@ final class ShadowBenchTests: XCTestCase {
         memoizedSeconds: nil, redirectedCalls: 0, localCalls: 3, notifications: 3, transitionsPerCallFirst: nil,
         transitionsPerCallMemoized: nil, otherVCPUInterruptions: nil, hostMicrosecondsPerCall: 0, seccompRoundTripMicroseconds: 4.25)
     private static let environment = ShadowBenchEnvironment(
-        hostCPU: "Test CPU \"X\"", hostKernel: "Linux 6.8.0 x86_64", guestKernel: "6.1.0-test", swvmmVersion: "development",
+        hostCPU: "Test CPU \"X\"", hostKernel: "Linux 6.8.0 x86_64", hostHypervisor: "TCGTCGTCGTCG", guestKernel: "6.1.0-test",
+        swvmmVersion: "development",
         gitCommit: nil, targetKind: "vm", targetAddress: "/run/vm.sock", guestCPUs: 3, nativeWhere: "guest",
         date: "2026-11-26T16:00:00Z", runs: 3)
 
@@ -44,6 +45,7 @@ final class ShadowBenchTests: XCTestCase {
         let parsed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         let environment = try XCTUnwrap(parsed["environment"] as? [String: Any])
         XCTAssertEqual(environment["host_cpu"] as? String, "Test CPU \"X\"")
+        XCTAssertEqual(environment["host_hypervisor"] as? String, "TCGTCGTCGTCG")
         XCTAssertEqual(environment["guest_kernel"] as? String, "6.1.0-test")
         XCTAssertEqual(environment["guest_cpus"] as? Int, 3)
         XCTAssertTrue(environment["git_commit"] is NSNull)

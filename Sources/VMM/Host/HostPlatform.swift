@@ -23,18 +23,10 @@ public enum HostPlatform {
         return signatureText(ebx: registers[1], ecx: registers[2], edx: registers[3])
     }()
 
-    /// Whether this host is itself a guest of QEMU's TCG (its signature
-    /// "TCGTCGTCGTCG"), as the KVM host is. Its `lock cmpxchg16b` is not to be
-    /// trusted under QEMU 7.2's multi-threaded TCG (RFLAGS left corrupt:
-    /// README, "The KVM host"), so swvmm's guests are not offered CX16 there.
-    public static var isEmulatedByTCG: Bool { hypervisorSignature == tcgSignature }
-
     /// CPUID.1:ECX bit 31: set by every hypervisor (Intel SDM Vol. 2A, CPUID; reserved for it).
     static let hypervisorPresentBit: UInt32 = 1 << 31
     /// The hypervisor vendor leaf (the range 0x40000000-0x4FFFFFFF is the hypervisor's).
     static let hypervisorLeaf: UInt32 = 0x4000_0000
-    /// QEMU's TCG accelerator's vendor signature (target/i386/cpu.c).
-    static let tcgSignature = "TCGTCGTCGTCG"
 
     /// Twelve bytes of a CPUID vendor signature, little-endian in EBX, ECX, EDX.
     static func signatureText(ebx: UInt32, ecx: UInt32, edx: UInt32) -> String {

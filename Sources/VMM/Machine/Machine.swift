@@ -67,7 +67,7 @@ public final class Machine: @unchecked Sendable {
             let vcpu = try virtualMachine.createVirtualCPU(id: index)
             try VCPUSetup.configure(vcpu, index: index, plan: plan, supportedCPUID: supportedCPUID,
                                     cpuCount: configuration.cpuCount,
-                                    clearCX16: !HostPlatform.hasHardwareVirtualization || HostPlatform.isEmulatedByTCG)
+                                    clearCX16: !HostPlatform.hasHardwareVirtualization)
             vcpus.append(vcpu)
         }
         runner = VCPURunner(vcpus: vcpus, memory: memory, ports: ports, stopController: stopController,

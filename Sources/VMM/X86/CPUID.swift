@@ -69,8 +69,7 @@ public enum CPUIDNormalizer {
     /// counts in leaves 1 and 4, the hypervisor bit and signature, IBT and
     /// FRED hidden (see `leafExtendedFeatures`), and CX16
     /// cleared when `clearCX16` (an emulating KVM backend cannot run
-    /// `lock cmpxchg16b`, shared/PLATFORM.md; on a host QEMU's TCG emulates
-    /// it is not to be trusted: `HostPlatform.isEmulatedByTCG`).
+    /// `lock cmpxchg16b`, shared/PLATFORM.md).
     public static func normalize(_ supported: [CPUIDEntry], vcpuIndex: Int, cpuCount: Int,
                                  clearCX16: Bool) -> [CPUIDEntry] {
         let apicID = UInt32(truncatingIfNeeded: vcpuIndex) & 0xFF

@@ -20,6 +20,7 @@ enum ShadowBenchJSON {
         ("seccomp_roundtrip_us", "the seccomp user-notification round trip measured in the same bench run (NotificationRoundTrip)"),
         ("other_vcpu_interruptions", "exits of the guest's own vCPUs during the first run (vm only; native shadow promises 0)"),
         ("kernel", "the guest's uname -r, taken through the target"),
+        ("host_hypervisor", "the CPUID signature of the hypervisor this host itself runs under (TCGTCGTCGTCG: the KVM host's L1, every instruction emulated); null on bare metal"),
         ("guest_cpus", "CPUs the guest kernel has (/sys/devices/system/cpu/present through the target; a swvmm VM's shadow vCPU included)"),
         ("shadow_setup", "vm only: bootstrap_s, median set-up time of S over samples runs of --stop-shadow then hostname; "
             + "reconnect_s, median time from connecting to the go-ahead of a run when S exists"),
@@ -29,6 +30,7 @@ enum ShadowBenchJSON {
     static func text(rows: [ShadowBenchRow], environment: ShadowBenchEnvironment, setUp: ShadowSetUpTimes?) -> String {
         let env = object([
             ("host_cpu", string(environment.hostCPU)), ("host_kernel", string(environment.hostKernel)),
+            ("host_hypervisor", environment.hostHypervisor.map(string) ?? "null"),
             ("guest_kernel", string(environment.guestKernel)), ("swvmm_version", string(environment.swvmmVersion)),
             ("git_commit", environment.gitCommit.map(string) ?? "null"), ("target_kind", string(environment.targetKind)),
             ("target_address", string(environment.targetAddress)), ("guest_cpus", environment.guestCPUs.map { "\($0)" } ?? "null"),

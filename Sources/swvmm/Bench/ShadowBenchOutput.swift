@@ -47,7 +47,8 @@ enum ShadowBenchHost {
 
     static func environment(guestKernel: String, targetKind: String, targetAddress: String, guestCPUs: Int?, nativeWhere: String,
                             runs: Int) -> ShadowBenchEnvironment {
-        ShadowBenchEnvironment(hostCPU: hostCPUModel(), hostKernel: hostKernel(), guestKernel: guestKernel,
+        ShadowBenchEnvironment(hostCPU: hostCPUModel(), hostKernel: hostKernel(),
+                               hostHypervisor: HostPlatform.hypervisorSignature, guestKernel: guestKernel,
                                swvmmVersion: swvmmVersion, gitCommit: gitCommit(), targetKind: targetKind,
                                targetAddress: targetAddress, guestCPUs: guestCPUs, nativeWhere: nativeWhere, date: utcDate(), runs: runs)
     }

@@ -39,6 +39,10 @@ struct ShadowBenchRow: Equatable {
 struct ShadowBenchEnvironment: Equatable {
     var hostCPU: String
     var hostKernel: String
+    /// The hypervisor this host itself runs under (its CPUID signature:
+    /// "TCGTCGTCGTCG" in the KVM host's L1, where every instruction is
+    /// emulated), nil on bare metal.
+    var hostHypervisor: String?
     var guestKernel: String
     var swvmmVersion: String
     var gitCommit: String?
