@@ -190,7 +190,6 @@ public enum LinuxABI {
     /// SIGCHLD (include/uapi/asm-generic/signal.h); as clone's low byte it is
     /// the signal the parent gets when the child exits (clone(2)).
     public static let sigchld: UInt64 = 17
-    /// prctl option that sets the calling thread's comm (include/uapi/linux/prctl.h).
     /// Bytes of a CPU mask as sched_setaffinity(2) takes it: glibc's
     /// cpu_set_t, 1024 CPUs (CPU_SETSIZE, sched.h).
     public static let cpuSetBytes = 128
@@ -205,6 +204,7 @@ public enum LinuxABI {
 
     /// kcmp(2)'s KCMP_FILE: compare two tasks' files (include/uapi/linux/kcmp.h).
     public static let kcmpFile: UInt64 = 0
+    /// prctl option that sets the calling thread's comm (include/uapi/linux/prctl.h).
     public static let prSetName: UInt64 = 15
     /// prctl(PR_SET_MM, PR_SET_MM_ARG_START / PR_SET_MM_ARG_END, address):
     /// where /proc/PID/cmdline is read from (include/uapi/linux/prctl.h;
