@@ -104,8 +104,7 @@ final class HardwareBootTests: XCTestCase {
                       timeout: 240, readyMarker: boot.readyMarker)
         }
         // A kernel that triple-faults: written where the L1 sees it (the package tree).
-        let tripleFault = Swvmm.packageRoot.appendingPathComponent(".build/e2e-triple-fault.elf")
-        if (try? Data(MicroKernel.tripleFault.elf).write(to: tripleFault)) != nil {
+        if let tripleFault = try? MicroKernel.tripleFault.writeInPackageTree(named: "e2e-triple-fault.elf") {
             batch.add("triple-fault", ["--kernel", tripleFault.path])
         }
         let tiny = images.appendingPathComponent("bzImage-tiny").path, tinyInitrd = images.appendingPathComponent("initramfs.cpio.gz").path

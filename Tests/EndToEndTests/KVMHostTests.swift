@@ -52,8 +52,7 @@ final class KVMHostTests: XCTestCase {
         if KVMHost.runsDirectly {
             throw XCTSkip("this host has VT-x/AMD-V: the KVM host runs no TCG L1 here, and so no kvm-key-holder")
         }
-        let kernel = Swvmm.packageRoot.appendingPathComponent(".build/e2e-kvmhost-triple-fault.elf")
-        try Data(MicroKernel.tripleFault.elf).write(to: kernel)
+        let kernel = try MicroKernel.tripleFault.writeInPackageTree(named: "e2e-kvmhost-triple-fault.elf")
         let result = try KVMHost.retryingL1Deaths("KVMHostTests", { try KVMHost.run(batch: """
             tracing=/sys/kernel/tracing
             mountpoint -q $tracing || mount -t tracefs nodev $tracing || exit 3

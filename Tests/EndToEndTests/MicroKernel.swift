@@ -1,3 +1,5 @@
+import Foundation
+
 /// A hand-assembled "kernel": an ELF64 x86-64 executable whose 64-bit code
 /// writes a message to the COM1 data port (0x3f8), then resets the machine
 /// through the i8042 (0xFE to port 0x64), then spins. swvmm loads it as it
@@ -43,6 +45,15 @@ struct MicroKernel {
     /// IDT swvmm boots with cannot deliver, nor the #DF that follows
     /// (Intel SDM Vol. 3A §6.15, "Interrupt 8: double fault"): the CPU shuts down.
     static let tripleFault = MicroKernel(code: [0x0F, 0x0B, 0xEB, 0xFE])   // ud2; jmp $
+
+    /// Writes the ELF file as `.build/NAME` of the package tree, where the
+    /// KVM host's L1 sees it too (it shares this host's root read-only), and
+    /// returns its path.
+    func writeInPackageTree(named name: String) throws -> URL {
+        let file = Swvmm.packageRoot.appendingPathComponent(".build/\(name)")
+        try Data(elf).write(to: file)
+        return file
+    }
 
     /// The ELF file: header, one PT_LOAD (R+X) program header, padding, code.
     /// Layout per the System V gABI and the x86-64 psABI (EM_X86_64 = 62).
